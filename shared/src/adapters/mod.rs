@@ -1,0 +1,16 @@
+//! Adapters: the ports' implementations. `sqlite` and `file_secrets` are the
+//! embedded backend (one process, one database file); `aws` is production
+//! (DynamoDB, SQS, Secrets Manager).
+
+pub mod aws;
+pub mod file_secrets;
+pub mod sqlite;
+
+pub(crate) fn millis(ts: jiff::Timestamp) -> i64 {
+    ts.as_millisecond()
+}
+
+pub(crate) fn from_millis(ms: i64) -> Result<jiff::Timestamp, crate::ports::StoreError> {
+    jiff::Timestamp::from_millisecond(ms)
+        .map_err(|e| crate::ports::StoreError::corrupt("timestamp", e))
+}

@@ -1,0 +1,347 @@
+//! Configuration, read once from the environment at start-up and validated.
+//! Every variable is listed in [`VARIABLES`] with its default; a bad or
+//! missing one is an error that names it.
+//!
+//! With nothing AWS configured the hub runs embedded: one SQLite file and a
+//! secrets file under `HUB_DATA_DIR`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every variable the hub reads: name, default, meaning.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        "HUB_BACKEND",
+        "aws if any HUB_*_TABLE/_QUEUE_URL is set, else embedded",
+        "embedded (SQLite + secrets file) or aws (DynamoDB, SQS, Secrets Manager)",
+    ),
+    (
+        "HUB_DATA_DIR",
+        ".hub",
+        "embedded: folder of state.db and secrets.json",
+    ),
+    (
+        "HUB_MAX_RECEIVES",
+        "5",
+        "embedded: receives before a message is parked in the dead-letter queue (SQS: the queue's RedrivePolicy)",
+    ),
+    (
+        "HUB_STATE_TABLE",
+        "(required for aws)",
+        "DynamoDB table of tenants, connections, cursors and the ledger",
+    ),
+    (
+        "HUB_IDEMPOTENCY_TABLE",
+        "(required for aws)",
+        "DynamoDB table of idempotency records",
+    ),
+    (
+        "HUB_WORK_QUEUE_URL",
+        "(required for aws)",
+        "SQS queue of webhook events to process",
+    ),
+    (
+        "HUB_PUSH_QUEUE_URL",
+        "(required for aws)",
+        "SQS queue of ledger rows to post to accounting",
+    ),
+    (
+        "HUB_SECRET_PREFIX",
+        "integration-hub/",
+        "aws: prefix of every secret name in Secrets Manager",
+    ),
+    (
+        "HUB_SECRETS_TTL_SECONDS",
+        "300",
+        "how long a secret read is cached",
+    ),
+    ("HUB_LOG_FORMAT", "json", "json or pretty"),
+    (
+        "RUST_LOG",
+        "info",
+        "log filter (tracing-subscriber EnvFilter syntax)",
+    ),
+    (
+        "AWS_ENDPOINT_URL",
+        "(unset)",
+        "aws: send every AWS call to this endpoint (an emulator)",
+    ),
+];
+
+const AWS_REQUIRED: [&str; 4] = [
+    "HUB_STATE_TABLE",
+    "HUB_IDEMPOTENCY_TABLE",
+    "HUB_WORK_QUEUE_URL",
+    "HUB_PUSH_QUEUE_URL",
+];
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Required variables are not set.
+    #[error("missing configuration: {} must be set for HUB_BACKEND=aws", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    /// A variable has a value the hub cannot use.
+    #[error("invalid {name}={value:?}: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What is expected.
+        reason: String,
+    },
+}
+
+/// Where state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendConfig {
+    /// One SQLite file and a secrets file in `data_dir`.
+    Embedded {
+        /// The folder.
+        data_dir: PathBuf,
+        /// Receives before a message is parked.
+        max_receives: u32,
+    },
+    /// DynamoDB, SQS and Secrets Manager.
+    Aws(AwsConfig),
+}
+
+/// The AWS resources the hub uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsConfig {
+    /// Tenants, connections, cursors, ledger.
+    pub state_table: String,
+    /// Idempotency records.
+    pub idempotency_table: String,
+    /// Webhook events to process.
+    pub work_queue_url: String,
+    /// Ledger rows to post.
+    pub push_queue_url: String,
+    /// Prefix of every secret name.
+    pub secret_prefix: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (CloudWatch-friendly).
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// The hub's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where state lives.
+    pub backend: BackendConfig,
+    /// How long a secret read is cached.
+    pub secrets_ttl: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration from a map (tests, `hub` flags layered on env).
+    pub fn from_map(vars: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    /// Reads configuration through `get`; empty values count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let any_aws = AWS_REQUIRED.iter().any(|k| get(k).is_some());
+        let backend_name = match get("HUB_BACKEND") {
+            Some(v) => match v.as_str() {
+                "embedded" | "aws" => v,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "HUB_BACKEND",
+                        value: v,
+                        reason: "expected embedded or aws".into(),
+                    });
+                }
+            },
+            None if any_aws => "aws".into(),
+            None => "embedded".into(),
+        };
+        let backend = if backend_name == "aws" {
+            let missing: Vec<&'static str> = AWS_REQUIRED
+                .iter()
+                .copied()
+                .filter(|k| get(k).is_none())
+                .collect();
+            if !missing.is_empty() {
+                return Err(ConfigError::Missing(missing));
+            }
+            for k in ["HUB_WORK_QUEUE_URL", "HUB_PUSH_QUEUE_URL"] {
+                let v = get(k).unwrap_or_default();
+                if !(v.starts_with("https://") || v.starts_with("http://")) {
+                    return Err(ConfigError::Invalid {
+                        name: k,
+                        value: v,
+                        reason: "expected a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)"
+                            .into(),
+                    });
+                }
+            }
+            BackendConfig::Aws(AwsConfig {
+                state_table: get("HUB_STATE_TABLE").unwrap_or_default(),
+                idempotency_table: get("HUB_IDEMPOTENCY_TABLE").unwrap_or_default(),
+                work_queue_url: get("HUB_WORK_QUEUE_URL").unwrap_or_default(),
+                push_queue_url: get("HUB_PUSH_QUEUE_URL").unwrap_or_default(),
+                secret_prefix: get("HUB_SECRET_PREFIX")
+                    .unwrap_or_else(|| "integration-hub/".into()),
+            })
+        } else {
+            BackendConfig::Embedded {
+                data_dir: get("HUB_DATA_DIR").unwrap_or_else(|| ".hub".into()).into(),
+                max_receives: parse_num(&get, "HUB_MAX_RECEIVES", 5, 1..=1000)?,
+            }
+        };
+        let secrets_ttl =
+            Duration::from_secs(parse_num(&get, "HUB_SECRETS_TTL_SECONDS", 300, 0..=86_400)?);
+        let log_format = match get("HUB_LOG_FORMAT").as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "HUB_LOG_FORMAT",
+                    value: other.into(),
+                    reason: "expected json or pretty".into(),
+                });
+            }
+        };
+        Ok(Config {
+            backend,
+            secrets_ttl,
+            log_format,
+        })
+    }
+}
+
+fn parse_num<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<T>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value: raw,
+            reason: format!(
+                "expected a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_map(&map)
+    }
+
+    #[test]
+    fn nothing_configured_means_embedded() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(
+            c.backend,
+            BackendConfig::Embedded {
+                data_dir: ".hub".into(),
+                max_receives: 5
+            }
+        );
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.secrets_ttl, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_partial_aws_setup_names_every_missing_variable() {
+        let err = cfg(&[("HUB_STATE_TABLE", "hub-state")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing configuration: HUB_IDEMPOTENCY_TABLE, HUB_WORK_QUEUE_URL, HUB_PUSH_QUEUE_URL must be set for HUB_BACKEND=aws"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = cfg(&[("HUB_MAX_RECEIVES", "zero")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid HUB_MAX_RECEIVES=\"zero\""),
+            "{err}"
+        );
+        let err = cfg(&[("HUB_BACKEND", "redis")]).unwrap_err();
+        assert!(err.to_string().contains("HUB_BACKEND"), "{err}");
+        let err = cfg(&[("HUB_LOG_FORMAT", "xml")]).unwrap_err();
+        assert!(err.to_string().contains("HUB_LOG_FORMAT"), "{err}");
+    }
+
+    #[test]
+    fn a_full_aws_setup_is_read() {
+        let c = cfg(&[
+            ("HUB_STATE_TABLE", "s"),
+            ("HUB_IDEMPOTENCY_TABLE", "i"),
+            (
+                "HUB_WORK_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/1/work",
+            ),
+            (
+                "HUB_PUSH_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/1/push",
+            ),
+            ("HUB_SECRET_PREFIX", "hub/prod/"),
+        ])
+        .unwrap();
+        let BackendConfig::Aws(aws) = c.backend else {
+            panic!("expected aws backend");
+        };
+        assert_eq!(aws.secret_prefix, "hub/prod/");
+        assert_eq!(aws.state_table, "s");
+    }
+
+    #[test]
+    fn a_queue_name_where_a_url_belongs_is_refused() {
+        let err = cfg(&[
+            ("HUB_STATE_TABLE", "s"),
+            ("HUB_IDEMPOTENCY_TABLE", "i"),
+            ("HUB_WORK_QUEUE_URL", "work"),
+            ("HUB_PUSH_QUEUE_URL", "https://x/push"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("HUB_WORK_QUEUE_URL"), "{err}");
+    }
+
+    #[test]
+    fn every_variable_read_is_documented() {
+        let documented: Vec<&str> = VARIABLES.iter().map(|v| v.0).collect();
+        for k in AWS_REQUIRED {
+            assert!(documented.contains(&k), "{k} undocumented");
+        }
+    }
+}

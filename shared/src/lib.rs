@@ -1,0 +1,27 @@
+//! Integration Hub's library: everything the Lambda functions and the `hub`
+//! command run. Functions are thin adapters around it; it never depends on
+//! Lambda event types.
+//!
+//! Layout:
+//! - [`ids`]: identifier newtypes (`TenantId`, `ProviderAccountId`, ...).
+//! - [`model`]: tenants, connections (with their business-day rule) and the
+//!   normalized records (transactions, menu items, inventory levels, purchase
+//!   orders, deliveries, time entries). Money is `Decimal`.
+//! - [`ports`]: one small trait per role: idempotency, cursors, ledger,
+//!   connections, work queues, secrets.
+//! - [`adapters`]: the ports on SQLite and a secrets file (embedded) and on
+//!   DynamoDB, SQS and Secrets Manager (AWS).
+//! - [`stores`]: the ports wired to the configured backend.
+//! - [`config`]: configuration from the environment, validated once.
+//! - [`telemetry`]: JSON logs with request ids; redacted secrets.
+
+pub mod adapters;
+pub mod config;
+pub mod ids;
+pub mod model;
+pub mod ports;
+pub mod stores;
+pub mod telemetry;
+
+pub use config::Config;
+pub use stores::Stores;

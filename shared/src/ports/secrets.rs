@@ -1,0 +1,112 @@
+//! Secrets: read with a TTL cache, written as new versions (rotated OAuth
+//! tokens land here). Values are `SecretString`: redacted in `Debug` and logs.
+
+use super::{StoreError, StoreResult};
+use crate::ids::SecretName;
+use async_trait::async_trait;
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// The version id a write created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretVersion(pub String);
+
+/// Reads and writes secrets.
+#[async_trait]
+pub trait SecretStore: Send + Sync + std::fmt::Debug {
+    /// The current value. `NotFound` if the secret does not exist.
+    async fn get(&self, name: &SecretName) -> StoreResult<SecretString>;
+
+    /// The value before the current one, if there was one (accepted during
+    /// rotation of webhook signing keys). `None` also for a missing secret.
+    async fn get_previous(&self, name: &SecretName) -> StoreResult<Option<SecretString>>;
+
+    /// Writes a new current version, creating the secret if needed. The old
+    /// current becomes the previous.
+    async fn put(&self, name: &SecretName, value: &SecretString) -> StoreResult<SecretVersion>;
+}
+
+/// A TTL cache in front of any [`SecretStore`]. Reads within the TTL are served
+/// from memory; a write through this cache replaces its cached value at once.
+pub struct CachedSecrets<S> {
+    inner: S,
+    ttl: Duration,
+    cache: Mutex<HashMap<SecretName, (Instant, SecretString)>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for CachedSecrets<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedSecrets")
+            .field("inner", &self.inner)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> CachedSecrets<S> {
+    /// Wraps `inner` with a cache of `ttl`.
+    pub fn new(inner: S, ttl: Duration) -> Self {
+        CachedSecrets {
+            inner,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets a cached value (after a provider refused it, say).
+    pub async fn invalidate(&self, name: &SecretName) {
+        self.cache.lock().await.remove(name);
+    }
+}
+
+#[async_trait]
+impl<S: SecretStore> SecretStore for CachedSecrets<S> {
+    async fn get(&self, name: &SecretName) -> StoreResult<SecretString> {
+        if let Some((at, value)) = self.cache.lock().await.get(name)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(value.clone());
+        }
+        let value = self.inner.get(name).await?;
+        self.cache
+            .lock()
+            .await
+            .insert(name.clone(), (Instant::now(), value.clone()));
+        Ok(value)
+    }
+
+    async fn get_previous(&self, name: &SecretName) -> StoreResult<Option<SecretString>> {
+        self.inner.get_previous(name).await
+    }
+
+    async fn put(&self, name: &SecretName, value: &SecretString) -> StoreResult<SecretVersion> {
+        let version = self.inner.put(name, value).await?;
+        self.cache
+            .lock()
+            .await
+            .insert(name.clone(), (Instant::now(), value.clone()));
+        Ok(version)
+    }
+}
+
+/// The error for a secret that does not exist; names it, never its value.
+pub(crate) fn secrets_not_found(name: &SecretName) -> StoreError {
+    StoreError::NotFound(format!("secret {name}"))
+}
+
+#[async_trait]
+impl<T: SecretStore + ?Sized> SecretStore for Box<T> {
+    async fn get(&self, name: &SecretName) -> StoreResult<SecretString> {
+        (**self).get(name).await
+    }
+
+    async fn get_previous(&self, name: &SecretName) -> StoreResult<Option<SecretString>> {
+        (**self).get_previous(name).await
+    }
+
+    async fn put(&self, name: &SecretName, value: &SecretString) -> StoreResult<SecretVersion> {
+        (**self).put(name, value).await
+    }
+}

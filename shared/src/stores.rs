@@ -1,0 +1,115 @@
+//! The ports wired to one backend, chosen by configuration. Functions and
+//! `hub` build this once at start-up and pass it by reference.
+
+use crate::adapters::aws::{AwsSecrets, DynamoStore, SqsQueue};
+use crate::adapters::file_secrets::FileSecrets;
+use crate::adapters::sqlite::{SqliteQueue, SqliteStore};
+use crate::config::{BackendConfig, Config};
+use crate::ports::{
+    CachedSecrets, ConnectionStore, CursorStore, IdempotencyStore, Ledger, SecretStore,
+    StoreResult, WorkQueue,
+};
+use std::sync::Arc;
+
+/// Names of the embedded queues.
+pub const WORK_QUEUE: &str = "work";
+/// Names of the embedded queues.
+pub const PUSH_QUEUE: &str = "push";
+
+/// Every port, on one backend.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// `embedded` or `aws`.
+    pub backend: &'static str,
+    /// Idempotency records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Pull cursors.
+    pub cursors: Arc<dyn CursorStore>,
+    /// The ledger.
+    pub ledger: Arc<dyn Ledger>,
+    /// Tenants and connections.
+    pub connections: Arc<dyn ConnectionStore>,
+    /// Credentials (cached).
+    pub secrets: Arc<dyn SecretStore>,
+    /// Webhook events to process.
+    pub work_queue: Arc<dyn WorkQueue>,
+    /// Ledger rows to post.
+    pub push_queue: Arc<dyn WorkQueue>,
+}
+
+impl Stores {
+    /// Builds the stores `config` asks for. For AWS, the SDK's own settings
+    /// (region, credentials, `AWS_ENDPOINT_URL`) come from its usual sources.
+    pub async fn from_config(config: &Config) -> StoreResult<Self> {
+        match &config.backend {
+            BackendConfig::Embedded {
+                data_dir,
+                max_receives,
+            } => {
+                let db = SqliteStore::open(&data_dir.join("state.db"))?;
+                let secrets = FileSecrets::new(data_dir.join("secrets.json"));
+                Ok(Self::embedded(db, secrets, *max_receives, config))
+            }
+            BackendConfig::Aws(aws) => {
+                let sdk = aws_config::load_from_env().await;
+                let dynamo = DynamoStore::new(
+                    aws_sdk_dynamodb::Client::new(&sdk),
+                    &aws.state_table,
+                    &aws.idempotency_table,
+                );
+                let sqs = aws_sdk_sqs::Client::new(&sdk);
+                let secrets = CachedSecrets::new(
+                    AwsSecrets::new(
+                        aws_sdk_secretsmanager::Client::new(&sdk),
+                        &aws.secret_prefix,
+                    ),
+                    config.secrets_ttl,
+                );
+                let dynamo = Arc::new(dynamo);
+                Ok(Stores {
+                    backend: "aws",
+                    idempotency: dynamo.clone(),
+                    cursors: dynamo.clone(),
+                    ledger: dynamo.clone(),
+                    connections: dynamo,
+                    secrets: Arc::new(secrets),
+                    work_queue: Arc::new(SqsQueue::new(
+                        sqs.clone(),
+                        WORK_QUEUE,
+                        &aws.work_queue_url,
+                    )),
+                    push_queue: Arc::new(SqsQueue::new(sqs, PUSH_QUEUE, &aws.push_queue_url)),
+                })
+            }
+        }
+    }
+
+    /// The embedded stores on an open database and secrets file.
+    pub fn embedded(
+        db: SqliteStore,
+        secrets: FileSecrets,
+        max_receives: u32,
+        config: &Config,
+    ) -> Self {
+        let db_arc = Arc::new(db.clone());
+        Stores {
+            backend: "embedded",
+            idempotency: db_arc.clone(),
+            cursors: db_arc.clone(),
+            ledger: db_arc.clone(),
+            connections: db_arc,
+            secrets: Arc::new(CachedSecrets::new(secrets, config.secrets_ttl)),
+            work_queue: Arc::new(SqliteQueue::new(db.clone(), WORK_QUEUE, max_receives)),
+            push_queue: Arc::new(SqliteQueue::new(db, PUSH_QUEUE, max_receives)),
+        }
+    }
+
+    /// The queue called `name` (`work` or `push`).
+    pub fn queue(&self, name: &str) -> Option<&Arc<dyn WorkQueue>> {
+        match name {
+            WORK_QUEUE => Some(&self.work_queue),
+            PUSH_QUEUE => Some(&self.push_queue),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The two backends every conformance case runs on, each fresh per test:
+//! an in-memory SQLite database and a temporary secrets file, or new DynamoDB
+//! tables, SQS queues and a secret prefix on the AWS emulator.
+
+use shared::adapters::aws::{AwsSecrets, DynamoStore, SqsQueue, schema};
+use shared::adapters::file_secrets::FileSecrets;
+use shared::adapters::sqlite::{SqliteQueue, SqliteStore};
+use shared::ports::{
+    ConnectionStore, CursorStore, IdempotencyStore, Ledger, SecretStore, WorkQueue,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The variable naming the AWS emulator's endpoint.
+pub const ENDPOINT_VAR: &str = "HUB_TEST_AWS_ENDPOINT";
+
+/// One backend's adapters.
+pub struct Backend {
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub cursors: Arc<dyn CursorStore>,
+    pub ledger: Arc<dyn Ledger>,
+    pub connections: Arc<dyn ConnectionStore>,
+    kind: Kind,
+}
+
+enum Kind {
+    Sqlite {
+        db: SqliteStore,
+        dir: PathBuf,
+    },
+    Aws {
+        sdk: aws_config::SdkConfig,
+        prefix: String,
+    },
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+impl Backend {
+    pub fn sqlite() -> Backend {
+        let db = SqliteStore::in_memory().expect("open in-memory SQLite");
+        let dir = std::env::temp_dir().join(unique("hub-test"));
+        let arc = Arc::new(db.clone());
+        Backend {
+            idempotency: arc.clone(),
+            cursors: arc.clone(),
+            ledger: arc.clone(),
+            connections: arc,
+            kind: Kind::Sqlite { db, dir },
+        }
+    }
+
+    pub async fn aws() -> Backend {
+        let endpoint = std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
+            panic!(
+                "{ENDPOINT_VAR} is not set: the AWS conformance suites need the AWS emulator \
+                 (moto). Run them with `cargo xtask test`, which starts it."
+            )
+        });
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "conformance-tests",
+            ))
+            .load()
+            .await;
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let (state, idem) = (unique("state"), unique("idem"));
+        schema::create_state_table(&ddb, &state)
+            .await
+            .unwrap_or_else(|e| panic!("create table {state} on the emulator at {endpoint}: {e}"));
+        schema::create_idempotency_table(&ddb, &idem)
+            .await
+            .unwrap_or_else(|e| panic!("create table {idem} on the emulator at {endpoint}: {e}"));
+        let store = Arc::new(DynamoStore::new(ddb, state, idem));
+        Backend {
+            idempotency: store.clone(),
+            cursors: store.clone(),
+            ledger: store.clone(),
+            connections: store,
+            kind: Kind::Aws {
+                sdk,
+                prefix: format!("{}/", unique("hub")),
+            },
+        }
+    }
+
+    /// A new, empty queue parking messages after `max_receives` receives.
+    pub async fn queue(&self, max_receives: u32) -> Arc<dyn WorkQueue> {
+        match &self.kind {
+            Kind::Sqlite { db, .. } => {
+                Arc::new(SqliteQueue::new(db.clone(), unique("q"), max_receives))
+            }
+            Kind::Aws { sdk, .. } => {
+                let client = aws_sdk_sqs::Client::new(sdk);
+                let name = unique("q");
+                let url = schema::create_queue_with_dlq(&client, &name, max_receives)
+                    .await
+                    .unwrap_or_else(|e| panic!("create queue {name} on the emulator: {e}"));
+                Arc::new(SqsQueue::new(client, name, url))
+            }
+        }
+    }
+
+    /// A handle on this test's secrets, independent of any other handle
+    /// (as two Lambda invocations are).
+    pub fn secrets(&self) -> Box<dyn SecretStore> {
+        match &self.kind {
+            Kind::Sqlite { dir, .. } => Box::new(FileSecrets::new(dir.join("secrets.json"))),
+            Kind::Aws { sdk, prefix } => Box::new(AwsSecrets::new(
+                aws_sdk_secretsmanager::Client::new(sdk),
+                prefix.clone(),
+            )),
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Kind::Sqlite { dir, .. } = &self.kind {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Generates, for each named case, one test on SQLite and one on AWS.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(crate::backends::Backend::sqlite()).await;
+                }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(crate::backends::Backend::aws().await).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use conformance;

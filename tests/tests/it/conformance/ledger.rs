@@ -1,0 +1,186 @@
+use crate::backends::{Backend, conformance};
+use jiff::civil::date;
+use serde_json::json;
+use shared::ids::{ExternalId, TenantId};
+use shared::model::{Provider, RecordKind};
+use shared::ports::{DestinationStatus, LedgerKey, SourceRecord, StoreError, UpsertOutcome};
+
+conformance!(
+    the_same_content_is_a_no_op_and_new_content_a_new_version,
+    posting_state_is_kept_per_destination_and_version,
+    rows_are_listed_by_tenant_and_business_date,
+    concurrent_upserts_of_one_new_record_create_it_once,
+);
+
+const DESTS: [Provider; 2] = [Provider::QuickBooks, Provider::Xero];
+
+fn tenant() -> TenantId {
+    TenantId::new(format!("t-{}", uuid::Uuid::new_v4())).unwrap()
+}
+
+fn record(tenant: &TenantId, id: &str, amount: &str, day: u8) -> SourceRecord {
+    SourceRecord {
+        key: LedgerKey {
+            tenant: tenant.clone(),
+            provider: Provider::Toast,
+            kind: RecordKind::Transaction,
+            source_id: ExternalId::new(id).unwrap(),
+        },
+        business_date: Some(date(2026, 11, day as i8)),
+        payload: json!({"amount": amount, "currency": "USD", "external_id": id}),
+    }
+}
+
+async fn the_same_content_is_a_no_op_and_new_content_a_new_version(b: Backend) {
+    let t = tenant();
+    let r = record(&t, "order-1", "12.50", 27);
+    assert_eq!(
+        b.ledger.upsert(&r, &DESTS).await.unwrap(),
+        UpsertOutcome::Created { version: 1 }
+    );
+    assert_eq!(
+        b.ledger.upsert(&r, &DESTS).await.unwrap(),
+        UpsertOutcome::Unchanged { version: 1 }
+    );
+    b.ledger
+        .mark_posted(&r.key, Provider::QuickBooks, 1, "sr-77", Some("0"))
+        .await
+        .unwrap();
+
+    // A tip adjustment changes the content: version 2, pending again, but the
+    // remote id and SyncToken stay so the push is an update.
+    let tipped = record(&t, "order-1", "14.50", 27);
+    assert_eq!(
+        b.ledger.upsert(&tipped, &DESTS).await.unwrap(),
+        UpsertOutcome::Changed { version: 2 }
+    );
+    let row = b.ledger.get(&r.key).await.unwrap().unwrap();
+    assert_eq!(row.version, 2);
+    assert_eq!(row.payload["amount"], "14.50");
+    assert_eq!(row.content_hash, tipped.content_hash());
+    let qbo = &row.destinations[&Provider::QuickBooks];
+    assert_eq!(qbo.status, DestinationStatus::Pending);
+    assert_eq!(qbo.version, 2);
+    assert_eq!(qbo.remote_id.as_deref(), Some("sr-77"));
+    assert_eq!(qbo.sync_token.as_deref(), Some("0"));
+    assert_eq!(
+        row.destinations[&Provider::Xero].status,
+        DestinationStatus::Pending
+    );
+}
+
+async fn posting_state_is_kept_per_destination_and_version(b: Backend) {
+    let t = tenant();
+    let r = record(&t, "order-2", "8.00", 27);
+    b.ledger.upsert(&r, &DESTS).await.unwrap();
+    assert_eq!(
+        b.ledger
+            .mark_failed(&r.key, Provider::Xero, 1, "rate limited")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        b.ledger
+            .mark_failed(&r.key, Provider::Xero, 1, "Account code '200' is not valid")
+            .await
+            .unwrap(),
+        2
+    );
+    b.ledger
+        .mark_posted(&r.key, Provider::QuickBooks, 1, "sr-1", Some("3"))
+        .await
+        .unwrap();
+    let row = b.ledger.get(&r.key).await.unwrap().unwrap();
+    let xero = &row.destinations[&Provider::Xero];
+    assert_eq!(xero.status, DestinationStatus::Failed);
+    assert_eq!(xero.attempts, 2);
+    assert_eq!(
+        xero.last_error.as_deref(),
+        Some("Account code '200' is not valid")
+    );
+    let qbo = &row.destinations[&Provider::QuickBooks];
+    assert_eq!(
+        (qbo.status, qbo.remote_id.as_deref()),
+        (DestinationStatus::Posted, Some("sr-1"))
+    );
+
+    // A result for a version the row has left behind is refused.
+    b.ledger
+        .upsert(&record(&t, "order-2", "9.00", 27), &DESTS)
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.ledger
+            .mark_posted(&r.key, Provider::Xero, 1, "bt-1", None)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Unknown rows are not found.
+    let missing = record(&t, "never-seen", "1.00", 27);
+    assert!(matches!(
+        b.ledger
+            .mark_failed(&missing.key, Provider::Xero, 1, "x")
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(b.ledger.get(&missing.key).await.unwrap().is_none());
+}
+
+async fn rows_are_listed_by_tenant_and_business_date(b: Backend) {
+    let (t, other) = (tenant(), tenant());
+    for (id, day) in [("a", 27), ("b", 27), ("c", 28)] {
+        b.ledger
+            .upsert(&record(&t, id, "1.00", day), &DESTS)
+            .await
+            .unwrap();
+    }
+    b.ledger
+        .upsert(&record(&other, "a", "1.00", 27), &DESTS)
+        .await
+        .unwrap();
+    let rows = b
+        .ledger
+        .list_for_business_date(&t, date(2026, 11, 27))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r.key.source_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert!(rows.iter().all(|r| r.key.tenant == t));
+    // A record whose business date changes moves to the new date.
+    b.ledger
+        .upsert(&record(&t, "b", "1.00", 28), &DESTS)
+        .await
+        .unwrap();
+    let rows = b
+        .ledger
+        .list_for_business_date(&t, date(2026, 11, 28))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r.key.source_id.as_str()).collect();
+    assert_eq!(ids, ["b", "c"]);
+}
+
+async fn concurrent_upserts_of_one_new_record_create_it_once(b: Backend) {
+    let t = tenant();
+    let r = record(&t, "dup", "5.00", 27);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(10));
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (ledger, r, barrier) = (b.ledger.clone(), r.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                ledger.upsert(&r, &DESTS).await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            UpsertOutcome::Created { .. } => created += 1,
+            UpsertOutcome::Unchanged { version } => assert_eq!(version, 1),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+}

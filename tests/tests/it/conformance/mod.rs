@@ -1,0 +1,9 @@
+//! The ports' contracts. Each file holds one port's cases as plain async
+//! functions taking a `Backend`; `conformance!` runs each on both backends.
+
+mod connections;
+mod cursors;
+mod idempotency;
+mod ledger;
+mod queue;
+mod secrets;

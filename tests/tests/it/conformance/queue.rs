@@ -1,0 +1,148 @@
+use crate::backends::{Backend, conformance};
+use shared::ports::{OutgoingMessage, QueueDepth};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+conformance!(
+    a_batch_larger_than_ten_is_sent_and_received_whole,
+    an_undeleted_message_returns_after_its_visibility_timeout_then_is_parked,
+    changing_visibility_hides_or_releases_a_message,
+    dead_letters_are_listed_and_redriven_by_id_or_all,
+);
+
+const SHORT: Duration = Duration::from_secs(1);
+const LONG: Duration = Duration::from_secs(60);
+const NO_WAIT: Duration = Duration::ZERO;
+
+async fn receive_all(
+    q: &dyn shared::ports::WorkQueue,
+    expected: usize,
+) -> Vec<shared::ports::ReceivedMessage> {
+    let mut out = Vec::new();
+    for _ in 0..20 {
+        if out.len() >= expected {
+            break;
+        }
+        out.extend(q.receive(10, LONG, SHORT).await.unwrap());
+    }
+    out
+}
+
+async fn a_batch_larger_than_ten_is_sent_and_received_whole(b: Backend) {
+    let q = b.queue(3).await;
+    let bodies: Vec<String> = (0..25).map(|i| format!("{{\"n\":{i}}}")).collect();
+    let msgs: Vec<_> = bodies.iter().map(OutgoingMessage::new).collect();
+    let ids = q.send_batch(&msgs).await.unwrap();
+    assert_eq!(ids.len(), 25);
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        25,
+        "ids are distinct"
+    );
+
+    let got = receive_all(q.as_ref(), 25).await;
+    let received: BTreeSet<_> = got.iter().map(|m| m.body.clone()).collect();
+    assert_eq!(received, bodies.iter().cloned().collect::<BTreeSet<_>>());
+    assert!(got.iter().all(|m| m.receive_count == 1));
+    for m in &got {
+        q.delete(&m.receipt).await.unwrap();
+    }
+    assert!(q.receive(10, LONG, NO_WAIT).await.unwrap().is_empty());
+    assert_eq!(q.depth().await.unwrap(), QueueDepth::default());
+}
+
+async fn an_undeleted_message_returns_after_its_visibility_timeout_then_is_parked(b: Backend) {
+    let q = b.queue(2).await;
+    q.send_batch(&[OutgoingMessage::new("poison")])
+        .await
+        .unwrap();
+
+    let first = q.receive(1, SHORT, SHORT).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].receive_count, 1);
+    assert!(
+        q.receive(1, SHORT, NO_WAIT).await.unwrap().is_empty(),
+        "hidden while in flight"
+    );
+    assert_eq!(q.depth().await.unwrap().in_flight, 1);
+
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let second = q.receive(1, SHORT, SHORT).await.unwrap();
+    assert_eq!(second.len(), 1, "back after its visibility timeout");
+    assert_eq!(
+        (second[0].body.as_str(), second[0].receive_count),
+        ("poison", 2)
+    );
+    assert_eq!(second[0].id, first[0].id);
+
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    // The third receive would exceed the limit of two: it is parked instead.
+    assert!(q.receive(1, SHORT, SHORT).await.unwrap().is_empty());
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, "poison");
+    let depth = q.depth().await.unwrap();
+    assert_eq!((depth.visible, depth.dead), (0, 1));
+}
+
+async fn changing_visibility_hides_or_releases_a_message(b: Backend) {
+    let q = b.queue(5).await;
+    q.send_batch(&[OutgoingMessage::new("retry-me")])
+        .await
+        .unwrap();
+    let m = q.receive(1, LONG, SHORT).await.unwrap().remove(0);
+    // Back off to zero: visible again at once, as after a transient failure.
+    q.change_visibility(&m.receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    let again = q.receive(1, LONG, SHORT).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].receive_count, 2);
+    // And a Retry-After-style delay keeps it hidden.
+    q.change_visibility(&again[0].receipt, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(q.receive(1, LONG, NO_WAIT).await.unwrap().is_empty());
+    q.delete(&again[0].receipt).await.unwrap();
+}
+
+async fn dead_letters_are_listed_and_redriven_by_id_or_all(b: Backend) {
+    let q = b.queue(1).await;
+    let msgs: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(OutgoingMessage::new)
+        .collect();
+    q.send_batch(&msgs).await.unwrap();
+    // Receive each once and let it go: with a limit of one receive, the next
+    // receive parks all three.
+    let got = receive_all(q.as_ref(), 3).await;
+    assert_eq!(got.len(), 3);
+    for m in &got {
+        q.change_visibility(&m.receipt, Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    assert!(q.receive(10, LONG, SHORT).await.unwrap().is_empty());
+
+    let dead = q.dead_letters(10).await.unwrap();
+    let bodies: BTreeSet<_> = dead.iter().map(|d| d.body.as_str()).collect();
+    assert_eq!(bodies, BTreeSet::from(["a", "b", "c"]));
+    // Listing does not remove or hide them.
+    assert_eq!(q.dead_letters(10).await.unwrap().len(), 3);
+
+    let b_id = dead.iter().find(|d| d.body == "b").unwrap().id.clone();
+    assert_eq!(q.redrive(Some(&[b_id])).await.unwrap(), 1);
+    let back = q.receive(10, LONG, SHORT).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0].body.as_str(), back[0].receive_count), ("b", 1));
+    q.delete(&back[0].receipt).await.unwrap();
+
+    assert_eq!(q.redrive(None).await.unwrap(), 2);
+    assert!(q.dead_letters(10).await.unwrap().is_empty());
+    let rest: BTreeSet<_> = receive_all(q.as_ref(), 2)
+        .await
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(rest, BTreeSet::from(["a".to_string(), "c".to_string()]));
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary for everything that crosses crates.
+//!
+//! `conformance`: every port's contract, run on the embedded backend (SQLite,
+//! secrets file) and on the AWS backend (DynamoDB, SQS, Secrets Manager)
+//! against the emulator whose URL `cargo xtask test` puts in
+//! `HUB_TEST_AWS_ENDPOINT`. Without it the AWS cases fail; they never skip.
+
+mod backends;
+mod conformance;

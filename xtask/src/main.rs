@@ -1,0 +1,236 @@
+//! Project chores, run as `cargo xtask <verb>` (alias in `.cargo/config.toml`).
+//! Needs nothing but cargo and, for `test`, python3 to make its venv.
+//!
+//! - `test`: the one test command. Creates `.venv-tools/` with the Python
+//!   tools in `xtask/python-requirements.txt`, starts the AWS emulator (moto)
+//!   on a free loopback port, runs `cargo fmt --check`, clippy with
+//!   `-D warnings` and every test with `HUB_TEST_AWS_ENDPOINT` pointing at the
+//!   emulator, stops it, and exits non-zero if anything failed.
+//! - `moto`: starts the emulator in the foreground, for running single tests.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long moto gets to answer on its port.
+const MOTO_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("moto") => moto_foreground(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <verb>\n\n\
+                 verbs:\n  \
+                 test [-- <cargo test args>]  fmt, clippy and every test, against a fresh AWS emulator\n  \
+                 moto                       run the AWS emulator in the foreground (prints its URL)"
+            );
+            Err("no verb given".into())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(step: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("\n==> {step}");
+    let start = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{step}: could not start: {e}"))?;
+    eprintln!(
+        "==> {step}: {} in {:.1?}",
+        if status.success() { "ok" } else { "FAILED" },
+        start.elapsed()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step} failed ({status})"))
+    }
+}
+
+/// Makes `.venv-tools/` and installs the pinned Python tools, once per
+/// change of the requirements file.
+fn ensure_venv() -> Result<PathBuf> {
+    let venv = root().join(".venv-tools");
+    let requirements = root().join("xtask/python-requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .map_err(|e| format!("read {}: {e}", requirements.display()))?;
+    let marker = venv.join(".installed-requirements");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(venv);
+    }
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    run(
+        "create .venv-tools",
+        Command::new(&python).args(["-m", "venv"]).arg(&venv),
+    )
+    .map_err(|e| format!("{e}: is {python} (3.9 or newer, with venv) installed?"))?;
+    run(
+        "install Python test tools",
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
+    )?;
+    std::fs::write(&marker, wanted).map_err(|e| format!("write {}: {e}", marker.display()))?;
+    Ok(venv)
+}
+
+/// The emulator, stopped when dropped.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        eprintln!("==> stopped the AWS emulator at {}", self.url);
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("find a free port: {e}"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("find a free port: {e}"))
+}
+
+fn start_moto(venv: &Path) -> Result<Moto> {
+    let port = free_port()?;
+    let log_path = root().join("target/moto.log");
+    std::fs::create_dir_all(root().join("target")).map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("create {}: {e}", log_path.display()))?;
+    let err_log = log.try_clone().map_err(|e| e.to_string())?;
+    let child = Command::new(venv.join("bin/moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        .spawn()
+        .map_err(|e| format!("start moto_server: {e}"))?;
+    let mut moto = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = moto.child.try_wait() {
+            return Err(format!(
+                "the AWS emulator exited ({status}) before it was ready; its log is {}",
+                log_path.display()
+            ));
+        }
+        if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+            .is_ok()
+        {
+            eprintln!(
+                "==> AWS emulator (moto) ready at {} in {:.1?}",
+                moto.url,
+                start.elapsed()
+            );
+            return Ok(moto);
+        }
+        if start.elapsed() > MOTO_START_TIMEOUT {
+            let _ = moto.child.kill();
+            return Err(format!(
+                "the AWS emulator did not answer on {} within {MOTO_START_TIMEOUT:?}; its log is {}",
+                moto.url,
+                log_path.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    let total = Instant::now();
+    let mut failed: Vec<String> = Vec::new();
+    let mut step = |r: Result<()>| {
+        if let Err(e) = r {
+            failed.push(e);
+        }
+    };
+    step(run(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--check"]),
+    ));
+    step(run(
+        "cargo clippy -D warnings",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    ));
+    let venv = ensure_venv()?;
+    // If the emulator cannot start, the tests still run without it, so the AWS
+    // suites fail loudly rather than vanish.
+    let moto = match start_moto(&venv) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            failed.push(e);
+            None
+        }
+    };
+    let mut test_cmd = cargo();
+    test_cmd.args(["test", "--workspace"]);
+    if !extra.is_empty() {
+        test_cmd.args(extra.iter().skip_while(|a| *a == "--"));
+    }
+    match &moto {
+        Some(m) => test_cmd.env("HUB_TEST_AWS_ENDPOINT", &m.url),
+        None => test_cmd.env_remove("HUB_TEST_AWS_ENDPOINT"),
+    };
+    step(run("cargo test --workspace", &mut test_cmd));
+    drop(moto);
+    eprintln!("\n==> cargo xtask test finished in {:.1?}", total.elapsed());
+    if failed.is_empty() {
+        eprintln!("==> all steps passed");
+        Ok(())
+    } else {
+        Err(format!(
+            "{} step(s) failed:\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        ))
+    }
+}
+
+fn moto_foreground() -> Result<()> {
+    let venv = ensure_venv()?;
+    let mut moto = start_moto(&venv)?;
+    println!("HUB_TEST_AWS_ENDPOINT={}", moto.url);
+    eprintln!("==> Ctrl-C to stop");
+    moto.child.wait().map_err(|e| e.to_string())?;
+    Ok(())
+}
