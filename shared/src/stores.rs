@@ -51,7 +51,7 @@ impl Stores {
                 Ok(Self::embedded(db, secrets, *max_receives, config))
             }
             BackendConfig::Aws(aws) => {
-                let sdk = aws_config::load_from_env().await;
+                let sdk = crate::adapters::aws::load_sdk_config().await;
                 let dynamo = DynamoStore::new(
                     aws_sdk_dynamodb::Client::new(&sdk),
                     &aws.state_table,

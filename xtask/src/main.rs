@@ -172,26 +172,32 @@ fn start_moto(venv: &Path) -> Result<Moto> {
 fn test(extra: &[String]) -> Result<()> {
     let total = Instant::now();
     let mut failed: Vec<String> = Vec::new();
-    let mut step = |r: Result<()>| {
+    let step = |failed: &mut Vec<String>, r: Result<()>| {
         if let Err(e) = r {
             failed.push(e);
         }
     };
-    step(run(
-        "cargo fmt --check",
-        cargo().args(["fmt", "--all", "--check"]),
-    ));
-    step(run(
-        "cargo clippy -D warnings",
-        cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    ));
+    step(
+        &mut failed,
+        run(
+            "cargo fmt --check",
+            cargo().args(["fmt", "--all", "--check"]),
+        ),
+    );
+    step(
+        &mut failed,
+        run(
+            "cargo clippy -D warnings",
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+    );
     let venv = ensure_venv()?;
     // If the emulator cannot start, the tests still run without it, so the AWS
     // suites fail loudly rather than vanish.
@@ -211,7 +217,7 @@ fn test(extra: &[String]) -> Result<()> {
         Some(m) => test_cmd.env("HUB_TEST_AWS_ENDPOINT", &m.url),
         None => test_cmd.env_remove("HUB_TEST_AWS_ENDPOINT"),
     };
-    step(run("cargo test --workspace", &mut test_cmd));
+    step(&mut failed, run("cargo test --workspace", &mut test_cmd));
     drop(moto);
     eprintln!("\n==> cargo xtask test finished in {:.1?}", total.elapsed());
     if failed.is_empty() {

@@ -29,7 +29,7 @@ enum Kind {
         dir: PathBuf,
     },
     Aws {
-        sdk: aws_config::SdkConfig,
+        sdk: Box<aws_config::SdkConfig>,
         prefix: String,
     },
 }
@@ -89,7 +89,7 @@ impl Backend {
             ledger: store.clone(),
             connections: store,
             kind: Kind::Aws {
-                sdk,
+                sdk: Box::new(sdk),
                 prefix: format!("{}/", unique("hub")),
             },
         }

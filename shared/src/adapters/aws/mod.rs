@@ -73,3 +73,13 @@ pub(crate) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, 
         )),
     }
 }
+
+pub use aws_config::SdkConfig;
+pub use aws_sdk_dynamodb::Client as DynamoClient;
+pub use aws_sdk_sqs::Client as SqsClient;
+
+/// The SDK configuration from the usual sources (environment, profile, role),
+/// including `AWS_ENDPOINT_URL` for an emulator.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::load_from_env().await
+}

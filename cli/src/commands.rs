@@ -1,0 +1,385 @@
+//! The `hub` command line: what each subcommand does, on the stores the
+//! environment configures (see `hub config`).
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use jiff::civil::Time;
+use shared::Stores;
+use shared::config::{BackendConfig, Config, VARIABLES};
+use shared::ids::{ConnectionId, MessageId, ProviderAccountId, SecretName, TenantId};
+use shared::model::{BusinessDayClose, Connection, Provider, Tenant, TimeZoneName};
+use shared::ports::WorkQueue;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Integration Hub: run it locally, and operate it.
+#[derive(Debug, Parser)]
+#[command(name = "hub", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the hub's HTTP routes on one local process.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "HUB_ADDR")]
+        addr: SocketAddr,
+    },
+    /// Show every setting, its value here, and its default.
+    Config,
+    /// Manage tenants (restaurant groups).
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Manage connections to provider accounts.
+    #[command(subcommand)]
+    Connection(ConnectionCmd),
+    /// Write secrets (the value is read from standard input, never from flags).
+    #[command(subcommand)]
+    Secret(SecretCmd),
+    /// Inspect and redrive dead-letter queues.
+    #[command(subcommand)]
+    Dlq(DlqCmd),
+    /// Create the DynamoDB tables and SQS queues on an AWS endpoint (an
+    /// emulator or a sandbox account) and print the settings to use them.
+    #[command(subcommand)]
+    Aws(AwsCmd),
+}
+
+/// `hub tenant ...`
+#[derive(Debug, Subcommand)]
+pub enum TenantCmd {
+    /// Create or rename a tenant.
+    Add {
+        /// The tenant's id.
+        id: TenantId,
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+    },
+    /// List tenants.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `hub connection ...`
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCmd {
+    /// Register (or update) a connection.
+    Add(ConnectionArgs),
+    /// List connections.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A connection's settings.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Whose connection.
+    #[arg(long)]
+    pub tenant: TenantId,
+    /// Its id within the tenant.
+    #[arg(long)]
+    pub id: ConnectionId,
+    /// toast, square, marketman, quickbooks or xero.
+    #[arg(long)]
+    pub provider: Provider,
+    /// The provider's account id (restaurant GUID, merchant id, realm id, Xero tenant id).
+    #[arg(long)]
+    pub account: ProviderAccountId,
+    /// The restaurant's IANA time zone.
+    #[arg(long)]
+    pub time_zone: String,
+    /// When the business day ends, local time (HH:MM).
+    #[arg(long, default_value = "00:00")]
+    pub close: String,
+    /// The secret holding the credentials (default: <tenant>/<id>).
+    #[arg(long)]
+    pub credentials: Option<SecretName>,
+}
+
+/// `hub secret ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretCmd {
+    /// Write a new version of a secret; the value is read from standard input.
+    Set {
+        /// The secret's name (relative to the secret prefix).
+        name: SecretName,
+    },
+}
+
+/// `hub dlq ...`
+#[derive(Debug, Subcommand)]
+pub enum DlqCmd {
+    /// List parked messages.
+    List {
+        /// work or push.
+        #[arg(long, default_value = "work")]
+        queue: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        max: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send parked messages back to their queue.
+    Redrive {
+        /// work or push.
+        #[arg(long, default_value = "work")]
+        queue: String,
+        /// Every parked message.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// The messages to redrive.
+        ids: Vec<MessageId>,
+    },
+}
+
+/// `hub aws ...`
+#[derive(Debug, Subcommand)]
+pub enum AwsCmd {
+    /// Create tables and queues named `<prefix>-...` and print their settings.
+    Bootstrap {
+        /// Name prefix of every resource.
+        #[arg(long, default_value = "hub")]
+        prefix: String,
+        /// Receives before a message is parked.
+        #[arg(long, default_value_t = 5)]
+        max_receives: u32,
+    },
+}
+
+/// Runs one command (everything but `serve`).
+pub async fn execute(command: Command, config: &Config) -> Result<()> {
+    match command {
+        Command::Serve { .. } => bail!("serve is run by main"),
+        Command::Config => print_config(config),
+        Command::Aws(AwsCmd::Bootstrap {
+            prefix,
+            max_receives,
+        }) => bootstrap(&prefix, max_receives).await,
+        other => {
+            let stores = Stores::from_config(config)
+                .await
+                .context("open the configured stores")?;
+            on_stores(other, &stores).await
+        }
+    }
+}
+
+async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
+    match command {
+        Command::Tenant(TenantCmd::Add { id, name }) => {
+            stores
+                .connections
+                .put_tenant(&Tenant {
+                    id: id.clone(),
+                    name,
+                })
+                .await?;
+            println!("tenant {id} saved");
+        }
+        Command::Tenant(TenantCmd::List { json }) => {
+            let tenants = stores.connections.list_tenants().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tenants)?);
+            } else {
+                println!("{:<24} NAME", "ID");
+                for t in tenants {
+                    println!("{:<24} {}", t.id, t.name);
+                }
+            }
+        }
+        Command::Connection(ConnectionCmd::Add(args)) => {
+            let c = connection_from(args)?;
+            stores.connections.register(&c).await?;
+            println!(
+                "connection {}/{} saved ({} account {})",
+                c.tenant, c.id, c.provider, c.account_id
+            );
+        }
+        Command::Connection(ConnectionCmd::List { tenant, json }) => {
+            let list = match tenant {
+                Some(t) => stores.connections.list_for_tenant(&t).await?,
+                None => stores.connections.list_all().await?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<16} {:<16} {:<11} {:<38} {:<20} CLOSE",
+                    "TENANT", "ID", "PROVIDER", "ACCOUNT", "TIME ZONE"
+                );
+                for c in list {
+                    println!(
+                        "{:<16} {:<16} {:<11} {:<38} {:<20} {}",
+                        c.tenant,
+                        c.id,
+                        c.provider,
+                        c.account_id,
+                        c.time_zone.as_str(),
+                        c.business_day_close.0.strftime("%H:%M")
+                    );
+                }
+            }
+        }
+        Command::Secret(SecretCmd::Set { name }) => {
+            let mut value = String::new();
+            std::io::stdin()
+                .read_to_string(&mut value)
+                .context("read the secret from standard input")?;
+            let value = value.trim_end_matches(['\r', '\n']).to_string();
+            if value.is_empty() {
+                bail!("no secret value on standard input");
+            }
+            let version = stores.secrets.put(&name, &value.into()).await?;
+            println!("secret {name} written (version {})", version.0);
+        }
+        Command::Dlq(DlqCmd::List { queue, max, json }) => {
+            let q = queue_named(stores, &queue)?;
+            let dead = q.dead_letters(max).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&dead)?);
+            } else {
+                println!(
+                    "{} message(s) parked in the {queue} dead-letter queue",
+                    dead.len()
+                );
+                for d in dead {
+                    let sent = d
+                        .sent_at
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{}  receives={}  sent={}  {}",
+                        d.id,
+                        d.receive_count,
+                        sent,
+                        preview(&d.body)
+                    );
+                }
+            }
+        }
+        Command::Dlq(DlqCmd::Redrive { queue, all, ids }) => {
+            let q = queue_named(stores, &queue)?;
+            if !all && ids.is_empty() {
+                bail!("name the message ids to redrive, or pass --all");
+            }
+            let moved = q.redrive(if all { None } else { Some(&ids) }).await?;
+            println!("{moved} message(s) sent back to the {queue} queue");
+            if !all && (moved as usize) < ids.len() {
+                bail!(
+                    "{} of the named messages were not in the dead-letter queue",
+                    ids.len() - moved as usize
+                );
+            }
+        }
+        Command::Serve { .. } | Command::Config | Command::Aws(_) => {
+            unreachable!("handled in execute")
+        }
+    }
+    Ok(())
+}
+
+fn queue_named<'a>(stores: &'a Stores, name: &str) -> Result<&'a Arc<dyn WorkQueue>> {
+    stores
+        .queue(name)
+        .ok_or_else(|| anyhow!("unknown queue {name:?}: expected work or push"))
+}
+
+fn preview(body: &str) -> String {
+    let one_line: String = body.chars().filter(|c| !c.is_control()).take(120).collect();
+    if body.chars().count() > 120 {
+        format!("{one_line}…")
+    } else {
+        one_line
+    }
+}
+
+fn connection_from(a: ConnectionArgs) -> Result<Connection> {
+    let time_zone = TimeZoneName::new(&a.time_zone).map_err(|e| {
+        anyhow!(
+            "--time-zone {:?} is not a known IANA time zone: {e}",
+            a.time_zone
+        )
+    })?;
+    let close: Time = a
+        .close
+        .parse()
+        .map_err(|e| anyhow!("--close {:?} is not a time of day (HH:MM): {e}", a.close))?;
+    let credentials = match a.credentials {
+        Some(c) => c,
+        None => SecretName::new(format!("{}/{}", a.tenant, a.id))?,
+    };
+    Ok(Connection {
+        id: a.id,
+        tenant: a.tenant,
+        provider: a.provider,
+        account_id: a.account,
+        time_zone,
+        business_day_close: BusinessDayClose(close),
+        credentials,
+        mappings: Default::default(),
+    })
+}
+
+fn print_config(config: &Config) -> Result<()> {
+    match &config.backend {
+        BackendConfig::Embedded {
+            data_dir,
+            max_receives,
+        } => println!(
+            "backend: embedded (database {}, secrets {}, dead-letter after {max_receives} receives)",
+            data_dir.join("state.db").display(),
+            data_dir.join("secrets.json").display()
+        ),
+        BackendConfig::Aws(aws) => println!(
+            "backend: aws (state table {}, idempotency table {}, work queue {}, push queue {}, secrets under {})",
+            aws.state_table,
+            aws.idempotency_table,
+            aws.work_queue_url,
+            aws.push_queue_url,
+            aws.secret_prefix
+        ),
+    }
+    println!("\n{:<26} {:<30} DEFAULT / MEANING", "VARIABLE", "VALUE");
+    for (name, default, meaning) in VARIABLES {
+        let value = std::env::var(name).unwrap_or_else(|_| "(unset)".into());
+        println!("{name:<26} {value:<30} {default}: {meaning}");
+    }
+    Ok(())
+}
+
+async fn bootstrap(prefix: &str, max_receives: u32) -> Result<()> {
+    use shared::adapters::aws::schema;
+    let sdk = shared::adapters::aws::load_sdk_config().await;
+    let ddb = shared::adapters::aws::DynamoClient::new(&sdk);
+    let sqs = shared::adapters::aws::SqsClient::new(&sdk);
+    let (state, idem) = (format!("{prefix}-state"), format!("{prefix}-idempotency"));
+    schema::create_state_table(&ddb, &state).await?;
+    schema::create_idempotency_table(&ddb, &idem).await?;
+    let work = schema::create_queue_with_dlq(&sqs, &format!("{prefix}-work"), max_receives).await?;
+    let push = schema::create_queue_with_dlq(&sqs, &format!("{prefix}-push"), max_receives).await?;
+    println!("HUB_BACKEND=aws");
+    println!("HUB_STATE_TABLE={state}");
+    println!("HUB_IDEMPOTENCY_TABLE={idem}");
+    println!("HUB_WORK_QUEUE_URL={work}");
+    println!("HUB_PUSH_QUEUE_URL={push}");
+    println!("HUB_SECRET_PREFIX={prefix}/");
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! `hub`: the operator's command and the local runner. `hub serve` mounts the
+//! hub's HTTP routes on one axum server with the configured stores; the other
+//! commands act on the same stores (embedded or AWS) for operators.
+
+pub mod commands;
+pub mod serve;

@@ -1,0 +1,273 @@
+//! `hub` as a user runs it: the HTTP server on a loopback port, and the binary
+//! with its environment, on the embedded backend and on the AWS emulator.
+
+use hub::serve::{AppState, REQUEST_ID, run};
+use shared::adapters::file_secrets::FileSecrets;
+use shared::adapters::sqlite::{SqliteQueue, SqliteStore};
+use shared::ports::{OutgoingMessage, WorkQueue};
+use shared::{Config, Stores};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn temp_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("hub-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn hub(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HUB_DATA_DIR", data_dir)
+        .env("HUB_MAX_RECEIVES", "1")
+        .output()
+        .expect("run hub")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn serve_answers_health_and_echoes_the_request_id() {
+    let dir = temp_dir();
+    let config = Config::from_lookup(|_| None).unwrap();
+    let stores = Stores::embedded(
+        SqliteStore::in_memory().unwrap(),
+        FileSecrets::new(dir.join("secrets.json")),
+        5,
+        &config,
+    );
+    stores
+        .work_queue
+        .send_batch(&[OutgoingMessage::new("{}")])
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, AppState { stores }, async {
+        let _ = stopped.await;
+    }));
+
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("http://{addr}/health"))
+        .header(REQUEST_ID, "req-abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()[REQUEST_ID], "req-abc");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["backend"], "embedded");
+    assert_eq!(body["queues"]["work"]["visible"], 1);
+
+    let resp = client
+        .get(format!("http://{addr}/nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(
+        !resp.headers()[REQUEST_ID].is_empty(),
+        "a request id is made when none is sent"
+    );
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn tenants_and_connections_are_managed_from_the_command_line() {
+    let dir = temp_dir();
+    let o = hub(&dir, &["tenant", "add", "bistro", "--name", "Bistro Group"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hub(
+        &dir,
+        &[
+            "connection",
+            "add",
+            "--tenant",
+            "bistro",
+            "--id",
+            "toast-main",
+            "--provider",
+            "toast",
+            "--account",
+            "f9a1b2c3-0000-4000-8000-000000000001",
+            "--time-zone",
+            "America/New_York",
+            "--close",
+            "04:00",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hub(
+        &dir,
+        &["connection", "list", "--tenant", "bistro", "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list[0]["provider"], "toast");
+    assert_eq!(list[0]["time_zone"], "America/New_York");
+    assert_eq!(list[0]["business_day_close"], "04:00:00");
+    assert_eq!(list[0]["credentials"], "bistro/toast-main");
+    assert!(dir.join("state.db").exists());
+}
+
+#[test]
+fn bad_input_is_refused_with_the_reason() {
+    let dir = temp_dir();
+    hub(&dir, &["tenant", "add", "bistro", "--name", "Bistro"]);
+    let o = hub(
+        &dir,
+        &[
+            "connection",
+            "add",
+            "--tenant",
+            "bistro",
+            "--id",
+            "sq",
+            "--provider",
+            "square",
+            "--account",
+            "M1",
+            "--time-zone",
+            "Mars/Olympus",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--time-zone \"Mars/Olympus\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = hub(
+        &dir,
+        &[
+            "connection",
+            "add",
+            "--tenant",
+            "nobody",
+            "--id",
+            "sq",
+            "--provider",
+            "square",
+            "--account",
+            "M1",
+            "--time-zone",
+            "UTC",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("tenant nobody"), "{}", stderr(&o));
+    let o = hub(&dir, &["connection", "list", "--tenant", "a#b"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("TenantId"), "{}", stderr(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(["tenant", "list"])
+        .env("HUB_STATE_TABLE", "only-one")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("HUB_IDEMPOTENCY_TABLE"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn parked_messages_are_listed_and_redriven() {
+    let dir = temp_dir();
+    {
+        let db = SqliteStore::open(&dir.join("state.db")).unwrap();
+        let q = SqliteQueue::new(db, "work", 1);
+        q.send_batch(&[OutgoingMessage::new("{\"event\":\"poison\"}")])
+            .await
+            .unwrap();
+        let m = q
+            .receive(1, Duration::from_secs(30), Duration::ZERO)
+            .await
+            .unwrap();
+        q.change_visibility(&m[0].receipt, Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(
+            q.receive(1, Duration::from_secs(30), Duration::ZERO)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let o = hub(&dir, &["dlq", "list", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dead: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(dead.as_array().unwrap().len(), 1);
+    assert_eq!(dead[0]["body"], "{\"event\":\"poison\"}");
+
+    let o = hub(&dir, &["dlq", "redrive"]);
+    assert!(!o.status.success(), "redrive needs ids or --all");
+    let o = hub(&dir, &["dlq", "redrive", "--all"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("1 message(s) sent back"),
+        "{}",
+        stdout(&o)
+    );
+    let o = hub(&dir, &["dlq", "list", "--json"]);
+    assert_eq!(stdout(&o).trim(), "[]");
+}
+
+#[test]
+fn the_aws_backend_is_configured_from_the_environment() {
+    let endpoint = std::env::var("HUB_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!("HUB_TEST_AWS_ENDPOINT is not set: this test needs the AWS emulator; run `cargo xtask test`")
+    });
+    let aws = |args: &[&str], extra: &[(String, String)]| {
+        Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(args)
+            .env_clear()
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .envs(extra.iter().cloned())
+            .output()
+            .unwrap()
+    };
+    let prefix = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let o = aws(&["aws", "bootstrap", "--prefix", &prefix], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let settings: Vec<(String, String)> = stdout(&o)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(settings.len(), 6, "{}", stdout(&o));
+    let o = aws(
+        &["tenant", "add", "cloud", "--name", "Cloud Kitchen"],
+        &settings,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = aws(&["tenant", "list", "--json"], &settings);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tenants: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(tenants[0]["name"], "Cloud Kitchen");
+    let o = aws(&["dlq", "list", "--queue", "push", "--json"], &settings);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "[]");
+}
