@@ -217,9 +217,23 @@ fn test(extra: &[String]) -> Result<()> {
         Some(m) => test_cmd.env("HUB_TEST_AWS_ENDPOINT", &m.url),
         None => test_cmd.env_remove("HUB_TEST_AWS_ENDPOINT"),
     };
-    step(&mut failed, run("cargo test --workspace", &mut test_cmd));
+    let (passed, failed_tests) = match run_tests(&mut test_cmd) {
+        Ok((passed, failed_tests, true)) => (passed, failed_tests),
+        Ok((passed, failed_tests, false)) => {
+            failed.push(format!(
+                "cargo test --workspace failed: {passed} passed, {failed_tests} failed"
+            ));
+            (passed, failed_tests)
+        }
+        Err(e) => {
+            failed.push(e);
+            (0, 0)
+        }
+    };
     drop(moto);
     eprintln!("\n==> cargo xtask test finished in {:.1?}", total.elapsed());
+    // One closing line for every test binary together.
+    println!("xtask: {passed} passed, {failed_tests} failed");
     if failed.is_empty() {
         eprintln!("==> all steps passed");
         Ok(())
@@ -230,6 +244,53 @@ fn test(extra: &[String]) -> Result<()> {
             failed.join("\n  ")
         ))
     }
+}
+
+/// Runs `cargo test`, echoing its output, and adds up its `test result:`
+/// lines: (passed, failed, whether cargo succeeded).
+fn run_tests(cmd: &mut Command) -> Result<(u64, u64, bool)> {
+    use std::io::{BufRead, BufReader, Write};
+    let step = "cargo test --workspace";
+    eprintln!("\n==> {step}");
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{step}: could not start: {e}"))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        let mut stdout = std::io::stdout().lock();
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            let _ = writeln!(stdout, "{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                for part in rest.split(';') {
+                    let mut words = part.split_whitespace().rev();
+                    let (Some(label), Some(n)) = (words.next(), words.next()) else {
+                        continue;
+                    };
+                    let n: u64 = n
+                        .trim_start_matches(|c: char| !c.is_ascii_digit())
+                        .parse()
+                        .unwrap_or(0);
+                    match label {
+                        "passed" => passed += n,
+                        "failed" => failed += n,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{step}: {e}"))?;
+    eprintln!(
+        "==> {step}: {} in {:.1?}",
+        if status.success() { "ok" } else { "FAILED" },
+        start.elapsed()
+    );
+    Ok((passed, failed, status.success()))
 }
 
 fn moto_foreground() -> Result<()> {
