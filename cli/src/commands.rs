@@ -45,6 +45,9 @@ pub enum Command {
     /// Inspect and redrive dead-letter queues.
     #[command(subcommand)]
     Dlq(DlqCmd),
+    /// Check or make webhook signatures, and handle unrouted events.
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
     /// Create the DynamoDB tables and SQS queues on an AWS endpoint (an
     /// emulator or a sandbox account) and print the settings to use them.
     #[command(subcommand)]
@@ -150,6 +153,56 @@ pub enum DlqCmd {
     },
 }
 
+/// `hub webhook ...`
+#[derive(Debug, Subcommand)]
+pub enum WebhookCmd {
+    /// Check a captured delivery's signature: prints `valid` (exit 0) or
+    /// `invalid: <reason>` (exit 1).
+    Verify {
+        #[command(flatten)]
+        delivery: DeliveryArgs,
+        /// A request header, `Name: value` (repeatable); the signature header
+        /// is the one that counts.
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+    },
+    /// Print the signature header for a body, to `curl` a signed delivery:
+    /// `curl -H "$(hub webhook sign ...)" --data-binary @body.json <url>`.
+    Sign {
+        #[command(flatten)]
+        delivery: DeliveryArgs,
+    },
+    /// List signed events whose provider account no tenant owns.
+    Unrouted {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move unrouted events whose account now has a connection to the work queue.
+    Reroute,
+}
+
+/// What a signature covers.
+#[derive(Debug, Args)]
+pub struct DeliveryArgs {
+    /// toast, square, quickbooks or xero.
+    #[arg(long)]
+    pub provider: Provider,
+    /// The signing key (Square signature key, QuickBooks verifier token, Xero
+    /// webhook key, Toast subscription secret).
+    #[arg(long, env = "HUB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Square: the subscription's notification URL.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The raw body, byte for byte.
+    #[arg(long)]
+    pub body_file: std::path::PathBuf,
+}
+
 /// `hub aws ...`
 #[derive(Debug, Subcommand)]
 pub enum AwsCmd {
@@ -169,6 +222,10 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
     match command {
         Command::Serve { .. } => bail!("serve is run by main"),
         Command::Config => print_config(config),
+        Command::Webhook(WebhookCmd::Verify { delivery, headers }) => {
+            verify_delivery(delivery, &headers)
+        }
+        Command::Webhook(WebhookCmd::Sign { delivery }) => sign_delivery(delivery),
         Command::Aws(AwsCmd::Bootstrap {
             prefix,
             max_receives,
@@ -289,7 +346,45 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
                 );
             }
         }
-        Command::Serve { .. } | Command::Config | Command::Aws(_) => {
+        Command::Webhook(WebhookCmd::Unrouted { max, json }) => {
+            let list = shared::webhooks::unrouted::list(stores, max).await?;
+            if json {
+                let items: Vec<_> = list
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({
+                            "id": u.id,
+                            "item": u.item,
+                            "body": if u.item.is_none() { Some(&u.body) } else { None },
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                println!("{} unrouted event(s)", list.len());
+                for u in list {
+                    match u.item {
+                        Some(i) => println!(
+                            "{}  {}  account={}  {}  received={}",
+                            u.id,
+                            i.event.provider,
+                            i.event.account.as_ref().map_or("-", |a| a.as_str()),
+                            i.event.event_type,
+                            i.received_at
+                        ),
+                        None => println!("{}  unreadable: {}", u.id, preview(&u.body)),
+                    }
+                }
+            }
+        }
+        Command::Webhook(WebhookCmd::Reroute) => {
+            let (moved, left) = shared::webhooks::unrouted::reroute(stores).await?;
+            println!("{moved} event(s) moved to the work queue, {left} still unrouted");
+        }
+        Command::Serve { .. }
+        | Command::Config
+        | Command::Aws(_)
+        | Command::Webhook(WebhookCmd::Verify { .. } | WebhookCmd::Sign { .. }) => {
             unreachable!("handled in execute")
         }
     }
@@ -375,11 +470,91 @@ async fn bootstrap(prefix: &str, max_receives: u32) -> Result<()> {
     schema::create_idempotency_table(&ddb, &idem).await?;
     let work = schema::create_queue_with_dlq(&sqs, &format!("{prefix}-work"), max_receives).await?;
     let push = schema::create_queue_with_dlq(&sqs, &format!("{prefix}-push"), max_receives).await?;
+    let unrouted = schema::create_queue(&sqs, &format!("{prefix}-unrouted")).await?;
     println!("HUB_BACKEND=aws");
     println!("HUB_STATE_TABLE={state}");
     println!("HUB_IDEMPOTENCY_TABLE={idem}");
     println!("HUB_WORK_QUEUE_URL={work}");
     println!("HUB_PUSH_QUEUE_URL={push}");
+    println!("HUB_UNROUTED_QUEUE_URL={unrouted}");
     println!("HUB_SECRET_PREFIX={prefix}/");
+    Ok(())
+}
+
+fn read_body(d: &DeliveryArgs) -> Result<Vec<u8>> {
+    std::fs::read(&d.body_file)
+        .with_context(|| format!("read --body-file {}", d.body_file.display()))
+}
+
+fn check_signable(d: &DeliveryArgs) -> Result<()> {
+    if shared::webhooks::signature_header(d.provider).is_none() {
+        return Err(UsageError(format!("{} webhooks are not signed", d.provider)).into());
+    }
+    if d.provider == Provider::Square && d.url.as_deref().is_none_or(str::is_empty) {
+        return Err(UsageError(
+            "--url is required for square: its signature covers the notification URL".into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A mistake in how the command was called (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A check that ran and said no (exit code 1, message already printed).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid")]
+pub struct Invalid;
+
+fn verify_delivery(d: DeliveryArgs, headers: &[String]) -> Result<()> {
+    check_signable(&d)?;
+    let body = read_body(&d)?;
+    let mut map = std::collections::HashMap::new();
+    for h in headers {
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| UsageError(format!("--header {h:?} is not `Name: value`")))?;
+        map.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+    }
+    let header = shared::webhooks::signature_header(d.provider).unwrap_or_default();
+    let keys = shared::webhooks::SigningKeys {
+        current: d.secret.into(),
+        previous: None,
+    };
+    let parts = shared::webhooks::SignedParts {
+        body: &body,
+        url: d.url.as_deref(),
+    };
+    match shared::webhooks::verify(
+        d.provider,
+        map.get(header).map(String::as_str),
+        parts,
+        &keys,
+    ) {
+        Ok(_) => {
+            println!("valid");
+            Ok(())
+        }
+        Err(e) => {
+            println!("invalid: {e}");
+            Err(Invalid.into())
+        }
+    }
+}
+
+fn sign_delivery(d: DeliveryArgs) -> Result<()> {
+    check_signable(&d)?;
+    let body = read_body(&d)?;
+    let parts = shared::webhooks::SignedParts {
+        body: &body,
+        url: d.url.as_deref(),
+    };
+    let sig = shared::webhooks::sign(d.provider, parts, &d.secret.into())
+        .map_err(|e| UsageError(e.to_string()))?;
+    let header = shared::webhooks::signature_header(d.provider).unwrap_or_default();
+    println!("{header}: {sig}");
     Ok(())
 }

@@ -2,13 +2,34 @@
 
 use anyhow::Context;
 use clap::Parser;
-use hub::commands::{Cli, Command, execute};
+use hub::commands::{Cli, Command, Invalid, UsageError, execute};
 use hub::serve::{AppState, run};
 use shared::{Config, Stores};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_cli(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is::<Invalid>() => std::process::ExitCode::from(1),
+        Err(e) if e.is::<UsageError>() => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_cli(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     match cli.command {
         Command::Serve { addr } => {
@@ -25,9 +46,13 @@ async fn main() -> anyhow::Result<()> {
                 "hub serve: listening on http://{local} ({} backend)",
                 stores.backend
             );
-            run(listener, AppState { stores }, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            run(
+                listener,
+                AppState::new(stores, config.webhook_settings()),
+                async {
+                    let _ = tokio::signal::ctrl_c().await;
+                },
+            )
             .await?;
             Ok(())
         }

@@ -1,14 +1,20 @@
 //! `hub serve`: the hub's HTTP routes in one local process. Tests call
 //! [`run`] on `127.0.0.1:0`, the same entry point as the binary.
+//!
+//! - `GET /health`: backend and queue depths.
+//! - `POST /webhooks/{provider}`: the webhook intake the Lambda functions run.
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use shared::Stores;
+use shared::webhooks::{WebhookIntake, WebhookRequest, WebhookResponse};
 use std::future::Future;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -20,12 +26,28 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub struct AppState {
     /// The configured stores.
     pub stores: Stores,
+    /// The webhook intake on those stores.
+    pub webhooks: Arc<WebhookIntake>,
+}
+
+impl AppState {
+    /// State on `stores` with the given webhook settings.
+    pub fn new(stores: Stores, settings: shared::webhooks::WebhookSettings) -> Self {
+        AppState {
+            webhooks: Arc::new(WebhookIntake::new(stores.clone(), settings)),
+            stores,
+        }
+    }
 }
 
 /// Every route `hub serve` answers.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route(
+            "/webhooks/{provider}",
+            any(webhook).layer(DefaultBodyLimit::disable()),
+        )
         .layer(middleware::from_fn(with_request_id))
         .with_state(state)
 }
@@ -64,7 +86,11 @@ async fn with_request_id(req: Request, next: Next) -> Response {
 
 async fn health(State(state): State<AppState>) -> Response {
     let mut queues = serde_json::Map::new();
-    for q in [&state.stores.work_queue, &state.stores.push_queue] {
+    for q in [
+        &state.stores.work_queue,
+        &state.stores.push_queue,
+        &state.stores.unrouted_queue,
+    ] {
         match q.depth().await {
             Ok(d) => {
                 queues.insert(
@@ -88,4 +114,68 @@ async fn health(State(state): State<AppState>) -> Response {
         "queues": queues,
     }))
     .into_response()
+}
+
+/// Turns the intake's answer into an HTTP response.
+pub fn into_response(r: WebhookResponse) -> Response {
+    let mut resp = Response::new(Body::from(r.body.clone()));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(ct) = r.content_type() {
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    if let Some(secs) = r.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(allow) = r.allow {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    resp
+}
+
+async fn webhook(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let intake = &state.webhooks;
+    if let Err(r) = intake.precheck(&provider, method.as_str()) {
+        return into_response(r);
+    }
+    let max = intake.max_body_bytes();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return into_response(intake.too_large(declared));
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, max).await else {
+        return into_response(intake.too_large(None));
+    };
+    let url = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|host| {
+            format!(
+                "http://{host}{}",
+                uri.path_and_query().map_or("", |p| p.as_str())
+            )
+        });
+    let r = intake
+        .handle(WebhookRequest {
+            provider: &provider,
+            method: method.as_str(),
+            headers: &headers,
+            body: &bytes,
+            url,
+        })
+        .await;
+    into_response(r)
 }

@@ -53,9 +53,13 @@ async fn serve_answers_health_and_echoes_the_request_id() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(listener, AppState { stores }, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(run(
+        listener,
+        AppState::new(stores, Default::default()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     let client = reqwest::Client::new();
     let resp = client
@@ -257,7 +261,7 @@ fn the_aws_backend_is_configured_from_the_environment() {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    assert_eq!(settings.len(), 6, "{}", stdout(&o));
+    assert_eq!(settings.len(), 7, "{}", stdout(&o));
     let o = aws(
         &["tenant", "add", "cloud", "--name", "Cloud Kitchen"],
         &settings,

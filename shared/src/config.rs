@@ -47,6 +47,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "SQS queue of ledger rows to post to accounting",
     ),
     (
+        "HUB_UNROUTED_QUEUE_URL",
+        "(required for aws)",
+        "SQS queue where signed webhook events no tenant owns are kept for an operator",
+    ),
+    (
+        "HUB_WEBHOOK_MAX_BODY_BYTES",
+        "2097152",
+        "webhook bodies over this size are refused with 413",
+    ),
+    (
+        "HUB_SQUARE_NOTIFICATION_URL",
+        "(the URL the request was sent to)",
+        "the Square subscription's notification URL, which its signature covers",
+    ),
+    (
         "HUB_SECRET_PREFIX",
         "integration-hub/",
         "aws: prefix of every secret name in Secrets Manager",
@@ -69,11 +84,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-const AWS_REQUIRED: [&str; 4] = [
+const AWS_REQUIRED: [&str; 5] = [
     "HUB_STATE_TABLE",
     "HUB_IDEMPOTENCY_TABLE",
     "HUB_WORK_QUEUE_URL",
     "HUB_PUSH_QUEUE_URL",
+    "HUB_UNROUTED_QUEUE_URL",
 ];
 
 /// A configuration problem, naming the variable.
@@ -119,6 +135,8 @@ pub struct AwsConfig {
     pub work_queue_url: String,
     /// Ledger rows to post.
     pub push_queue_url: String,
+    /// Signed webhook events no tenant owns.
+    pub unrouted_queue_url: String,
     /// Prefix of every secret name.
     pub secret_prefix: String,
 }
@@ -141,6 +159,21 @@ pub struct Config {
     pub secrets_ttl: Duration,
     /// Log format.
     pub log_format: LogFormat,
+    /// Largest webhook body accepted.
+    pub webhook_max_body_bytes: usize,
+    /// The Square subscription's notification URL, where set.
+    pub square_notification_url: Option<String>,
+}
+
+impl Config {
+    /// The webhook intake's settings from this configuration.
+    pub fn webhook_settings(&self) -> crate::webhooks::WebhookSettings {
+        crate::webhooks::WebhookSettings {
+            max_body_bytes: self.webhook_max_body_bytes,
+            square_notification_url: self.square_notification_url.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 impl Config {
@@ -181,7 +214,11 @@ impl Config {
             if !missing.is_empty() {
                 return Err(ConfigError::Missing(missing));
             }
-            for k in ["HUB_WORK_QUEUE_URL", "HUB_PUSH_QUEUE_URL"] {
+            for k in [
+                "HUB_WORK_QUEUE_URL",
+                "HUB_PUSH_QUEUE_URL",
+                "HUB_UNROUTED_QUEUE_URL",
+            ] {
                 let v = get(k).unwrap_or_default();
                 if !(v.starts_with("https://") || v.starts_with("http://")) {
                     return Err(ConfigError::Invalid {
@@ -197,6 +234,7 @@ impl Config {
                 idempotency_table: get("HUB_IDEMPOTENCY_TABLE").unwrap_or_default(),
                 work_queue_url: get("HUB_WORK_QUEUE_URL").unwrap_or_default(),
                 push_queue_url: get("HUB_PUSH_QUEUE_URL").unwrap_or_default(),
+                unrouted_queue_url: get("HUB_UNROUTED_QUEUE_URL").unwrap_or_default(),
                 secret_prefix: get("HUB_SECRET_PREFIX")
                     .unwrap_or_else(|| "integration-hub/".into()),
             })
@@ -219,10 +257,29 @@ impl Config {
                 });
             }
         };
+        let webhook_max_body_bytes = parse_num(
+            &get,
+            "HUB_WEBHOOK_MAX_BODY_BYTES",
+            2 * 1024 * 1024,
+            1024..=6 * 1024 * 1024,
+        )?;
+        let square_notification_url = get("HUB_SQUARE_NOTIFICATION_URL");
+        if let Some(u) = &square_notification_url
+            && !u.starts_with("https://")
+            && !u.starts_with("http://")
+        {
+            return Err(ConfigError::Invalid {
+                name: "HUB_SQUARE_NOTIFICATION_URL",
+                value: u.clone(),
+                reason: "expected the full URL the Square subscription posts to".into(),
+            });
+        }
         Ok(Config {
             backend,
             secrets_ttl,
             log_format,
+            webhook_max_body_bytes,
+            square_notification_url,
         })
     }
 }
@@ -284,7 +341,7 @@ mod tests {
         let err = cfg(&[("HUB_STATE_TABLE", "hub-state")]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "missing configuration: HUB_IDEMPOTENCY_TABLE, HUB_WORK_QUEUE_URL, HUB_PUSH_QUEUE_URL must be set for HUB_BACKEND=aws"
+            "missing configuration: HUB_IDEMPOTENCY_TABLE, HUB_WORK_QUEUE_URL, HUB_PUSH_QUEUE_URL, HUB_UNROUTED_QUEUE_URL must be set for HUB_BACKEND=aws"
         );
     }
 
@@ -315,6 +372,10 @@ mod tests {
                 "HUB_PUSH_QUEUE_URL",
                 "https://sqs.us-east-1.amazonaws.com/1/push",
             ),
+            (
+                "HUB_UNROUTED_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/1/unrouted",
+            ),
             ("HUB_SECRET_PREFIX", "hub/prod/"),
         ])
         .unwrap();
@@ -323,6 +384,10 @@ mod tests {
         };
         assert_eq!(aws.secret_prefix, "hub/prod/");
         assert_eq!(aws.state_table, "s");
+        assert_eq!(
+            aws.unrouted_queue_url,
+            "https://sqs.us-east-1.amazonaws.com/1/unrouted"
+        );
     }
 
     #[test]
@@ -332,6 +397,7 @@ mod tests {
             ("HUB_IDEMPOTENCY_TABLE", "i"),
             ("HUB_WORK_QUEUE_URL", "work"),
             ("HUB_PUSH_QUEUE_URL", "https://x/push"),
+            ("HUB_UNROUTED_QUEUE_URL", "https://x/unrouted"),
         ])
         .unwrap_err();
         assert!(err.to_string().contains("HUB_WORK_QUEUE_URL"), "{err}");

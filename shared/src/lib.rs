@@ -14,6 +14,7 @@
 //! - [`stores`]: the ports wired to the configured backend.
 //! - [`config`]: configuration from the environment, validated once.
 //! - [`telemetry`]: JSON logs with request ids; redacted secrets.
+//! - [`webhooks`]: signature verification, envelopes, and the intake path.
 
 pub mod adapters;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod model;
 pub mod ports;
 pub mod stores;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use config::Config;
 pub use stores::Stores;

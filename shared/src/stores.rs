@@ -15,6 +15,11 @@ use std::sync::Arc;
 pub const WORK_QUEUE: &str = "work";
 /// Names of the embedded queues.
 pub const PUSH_QUEUE: &str = "push";
+/// Names of the embedded queues.
+pub const UNROUTED_QUEUE: &str = "unrouted";
+/// The unrouted queue is read by operators, not workers: its messages are
+/// never parked for being received often.
+const UNROUTED_MAX_RECEIVES: u32 = 1_000_000;
 
 /// Every port, on one backend.
 #[derive(Debug, Clone)]
@@ -35,6 +40,8 @@ pub struct Stores {
     pub work_queue: Arc<dyn WorkQueue>,
     /// Ledger rows to post.
     pub push_queue: Arc<dyn WorkQueue>,
+    /// Signed webhook events no tenant owns, kept for an operator.
+    pub unrouted_queue: Arc<dyn WorkQueue>,
 }
 
 impl Stores {
@@ -78,7 +85,16 @@ impl Stores {
                         WORK_QUEUE,
                         &aws.work_queue_url,
                     )),
-                    push_queue: Arc::new(SqsQueue::new(sqs, PUSH_QUEUE, &aws.push_queue_url)),
+                    push_queue: Arc::new(SqsQueue::new(
+                        sqs.clone(),
+                        PUSH_QUEUE,
+                        &aws.push_queue_url,
+                    )),
+                    unrouted_queue: Arc::new(SqsQueue::new(
+                        sqs,
+                        UNROUTED_QUEUE,
+                        &aws.unrouted_queue_url,
+                    )),
                 })
             }
         }
@@ -100,15 +116,17 @@ impl Stores {
             connections: db_arc,
             secrets: Arc::new(CachedSecrets::new(secrets, config.secrets_ttl)),
             work_queue: Arc::new(SqliteQueue::new(db.clone(), WORK_QUEUE, max_receives)),
-            push_queue: Arc::new(SqliteQueue::new(db, PUSH_QUEUE, max_receives)),
+            push_queue: Arc::new(SqliteQueue::new(db.clone(), PUSH_QUEUE, max_receives)),
+            unrouted_queue: Arc::new(SqliteQueue::new(db, UNROUTED_QUEUE, UNROUTED_MAX_RECEIVES)),
         }
     }
 
-    /// The queue called `name` (`work` or `push`).
+    /// The queue called `name` (`work`, `push` or `unrouted`).
     pub fn queue(&self, name: &str) -> Option<&Arc<dyn WorkQueue>> {
         match name {
             WORK_QUEUE => Some(&self.work_queue),
             PUSH_QUEUE => Some(&self.push_queue),
+            UNROUTED_QUEUE => Some(&self.unrouted_queue),
             _ => None,
         }
     }

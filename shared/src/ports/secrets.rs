@@ -26,6 +26,10 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
     /// Writes a new current version, creating the secret if needed. The old
     /// current becomes the previous.
     async fn put(&self, name: &SecretName, value: &SecretString) -> StoreResult<SecretVersion>;
+
+    /// Forgets any cached copy, so the next read goes to the store (after a
+    /// provider refused the cached value, say). Uncached stores do nothing.
+    async fn invalidate(&self, _name: &SecretName) {}
 }
 
 /// A TTL cache in front of any [`SecretStore`]. Reads within the TTL are served
@@ -33,7 +37,14 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
 pub struct CachedSecrets<S> {
     inner: S,
     ttl: Duration,
-    cache: Mutex<HashMap<SecretName, (Instant, SecretString)>>,
+    cache: Mutex<HashMap<SecretName, Cached>>,
+}
+
+struct Cached {
+    at: Instant,
+    current: SecretString,
+    /// `None` until asked for; then the previous version, if any.
+    previous: Option<Option<SecretString>>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for CachedSecrets<S> {
@@ -54,40 +65,60 @@ impl<S> CachedSecrets<S> {
             cache: Mutex::new(HashMap::new()),
         }
     }
-
-    /// Forgets a cached value (after a provider refused it, say).
-    pub async fn invalidate(&self, name: &SecretName) {
-        self.cache.lock().await.remove(name);
-    }
 }
 
 #[async_trait]
 impl<S: SecretStore> SecretStore for CachedSecrets<S> {
     async fn get(&self, name: &SecretName) -> StoreResult<SecretString> {
-        if let Some((at, value)) = self.cache.lock().await.get(name)
-            && at.elapsed() < self.ttl
+        if let Some(c) = self.cache.lock().await.get(name)
+            && c.at.elapsed() < self.ttl
         {
-            return Ok(value.clone());
+            return Ok(c.current.clone());
         }
         let value = self.inner.get(name).await?;
-        self.cache
-            .lock()
-            .await
-            .insert(name.clone(), (Instant::now(), value.clone()));
+        self.cache.lock().await.insert(
+            name.clone(),
+            Cached {
+                at: Instant::now(),
+                current: value.clone(),
+                previous: None,
+            },
+        );
         Ok(value)
     }
 
     async fn get_previous(&self, name: &SecretName) -> StoreResult<Option<SecretString>> {
-        self.inner.get_previous(name).await
+        if let Some(c) = self.cache.lock().await.get(name)
+            && c.at.elapsed() < self.ttl
+            && let Some(previous) = &c.previous
+        {
+            return Ok(previous.clone());
+        }
+        let previous = self.inner.get_previous(name).await?;
+        if let Some(c) = self.cache.lock().await.get_mut(name)
+            && c.at.elapsed() < self.ttl
+        {
+            c.previous = Some(previous.clone());
+        }
+        Ok(previous)
     }
 
     async fn put(&self, name: &SecretName, value: &SecretString) -> StoreResult<SecretVersion> {
         let version = self.inner.put(name, value).await?;
-        self.cache
-            .lock()
-            .await
-            .insert(name.clone(), (Instant::now(), value.clone()));
+        self.cache.lock().await.insert(
+            name.clone(),
+            Cached {
+                at: Instant::now(),
+                current: value.clone(),
+                previous: None,
+            },
+        );
         Ok(version)
+    }
+
+    async fn invalidate(&self, name: &SecretName) {
+        self.cache.lock().await.remove(name);
+        self.inner.invalidate(name).await;
     }
 }
 
@@ -108,5 +139,9 @@ impl<T: SecretStore + ?Sized> SecretStore for Box<T> {
 
     async fn put(&self, name: &SecretName, value: &SecretString) -> StoreResult<SecretVersion> {
         (**self).put(name, value).await
+    }
+
+    async fn invalidate(&self, name: &SecretName) {
+        (**self).invalidate(name).await
     }
 }

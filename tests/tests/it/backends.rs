@@ -2,14 +2,16 @@
 //! an in-memory SQLite database and a temporary secrets file, or new DynamoDB
 //! tables, SQS queues and a secret prefix on the AWS emulator.
 
+use shared::Stores;
 use shared::adapters::aws::{AwsSecrets, DynamoStore, SqsQueue, schema};
 use shared::adapters::file_secrets::FileSecrets;
 use shared::adapters::sqlite::{SqliteQueue, SqliteStore};
 use shared::ports::{
-    ConnectionStore, CursorStore, IdempotencyStore, Ledger, SecretStore, WorkQueue,
+    CachedSecrets, ConnectionStore, CursorStore, IdempotencyStore, Ledger, SecretStore, WorkQueue,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The variable naming the AWS emulator's endpoint.
 pub const ENDPOINT_VAR: &str = "HUB_TEST_AWS_ENDPOINT";
@@ -109,6 +111,47 @@ impl Backend {
                     .unwrap_or_else(|e| panic!("create queue {name} on the emulator: {e}"));
                 Arc::new(SqsQueue::new(client, name, url))
             }
+        }
+    }
+
+    /// All ports wired together as `Stores`, as a function or `hub serve`
+    /// builds them, on new queues.
+    pub async fn stores(&self, max_receives: u32) -> Stores {
+        let secrets: Arc<dyn SecretStore> =
+            Arc::new(CachedSecrets::new(self.secrets(), Duration::from_secs(300)));
+        let (work, push, unrouted): (Arc<dyn WorkQueue>, Arc<dyn WorkQueue>, Arc<dyn WorkQueue>) =
+            match &self.kind {
+                Kind::Sqlite { db, .. } => (
+                    Arc::new(SqliteQueue::new(db.clone(), unique("work"), max_receives)),
+                    Arc::new(SqliteQueue::new(db.clone(), unique("push"), max_receives)),
+                    Arc::new(SqliteQueue::new(db.clone(), unique("unrouted"), 1_000_000)),
+                ),
+                Kind::Aws { sdk, .. } => {
+                    let client = aws_sdk_sqs::Client::new(sdk);
+                    let name = unique("unrouted");
+                    let url = schema::create_queue(&client, &name)
+                        .await
+                        .unwrap_or_else(|e| panic!("create queue {name} on the emulator: {e}"));
+                    (
+                        self.queue(max_receives).await,
+                        self.queue(max_receives).await,
+                        Arc::new(SqsQueue::new(client, name, url)),
+                    )
+                }
+            };
+        Stores {
+            backend: match self.kind {
+                Kind::Sqlite { .. } => "embedded",
+                Kind::Aws { .. } => "aws",
+            },
+            idempotency: self.idempotency.clone(),
+            cursors: self.cursors.clone(),
+            ledger: self.ledger.clone(),
+            connections: self.connections.clone(),
+            secrets,
+            work_queue: work,
+            push_queue: push,
+            unrouted_queue: unrouted,
         }
     }
 

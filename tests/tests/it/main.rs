@@ -4,6 +4,10 @@
 //! secrets file) and on the AWS backend (DynamoDB, SQS, Secrets Manager)
 //! against the emulator whose URL `cargo xtask test` puts in
 //! `HUB_TEST_AWS_ENDPOINT`. Without it the AWS cases fail; they never skip.
+//!
+//! `webhooks`: signed deliveries over HTTP to `hub serve`'s webhook routes,
+//! on both backends: each provider end to end, duplicates, bad input.
 
 mod backends;
 mod conformance;
+mod webhooks;

@@ -138,3 +138,18 @@ pub async fn create_queue_with_dlq(
         .map(str::to_string)
         .ok_or_else(|| StoreError::backend("sqs", "create_queue", "no queue URL returned"))
 }
+
+/// Creates a plain queue `name` with the longest retention (14 days) and no
+/// dead-letter queue: for queues operators read, like the unrouted queue.
+pub async fn create_queue(client: &aws_sdk_sqs::Client, name: &str) -> StoreResult<String> {
+    let out = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .map_err(sdk_err("sqs", "create_queue"))?;
+    out.queue_url()
+        .map(str::to_string)
+        .ok_or_else(|| StoreError::backend("sqs", "create_queue", "no queue URL returned"))
+}

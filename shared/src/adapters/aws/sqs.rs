@@ -375,20 +375,28 @@ impl WorkQueue for SqsQueue {
                 ],
             )
             .await?;
-        let dlq = self.dlq_url().await?.to_string();
-        let dead = self
-            .count(
-                &dlq,
-                &[
-                    QueueAttributeName::ApproximateNumberOfMessages,
-                    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-                ],
-            )
-            .await?;
+        // A queue without a dead-letter queue (the unrouted queue) parks nothing.
+        let dead = match self.dlq_url().await {
+            Ok(dlq) => {
+                let dlq = dlq.to_string();
+                let n = self
+                    .count(
+                        &dlq,
+                        &[
+                            QueueAttributeName::ApproximateNumberOfMessages,
+                            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                        ],
+                    )
+                    .await?;
+                n[0] + n[1]
+            }
+            Err(StoreError::NotFound(_)) => 0,
+            Err(e) => return Err(e),
+        };
         Ok(QueueDepth {
             visible: main[0] + main[1],
             in_flight: main[2],
-            dead: dead[0] + dead[1],
+            dead,
         })
     }
 }
