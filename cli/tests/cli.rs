@@ -275,3 +275,182 @@ fn the_aws_backend_is_configured_from_the_environment() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "[]");
 }
+
+fn fixture(path: &str) -> String {
+    format!("{}/../tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn hub_plain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(args)
+        .env_remove("HUB_WEBHOOK_SECRET")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn webhook_verify_checks_a_captured_delivery() {
+    let body = fixture("square/webhook_test_notification.json");
+    let url = "https://webhook.site/679a4f3a-dcfa-49ee-bac5-9d0edad886b9";
+    let sig = "x-square-hmacsha256-signature: GF4YkrJgGBDZ9NIYbNXBnMzqb2HoL4RW/S6vkZ9/2N4=";
+    let args = |key: &'static str| {
+        vec![
+            "webhook",
+            "verify",
+            "--provider",
+            "square",
+            "--secret",
+            key,
+            "--url",
+            url,
+            "--header",
+            "Content-Type: application/json",
+            "--header",
+            sig,
+            "--body-file",
+            &body,
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| hub_plain(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(args("Ibxx_5AKakO-3qeNVR61Dw"));
+    assert_eq!(
+        (o.status.code(), stdout(&o).trim()),
+        (Some(0), "valid"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(args("MCmhFRxGX82xMwg5FsaoQA"));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o).trim(),
+        "invalid: x-square-hmacsha256-signature signature does not match the body"
+    );
+    assert!(
+        !stdout(&o).contains("MCmhFRxGX82xMwg5FsaoQA")
+            && !stderr(&o).contains("MCmhFRxGX82xMwg5FsaoQA")
+    );
+
+    // Usage errors exit 2: no URL for Square, a provider that does not sign, an unknown one.
+    let o = hub_plain(&[
+        "webhook",
+        "verify",
+        "--provider",
+        "square",
+        "--secret",
+        "k",
+        "--body-file",
+        &body,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--url is required for square"),
+        "{}",
+        stderr(&o)
+    );
+    let o = hub_plain(&[
+        "webhook",
+        "verify",
+        "--provider",
+        "marketman",
+        "--secret",
+        "k",
+        "--body-file",
+        &body,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = hub_plain(&[
+        "webhook",
+        "verify",
+        "--provider",
+        "paypal",
+        "--secret",
+        "k",
+        "--body-file",
+        &body,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = hub_plain(&[
+        "webhook",
+        "verify",
+        "--provider",
+        "xero",
+        "--secret",
+        "k",
+        "--header",
+        "no colon",
+        "--body-file",
+        &body,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn webhook_sign_makes_headers_that_verify() {
+    for (provider, path) in [
+        ("toast", "toast/webhook_order_updated.json"),
+        ("xero", "xero/webhook_contact_update.json"),
+        ("quickbooks", "qbo/webhook_legacy_event_notifications.json"),
+    ] {
+        let body = fixture(path);
+        let o = hub_plain(&[
+            "webhook",
+            "sign",
+            "--provider",
+            provider,
+            "--secret",
+            "dev-key",
+            "--body-file",
+            &body,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let header = stdout(&o).trim().to_string();
+        assert!(header.contains(": "), "{header}");
+        let o = hub_plain(&[
+            "webhook",
+            "verify",
+            "--provider",
+            provider,
+            "--secret",
+            "dev-key",
+            "--header",
+            &header,
+            "--body-file",
+            &body,
+        ]);
+        assert_eq!(
+            (o.status.code(), stdout(&o).trim()),
+            (Some(0), "valid"),
+            "{provider}"
+        );
+        let o = hub_plain(&[
+            "webhook",
+            "verify",
+            "--provider",
+            provider,
+            "--secret",
+            "other",
+            "--header",
+            &header,
+            "--body-file",
+            &body,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{provider}");
+    }
+    let o = hub_plain(&[
+        "webhook",
+        "sign",
+        "--provider",
+        "quickbooks",
+        "--secret",
+        "b5771f19b12ddb4bcdb9f08bdc50bc63878a",
+        "--body-file",
+        &fixture("qbo/webhook_legacy_event_notifications.json"),
+    ]);
+    assert_eq!(
+        stdout(&o).trim(),
+        "intuit-signature: JC2GUwciPmRBwEO7WvrRmKqu9tGOKL8FFallocTFi8Q="
+    );
+}

@@ -136,7 +136,7 @@ fn toast(bytes: &[u8], header_restaurant: Option<&str>) -> Result<WebhookEvent, 
     }
     let p = Provider::Toast;
     let payload: Value = parse(p, bytes)?;
-    let t: Toast = serde_json::from_value(payload.clone()).map_err(|e| EnvelopeError {
+    let t = Toast::deserialize(&payload).map_err(|e| EnvelopeError {
         provider: p,
         detail: e.to_string(),
     })?;
@@ -171,7 +171,7 @@ fn square(bytes: &[u8]) -> Result<WebhookEvent, EnvelopeError> {
     }
     let p = Provider::Square;
     let payload: Value = parse(p, bytes)?;
-    let s: Square = serde_json::from_value(payload.clone()).map_err(|e| EnvelopeError {
+    let s = Square::deserialize(&payload).map_err(|e| EnvelopeError {
         provider: p,
         detail: e.to_string(),
     })?;
@@ -208,11 +208,10 @@ fn quickbooks(bytes: &[u8]) -> Result<Vec<WebhookEvent>, EnvelopeError> {
         raw.into_iter()
             .enumerate()
             .map(|(i, payload)| {
-                let e: CloudEvent =
-                    serde_json::from_value(payload.clone()).map_err(|e| EnvelopeError {
-                        provider: p,
-                        detail: format!("event {i}: {e}"),
-                    })?;
+                let e = CloudEvent::deserialize(&payload).map_err(|e| EnvelopeError {
+                    provider: p,
+                    detail: format!("event {i}: {e}"),
+                })?;
                 required(p, "id", &e.id)?;
                 required(p, "intuitaccountid", &e.intuitaccountid)?;
                 Ok(WebhookEvent {
@@ -255,11 +254,10 @@ fn quickbooks(bytes: &[u8]) -> Result<Vec<WebhookEvent>, EnvelopeError> {
         for n in legacy.event_notifications {
             required(p, "realmId", &n.realm_id)?;
             for payload in n.data_change_event.entities {
-                let e: Entity =
-                    serde_json::from_value(payload.clone()).map_err(|e| EnvelopeError {
-                        provider: p,
-                        detail: format!("realm {} entity: {e}", n.realm_id),
-                    })?;
+                let e = Entity::deserialize(&payload).map_err(|e| EnvelopeError {
+                    provider: p,
+                    detail: format!("realm {} entity: {e}", n.realm_id),
+                })?;
                 let key = format!(
                     "{}:{}:{}:{}:{}",
                     n.realm_id, e.name, e.id, e.operation, e.last_updated
@@ -300,7 +298,7 @@ fn xero(bytes: &[u8]) -> Result<Vec<WebhookEvent>, EnvelopeError> {
         .into_iter()
         .enumerate()
         .map(|(i, payload)| {
-            let e: Event = serde_json::from_value(payload.clone()).map_err(|e| EnvelopeError {
+            let e = Event::deserialize(&payload).map_err(|e| EnvelopeError {
                 provider: p,
                 detail: format!("events[{i}]: {e}"),
             })?;

@@ -99,25 +99,31 @@ pub struct SignedParts<'a> {
     pub url: Option<&'a str>,
 }
 
-fn message(provider: Provider, parts: SignedParts<'_>) -> Result<Vec<u8>, VerifyError> {
+/// What is signed: `prefix + body + suffix`, without copying the body.
+struct Signed<'a> {
+    prefix: &'a [u8],
+    body: &'a [u8],
+    suffix: Vec<u8>,
+}
+
+fn message<'a>(provider: Provider, parts: SignedParts<'a>) -> Result<Signed<'a>, VerifyError> {
+    let signed = |prefix: &'a [u8], suffix: Vec<u8>| Signed {
+        prefix,
+        body: parts.body,
+        suffix,
+    };
     match provider {
         Provider::Square => {
             let url = parts
                 .url
                 .filter(|u| !u.is_empty())
                 .ok_or(VerifyError::MissingUrl)?;
-            let mut m = Vec::with_capacity(url.len() + parts.body.len());
-            m.extend_from_slice(url.as_bytes());
-            m.extend_from_slice(parts.body);
-            Ok(m)
+            Ok(signed(url.as_bytes(), Vec::new()))
         }
-        Provider::QuickBooks | Provider::Xero => Ok(parts.body.to_vec()),
+        Provider::QuickBooks | Provider::Xero => Ok(signed(b"", Vec::new())),
         Provider::Toast => {
             let ts = toast_timestamp(parts.body).ok_or(VerifyError::MissingTimestamp)?;
-            let mut m = Vec::with_capacity(parts.body.len() + ts.len());
-            m.extend_from_slice(parts.body);
-            m.extend_from_slice(ts.as_bytes());
-            Ok(m)
+            Ok(signed(b"", ts.into_bytes()))
         }
         Provider::MarketMan => Err(VerifyError::Unsupported(provider)),
     }
@@ -136,11 +142,13 @@ fn toast_timestamp(body: &[u8]) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-fn mac(key: &SecretString, msg: &[u8]) -> HmacSha256 {
+fn mac(key: &SecretString, msg: &Signed<'_>) -> HmacSha256 {
     // HMAC takes keys of any length, so this cannot fail.
     let mut mac = HmacSha256::new_from_slice(key.expose_secret().as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-    mac.update(msg);
+    mac.update(msg.prefix);
+    mac.update(msg.body);
+    mac.update(&msg.suffix);
     mac
 }
 
@@ -380,7 +388,18 @@ mod tests {
             br#"{"timestamp":"2024-03-28T15:11:01.050Z","guid":"g","eventType":"order_updated"}"#;
         let sig = sign(Provider::Toast, SignedParts { body, url: None }, &key).unwrap();
         // The HMAC of the body alone is not accepted: the timestamp is part of it.
-        let body_only = B64.encode(mac(&key, body).finalize().into_bytes());
+        let body_only = B64.encode(
+            mac(
+                &key,
+                &Signed {
+                    prefix: b"",
+                    body,
+                    suffix: Vec::new(),
+                },
+            )
+            .finalize()
+            .into_bytes(),
+        );
         assert_ne!(sig, body_only);
         let k = SigningKeys {
             current: key,
