@@ -6,8 +6,8 @@ use crate::adapters::file_secrets::FileSecrets;
 use crate::adapters::sqlite::{SqliteQueue, SqliteStore};
 use crate::config::{BackendConfig, Config};
 use crate::ports::{
-    CachedSecrets, ConnectionStore, CursorStore, IdempotencyStore, Ledger, SecretStore,
-    StoreResult, WorkQueue,
+    CachedSecrets, CallLog, ConnectionStore, CursorStore, IdempotencyStore, Ledger, RateLimitStore,
+    SecretStore, StoreResult, WorkQueue,
 };
 use std::sync::Arc;
 
@@ -34,6 +34,10 @@ pub struct Stores {
     pub ledger: Arc<dyn Ledger>,
     /// Tenants and connections.
     pub connections: Arc<dyn ConnectionStore>,
+    /// Shared rate budgets per provider account.
+    pub rate_limits: Arc<dyn RateLimitStore>,
+    /// Every provider call's outcome and latency.
+    pub calls: Arc<dyn CallLog>,
     /// Credentials (cached).
     pub secrets: Arc<dyn SecretStore>,
     /// Webhook events to process.
@@ -78,7 +82,9 @@ impl Stores {
                     idempotency: dynamo.clone(),
                     cursors: dynamo.clone(),
                     ledger: dynamo.clone(),
-                    connections: dynamo,
+                    connections: dynamo.clone(),
+                    rate_limits: dynamo.clone(),
+                    calls: dynamo,
                     secrets: Arc::new(secrets),
                     work_queue: Arc::new(SqsQueue::new(
                         sqs.clone(),
@@ -113,7 +119,9 @@ impl Stores {
             idempotency: db_arc.clone(),
             cursors: db_arc.clone(),
             ledger: db_arc.clone(),
-            connections: db_arc,
+            connections: db_arc.clone(),
+            rate_limits: db_arc.clone(),
+            calls: db_arc,
             secrets: Arc::new(CachedSecrets::new(secrets, config.secrets_ttl)),
             work_queue: Arc::new(SqliteQueue::new(db.clone(), WORK_QUEUE, max_receives)),
             push_queue: Arc::new(SqliteQueue::new(db.clone(), PUSH_QUEUE, max_receives)),

@@ -3,13 +3,16 @@
 //! (DynamoDB, SQS, Secrets Manager); one conformance suite holds both to the
 //! same contract.
 
+mod call_log;
 mod connections;
 mod cursors;
 mod idempotency;
 mod ledger;
 mod queue;
+mod rate_limit;
 mod secrets;
 
+pub use call_log::{CallLog, CallOutcome, CallRecord};
 pub use connections::ConnectionStore;
 pub use cursors::{CasOutcome, Cursor, CursorKey, CursorStore};
 pub use idempotency::{ClaimOutcome, ClaimToken, IdempotencyStore};
@@ -18,6 +21,7 @@ pub use ledger::{
     UpsertOutcome,
 };
 pub use queue::{DeadLetter, OutgoingMessage, QueueDepth, ReceivedMessage, WorkQueue};
+pub use rate_limit::{Acquire, Bucket, Budget, Limit, RateLimitStore};
 pub(crate) use secrets::secrets_not_found;
 pub use secrets::{CachedSecrets, SecretStore, SecretVersion};
 

@@ -7,7 +7,8 @@ use shared::adapters::aws::{AwsSecrets, DynamoStore, SqsQueue, schema};
 use shared::adapters::file_secrets::FileSecrets;
 use shared::adapters::sqlite::{SqliteQueue, SqliteStore};
 use shared::ports::{
-    CachedSecrets, ConnectionStore, CursorStore, IdempotencyStore, Ledger, SecretStore, WorkQueue,
+    CachedSecrets, CallLog, ConnectionStore, CursorStore, IdempotencyStore, Ledger, RateLimitStore,
+    SecretStore, WorkQueue,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct Backend {
     pub cursors: Arc<dyn CursorStore>,
     pub ledger: Arc<dyn Ledger>,
     pub connections: Arc<dyn ConnectionStore>,
+    pub rate_limits: Arc<dyn RateLimitStore>,
+    pub calls: Arc<dyn CallLog>,
     kind: Kind,
 }
 
@@ -52,7 +55,9 @@ impl Backend {
             idempotency: arc.clone(),
             cursors: arc.clone(),
             ledger: arc.clone(),
-            connections: arc,
+            connections: arc.clone(),
+            rate_limits: arc.clone(),
+            calls: arc,
             kind: Kind::Sqlite { db, dir },
         }
     }
@@ -89,7 +94,9 @@ impl Backend {
             idempotency: store.clone(),
             cursors: store.clone(),
             ledger: store.clone(),
-            connections: store,
+            connections: store.clone(),
+            rate_limits: store.clone(),
+            calls: store,
             kind: Kind::Aws {
                 sdk: Box::new(sdk),
                 prefix: format!("{}/", unique("hub")),
@@ -148,6 +155,8 @@ impl Backend {
             cursors: self.cursors.clone(),
             ledger: self.ledger.clone(),
             connections: self.connections.clone(),
+            rate_limits: self.rate_limits.clone(),
+            calls: self.calls.clone(),
             secrets,
             work_queue: work,
             push_queue: push,

@@ -10,6 +10,8 @@
 //! | account owner | `ACCOUNT#<provider>#<account>` | `ACCOUNT` | |
 //! | cursor | `CURSOR#<tenant>#<provider>#<stream>` | `CURSOR` | |
 //! | ledger row | `LEDGER#<key>` | `LEDGER` | `LEDGERDATE#<tenant>#<date>` / `<key>` |
+//! | rate budget | `RATE#<provider>:<account>` | `RATE` | |
+//! | provider call | `CALLS#<provider>:<account>` | `<ms, 15 digits>#<uuid>` (TTL a week) | |
 //!
 //! Every check-then-write is one conditional write (or one transaction), so
 //! concurrent invocations cannot both win.
@@ -20,9 +22,9 @@ use crate::adapters::{from_millis, millis};
 use crate::ids::{ConnectionId, IdempotencyKey, ProviderAccountId, TenantId};
 use crate::model::{Connection, Provider, Tenant};
 use crate::ports::{
-    CasOutcome, ClaimOutcome, ClaimToken, ConnectionStore, Cursor, CursorKey, CursorStore,
-    IdempotencyStore, Ledger, LedgerEntry, LedgerKey, SourceRecord, StoreError, StoreResult,
-    UpsertOutcome,
+    Acquire, Budget, CallLog, CallRecord, CasOutcome, ClaimOutcome, ClaimToken, ConnectionStore,
+    Cursor, CursorKey, CursorStore, IdempotencyStore, Ledger, LedgerEntry, LedgerKey, Limit,
+    RateLimitStore, SourceRecord, StoreError, StoreResult, UpsertOutcome,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -695,5 +697,158 @@ impl ConnectionStore for DynamoStore {
         .await?
         .map(|i| body(&i, "connection"))
         .transpose()
+    }
+}
+
+// ---------------------------------------------------------------- rate budgets
+
+fn budget_pk(key: &str) -> String {
+    format!("RATE#{key}")
+}
+
+/// Attempts at a budget update before giving up (fifty workers on one budget
+/// each lose a few races).
+const BUDGET_RETRIES: u32 = 64;
+
+impl DynamoStore {
+    async fn with_budget<T>(
+        &self,
+        key: &str,
+        mut f: impl FnMut(&mut Budget, i64) -> T + Send,
+    ) -> StoreResult<T>
+    where
+        T: Send,
+    {
+        for attempt in 0..BUDGET_RETRIES {
+            let item = self
+                .get_item("budgets.read", budget_pk(key), "RATE")
+                .await?;
+            let (mut budget, rev): (Budget, Option<u64>) = match &item {
+                Some(i) => (
+                    serde_json::from_str(get_s(i, "body")?)
+                        .map_err(|e| StoreError::corrupt("rate budget", e))?,
+                    Some(get_n(i, "rev")?),
+                ),
+                None => (Budget::default(), None),
+            };
+            let before = budget.clone();
+            let out = f(&mut budget, millis(Timestamp::now()));
+            if budget == before {
+                return Ok(out);
+            }
+            let mut req = self
+                .client
+                .put_item()
+                .table_name(&self.state_table)
+                .item("pk", s(budget_pk(key)))
+                .item("sk", s("RATE"))
+                .item("body", s(to_json("rate budget", &budget)?))
+                .item("rev", n(rev.map_or(1, |r| r + 1)));
+            req = match rev {
+                None => req.condition_expression("attribute_not_exists(pk)"),
+                Some(r) => req
+                    .condition_expression("rev = :rev")
+                    .expression_attribute_values(":rev", n(r)),
+            };
+            match req.send().await {
+                Ok(_) => return Ok(out),
+                Err(e) if is_condition_failed(&e) => {
+                    // Lost a race: back off a little, with jitter, and re-read.
+                    let jitter = rand::random_range(0..=(5 + 5 * u64::from(attempt.min(10))));
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
+                Err(e) => return Err(sdk_err("dynamodb", "budgets.write")(e)),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "rate budget {key}: too many concurrent writers"
+        )))
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for DynamoStore {
+    async fn acquire(&self, key: &str, limits: &[Limit]) -> StoreResult<Acquire> {
+        self.with_budget(key, |b, now| b.acquire(limits, now)).await
+    }
+
+    async fn block_until(&self, key: &str, until: Timestamp) -> StoreResult<()> {
+        let until = millis(until);
+        self.with_budget(key, |b, _| {
+            b.blocked_until_ms = b.blocked_until_ms.max(until);
+        })
+        .await
+    }
+
+    async fn take_slot(
+        &self,
+        key: &str,
+        slot: &str,
+        max: u32,
+        lease: std::time::Duration,
+    ) -> StoreResult<bool> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        self.with_budget(key, |b, now| {
+            b.take_slot(slot, max, now.saturating_add(lease_ms), now)
+        })
+        .await
+    }
+
+    async fn release_slot(&self, key: &str, slot: &str) -> StoreResult<()> {
+        self.with_budget(key, |b, _| {
+            b.slots.remove(slot);
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------- call log
+
+fn calls_pk(account: &str) -> String {
+    format!("CALLS#{account}")
+}
+
+/// Call records expire (DynamoDB TTL) a week after they were made.
+const CALL_RETENTION_SECONDS: i64 = 7 * 24 * 3600;
+
+#[async_trait]
+impl CallLog for DynamoStore {
+    async fn record(&self, call: &CallRecord) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.state_table)
+            .item("pk", s(calls_pk(&call.account)))
+            .item(
+                "sk",
+                s(format!(
+                    "{:015}#{}",
+                    millis(call.at),
+                    uuid::Uuid::new_v4().simple()
+                )),
+            )
+            .item("body", s(to_json("call", call)?))
+            .item(
+                TTL_ATTRIBUTE,
+                n(call.at.as_second() + CALL_RETENTION_SECONDS),
+            )
+            .send()
+            .await
+            .map_err(sdk_err("dynamodb", "calls.record"))?;
+        Ok(())
+    }
+
+    async fn since(&self, account: &str, since: Timestamp) -> StoreResult<Vec<CallRecord>> {
+        let items = self
+            .query_all(
+                "calls.since",
+                None,
+                "pk = :pk AND sk >= :since",
+                vec![
+                    (":pk", s(calls_pk(account))),
+                    (":since", s(format!("{:015}", millis(since)))),
+                ],
+            )
+            .await?;
+        items.iter().map(|i| body(i, "call")).collect()
     }
 }

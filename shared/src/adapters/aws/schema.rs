@@ -13,8 +13,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 /// The state table's secondary index (tenants, connections, ledger by date).
 pub const GSI1: &str = "gsi1";
 
-/// The idempotency table's TTL attribute (epoch seconds): clean-up only; expiry
-/// is judged by the record's own timestamps.
+/// Both tables' TTL attribute (epoch seconds): clean-up only; expiry is
+/// judged by the records' own timestamps.
 pub const TTL_ATTRIBUTE: &str = "expiration";
 
 fn key(name: &str, kt: KeyType) -> StoreResult<KeySchemaElement> {
@@ -33,7 +33,8 @@ fn attr(name: &str) -> StoreResult<AttributeDefinition> {
         .map_err(|e| StoreError::backend("dynamodb", "create_table", e))
 }
 
-/// Creates the state table: `pk`/`sk` keys and the `gsi1` index on `gsi1pk`/`gsi1sk`.
+/// Creates the state table: `pk`/`sk` keys, the `gsi1` index on
+/// `gsi1pk`/`gsi1sk`, TTL on `expiration` (call records).
 pub async fn create_state_table(client: &aws_sdk_dynamodb::Client, name: &str) -> StoreResult<()> {
     client
         .create_table()
@@ -61,6 +62,23 @@ pub async fn create_state_table(client: &aws_sdk_dynamodb::Client, name: &str) -
         .send()
         .await
         .map_err(sdk_err("dynamodb", "create_table"))?;
+    enable_ttl(client, name).await
+}
+
+async fn enable_ttl(client: &aws_sdk_dynamodb::Client, name: &str) -> StoreResult<()> {
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL_ATTRIBUTE)
+                .build()
+                .map_err(|e| StoreError::backend("dynamodb", "update_time_to_live", e))?,
+        )
+        .send()
+        .await
+        .map_err(sdk_err("dynamodb", "update_time_to_live"))?;
     Ok(())
 }
 
@@ -78,20 +96,7 @@ pub async fn create_idempotency_table(
         .send()
         .await
         .map_err(sdk_err("dynamodb", "create_table"))?;
-    client
-        .update_time_to_live()
-        .table_name(name)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .enabled(true)
-                .attribute_name(TTL_ATTRIBUTE)
-                .build()
-                .map_err(|e| StoreError::backend("dynamodb", "update_time_to_live", e))?,
-        )
-        .send()
-        .await
-        .map_err(sdk_err("dynamodb", "update_time_to_live"))?;
-    Ok(())
+    enable_ttl(client, name).await
 }
 
 /// Creates queue `name` and its dead-letter queue `name-dlq`, with a redrive

@@ -9,6 +9,7 @@ mod cursors;
 mod idempotency;
 mod ledger;
 mod queue;
+mod rate_limit;
 
 pub use queue::SqliteQueue;
 
@@ -65,6 +66,16 @@ CREATE TABLE IF NOT EXISTS queue_messages (
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON queue_messages (queue, dead_at_ms, visible_at_ms);
 CREATE UNIQUE INDEX IF NOT EXISTS queue_ids ON queue_messages (queue, id);
+CREATE TABLE IF NOT EXISTS budgets (
+    key  TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calls (
+    account TEXT NOT NULL,
+    at_ms   INTEGER NOT NULL,
+    body    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_by_account ON calls (account, at_ms);
 "#;
 
 /// A handle on the embedded database. Cheap to clone.
