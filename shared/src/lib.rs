@@ -11,6 +11,8 @@
 //!   connections, work queues, secrets.
 //! - [`adapters`]: the ports on SQLite and a secrets file (embedded) and on
 //!   DynamoDB, SQS and Secrets Manager (AWS).
+//! - [`providers`]: provider clients on one HTTP foundation (shared rate
+//!   budgets, retries, typed errors, call log) and single-flight token renewal.
 //! - [`stores`]: the ports wired to the configured backend.
 //! - [`config`]: configuration from the environment, validated once.
 //! - [`telemetry`]: JSON logs with request ids; redacted secrets.
@@ -21,6 +23,7 @@ pub mod config;
 pub mod ids;
 pub mod model;
 pub mod ports;
+pub mod providers;
 pub mod stores;
 pub mod telemetry;
 pub mod webhooks;

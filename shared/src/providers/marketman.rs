@@ -1,0 +1,236 @@
+//! MarketMan: every call a JSON POST under `/v3/buyers/` with the
+//! `AUTH_TOKEN` header from `GetToken`; every answer carries `IsSuccess` and
+//! `ErrorMessage`, and a spent daily budget (500 calls per 24 h) is an HTTP 200
+//! saying "Reached max calls" (providers.md §5). No idempotency key exists, so
+//! creates are not retried after the request may have been received.
+
+use super::auth::{MarketManLogin, TokenManager};
+use super::http::{Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope};
+use super::with_token;
+use crate::ids::{ProviderAccountId, SecretName};
+use crate::model::Provider;
+use crate::ports::Limit;
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// MarketMan's documented budget per API consumer.
+pub fn limits() -> Vec<Limit> {
+    vec![Limit::new("day", 500, Duration::from_secs(86_400))]
+}
+
+/// `{"IsSuccess":false,"ErrorMessage":...}`.
+pub fn errors(body: &[u8]) -> Vec<ProviderMessage> {
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    v["ErrorMessage"]
+        .as_str()
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            vec![ProviderMessage {
+                code: v["ErrorCode"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| v["ErrorCode"].as_i64().map(|c| c.to_string())),
+                message: m.to_string(),
+            }]
+        })
+        .unwrap_or_default()
+}
+
+/// Turns `IsSuccess: false` into the right error.
+pub fn check_success(v: &Value) -> Result<(), ProviderError> {
+    if v["IsSuccess"].as_bool() == Some(true) {
+        return Ok(());
+    }
+    let message = v["ErrorMessage"]
+        .as_str()
+        .unwrap_or("IsSuccess is false")
+        .to_string();
+    if message.to_ascii_lowercase().contains("max calls") {
+        // The 24-hour budget is spent: wait for the next UTC day.
+        let now = Timestamp::now();
+        let secs = 86_400 - now.as_second().rem_euclid(86_400);
+        return Err(ProviderError::RateLimited {
+            retry_after: Some(Duration::from_secs(u64::try_from(secs).unwrap_or(3600))),
+        });
+    }
+    if message.to_ascii_lowercase().contains("token") {
+        return Err(ProviderError::Unauthorized(message));
+    }
+    Err(ProviderError::Validation(errors(v.to_string().as_bytes())))
+}
+
+/// MarketMan's `yyyy/mm/dd hh:mm:ss` UTC dates.
+pub fn parse_utc(s: &str) -> Option<Timestamp> {
+    jiff::civil::DateTime::strptime("%Y/%m/%d %H:%M:%S", s.trim())
+        .ok()
+        .and_then(|dt| dt.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp())
+}
+
+/// MarketMan's date format.
+pub fn format_utc(t: Timestamp) -> String {
+    t.strftime("%Y/%m/%d %H:%M:%S").to_string()
+}
+
+/// One line of an order to a vendor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLine {
+    /// The vendor's catalog item code.
+    pub catalog_item_code: String,
+    /// How much.
+    pub quantity: Decimal,
+}
+
+/// A client for one buyer.
+#[derive(Debug, Clone)]
+pub struct MarketManClient {
+    http: ProviderHttp,
+    tokens: TokenManager,
+    base_url: String,
+    buyer: ProviderAccountId,
+    secret: SecretName,
+    login: MarketManLogin,
+    scope: RateScope,
+}
+
+impl MarketManClient {
+    /// A client for `buyer`, whose API key lives in `secret`.
+    pub fn new(
+        http: ProviderHttp,
+        tokens: TokenManager,
+        base_url: &str,
+        buyer: ProviderAccountId,
+        secret: SecretName,
+    ) -> Self {
+        let base_url = base_url.trim_end_matches('/').to_string();
+        MarketManClient {
+            // The budget is per API consumer: the credentials, not the buyer.
+            scope: RateScope::new(Provider::MarketMan, secret.as_str(), limits(), None),
+            login: MarketManLogin {
+                base_url: base_url.clone(),
+            },
+            http,
+            tokens,
+            base_url,
+            buyer,
+            secret,
+        }
+    }
+
+    /// Posts `body` to `/v3/buyers/<path>` and checks `IsSuccess`.
+    async fn post(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        body: Value,
+        idempotence: Idempotence,
+    ) -> Result<Value, ProviderError> {
+        let url = format!("{}/v3/buyers/{path}", self.base_url);
+        with_token(&self.tokens, &self.secret, &self.login, |token| {
+            let (url, body) = (&url, &body);
+            async move {
+                let reply = self
+                    .http
+                    .send(&self.scope, endpoint, idempotence, errors, || {
+                        self.http
+                            .client()
+                            .post(url)
+                            .header("AUTH_TOKEN", token.expose_secret())
+                            .json(body)
+                    })
+                    .await?;
+                let v: Value = reply.json()?;
+                check_success(&v)?;
+                Ok(v)
+            }
+        })
+        .await
+    }
+
+    /// The buyer's inventory items.
+    pub async fn inventory_items(&self) -> Result<Vec<Value>, ProviderError> {
+        let v = self
+            .post(
+                "marketman.GetInventoryItems",
+                "inventory/GetInventoryItems",
+                json!({"BuyerGuid": self.buyer.as_str()}),
+                Idempotence::Safe,
+            )
+            .await?;
+        Ok(v["Items"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Every item, `Take`/`Skip` page by page.
+    pub async fn items(&self, page_size: u32) -> Result<Vec<Value>, ProviderError> {
+        let mut out = Vec::new();
+        loop {
+            let v = self
+                .post(
+                    "marketman.GetItems",
+                    "inventory/GetItems",
+                    json!({"BuyerGuid": self.buyer.as_str(), "Take": page_size, "Skip": out.len()}),
+                    Idempotence::Safe,
+                )
+                .await?;
+            let items = v["Items"].as_array().cloned().unwrap_or_default();
+            let n = items.len();
+            out.extend(items);
+            if n < page_size as usize || n == 0 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Inventory counts taken in `[from, to)`.
+    pub async fn inventory_counts(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Value>, ProviderError> {
+        let v = self
+            .post(
+                "marketman.GetInventoryCounts",
+                "inventory/GetInventoryCounts",
+                json!({"BuyerGUID": self.buyer.as_str(), "DateTimeFromUTC": format_utc(from), "DateTimeToUTC": format_utc(to), "GetLineDetails": true}),
+                Idempotence::Safe,
+            )
+            .await?;
+        Ok(v["InventoryCounts"]
+            .as_array()
+            .or_else(|| v["Counts"].as_array())
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Sends an order to a vendor; returns MarketMan's answer.
+    pub async fn create_order(
+        &self,
+        vendor: &str,
+        delivery: Timestamp,
+        comment: &str,
+        lines: &[OrderLine],
+    ) -> Result<Value, ProviderError> {
+        let items: Vec<Value> = lines
+            .iter()
+            .map(|l| json!({"CatalogItemCode": l.catalog_item_code, "Quantity": l.quantity}))
+            .collect();
+        self.post(
+            "marketman.CreateOrder",
+            "orders/CreateOrder",
+            json!({
+                "BuyerGuid": self.buyer.as_str(),
+                "VendorGuid": vendor,
+                "OrderStatus": "Sent",
+                "deliveryDateUTC": format_utc(delivery),
+                "sentDateUTC": format_utc(Timestamp::now()),
+                "comment": comment,
+                "catalogItems": items,
+            }),
+            Idempotence::Unsafe,
+        )
+        .await
+    }
+}

@@ -1,0 +1,211 @@
+//! Toast: bulk orders (page/pageSize, `Link` rel="next") and menus, with the
+//! machine-client login in `auth::ToastLogin`. Limits (providers.md §1.3–1.5):
+//! 20 requests/s and 10,000 per 15 minutes per restaurant, `ordersBulk` 5/s,
+//! `menus` 1/s; windows of at most a month per `ordersBulk` request.
+
+use super::auth::{ToastLogin, TokenManager};
+use super::http::{Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope};
+use super::{bearer, with_token};
+use crate::ids::{ProviderAccountId, SecretName};
+use crate::model::Provider;
+use crate::ports::Limit;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Toast's page size ceiling for `ordersBulk`.
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// The longest window one `ordersBulk` request may ask for.
+pub const MAX_WINDOW: SignedDuration = SignedDuration::from_hours(24 * 30);
+
+/// Toast's documented limits per restaurant.
+pub fn limits() -> Vec<Limit> {
+    vec![
+        Limit::new("second", 20, Duration::from_secs(1)),
+        Limit::new("quarter-hour", 10_000, Duration::from_secs(900)),
+    ]
+}
+
+/// Toast's `ErrorMessage` bodies (`{"status","code","message","messageKey","fieldName",...}`).
+pub fn errors(body: &[u8]) -> Vec<ProviderMessage> {
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    match v["message"].as_str() {
+        Some(m) => vec![ProviderMessage {
+            code: v["code"]
+                .as_i64()
+                .map(|c| c.to_string())
+                .or_else(|| v["messageKey"].as_str().map(str::to_string)),
+            message: match v["fieldName"].as_str() {
+                Some(f) => format!("{m} (field {f})"),
+                None => m.to_string(),
+            },
+        }],
+        None => Vec::new(),
+    }
+}
+
+/// Toast's date format for `startDate`/`endDate`: `2016-01-01T14:13:12.000+0000`.
+pub fn format_date(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S.%3f+0000").to_string()
+}
+
+/// One page of `ordersBulk`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrdersPage {
+    /// The orders, as Toast sent them.
+    pub orders: Vec<Value>,
+    /// Whether the `Link` header names a next page.
+    pub has_next: bool,
+}
+
+/// A client for one restaurant.
+#[derive(Debug, Clone)]
+pub struct ToastClient {
+    http: ProviderHttp,
+    tokens: TokenManager,
+    base_url: String,
+    restaurant: ProviderAccountId,
+    secret: SecretName,
+    login: ToastLogin,
+    scope: RateScope,
+}
+
+fn has_next(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all("link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| part.contains("rel=\"next\"") || part.contains("rel=next"))
+}
+
+impl ToastClient {
+    /// A client for `restaurant`, whose login lives in `secret`.
+    pub fn new(
+        http: ProviderHttp,
+        tokens: TokenManager,
+        base_url: &str,
+        restaurant: ProviderAccountId,
+        secret: SecretName,
+    ) -> Self {
+        let base_url = base_url.trim_end_matches('/').to_string();
+        ToastClient {
+            scope: RateScope::new(Provider::Toast, restaurant.as_str(), limits(), None),
+            login: ToastLogin {
+                base_url: base_url.clone(),
+            },
+            http,
+            tokens,
+            base_url,
+            restaurant,
+            secret,
+        }
+    }
+
+    /// Overrides the rate limits (tests, or a contract with higher limits).
+    pub fn with_limits(mut self, limits: Vec<Limit>) -> Self {
+        self.scope.limits = limits;
+        self
+    }
+
+    async fn get(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+        extra: Option<Limit>,
+    ) -> Result<super::Reply, ProviderError> {
+        let url = format!("{}{path}", self.base_url);
+        let mut scope = self.scope.clone();
+        scope.limits.extend(extra);
+        with_token(&self.tokens, &self.secret, &self.login, |token| {
+            let (url, scope) = (&url, &scope);
+            async move {
+                self.http
+                    .send(scope, endpoint, Idempotence::Safe, errors, || {
+                        self.http
+                            .client()
+                            .get(url)
+                            .query(query)
+                            .header("authorization", bearer(&token))
+                            .header("toast-restaurant-external-id", self.restaurant.as_str())
+                    })
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// One page of orders modified in `[start, end)`.
+    pub async fn orders_bulk_page(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        page: u32,
+        page_size: u32,
+    ) -> Result<OrdersPage, ProviderError> {
+        if end.duration_since(start) > MAX_WINDOW {
+            return Err(ProviderError::Validation(vec![ProviderMessage {
+                code: None,
+                message: format!("window {start}..{end} is longer than Toast's one month"),
+            }]));
+        }
+        let reply = self
+            .get(
+                "toast.ordersBulk",
+                "/orders/v2/ordersBulk",
+                &[
+                    ("startDate", format_date(start)),
+                    ("endDate", format_date(end)),
+                    ("page", page.to_string()),
+                    ("pageSize", page_size.min(MAX_PAGE_SIZE).to_string()),
+                ],
+                Some(Limit::new("bulk-second", 5, Duration::from_secs(1))),
+            )
+            .await?;
+        let orders: Vec<Value> = reply.json()?;
+        Ok(OrdersPage {
+            has_next: has_next(&reply.headers) && !orders.is_empty(),
+            orders,
+        })
+    }
+
+    /// Every order modified in `[start, end)`, page by page (no silent cap).
+    pub async fn orders_bulk(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<Value>, ProviderError> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let p = self
+                .orders_bulk_page(start, end, page, MAX_PAGE_SIZE)
+                .await?;
+            out.extend(p.orders);
+            if !p.has_next {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    /// The restaurant's menus (`GET /menus/v2/menus`).
+    pub async fn menus(&self) -> Result<Value, ProviderError> {
+        self.get(
+            "toast.menus",
+            "/menus/v2/menus",
+            &[],
+            Some(Limit::new("menus-second", 1, Duration::from_secs(1))),
+        )
+        .await?
+        .json()
+    }
+
+    /// When the menus last changed (`GET /menus/v2/metadata`).
+    pub async fn menus_metadata(&self) -> Result<Value, ProviderError> {
+        self.get("toast.menus.metadata", "/menus/v2/metadata", &[], None)
+            .await?
+            .json()
+    }
+}

@@ -1,0 +1,246 @@
+//! Xero: BankTransactions in batches with `summarizeErrors=false` (each item
+//! gets its own status and validation errors) and an `Idempotency-Key`, the
+//! chart of accounts, and the connections endpoint that names the tenants a
+//! token may use. Every call names its tenant in `xero-tenant-id`. Limits per
+//! tenant: 60 a minute, 5,000 a day, 5 in flight (providers.md §4).
+
+use super::auth::{OAuthApp, TokenManager};
+use super::http::{Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope};
+use super::{bearer, with_token};
+use crate::ids::{ProviderAccountId, SecretName};
+use crate::model::Provider;
+use crate::ports::Limit;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Xero's documented limits per tenant.
+pub fn limits() -> Vec<Limit> {
+    vec![
+        Limit::new("minute", 60, Duration::from_secs(60)),
+        Limit::new("day", 5_000, Duration::from_secs(86_400)),
+    ]
+}
+
+/// Concurrent requests per tenant.
+pub const MAX_CONCURRENT: u32 = 5;
+
+/// Xero's `{"Type":"ValidationException","Message",...,"Elements":[{"ValidationErrors":[{"Message"}]}]}`.
+pub fn errors(body: &[u8]) -> Vec<ProviderMessage> {
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    let mut out: Vec<ProviderMessage> = v["Elements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| {
+            e["ValidationErrors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|e| {
+            e["Message"].as_str().map(|m| ProviderMessage {
+                code: None,
+                message: m.to_string(),
+            })
+        })
+        .collect();
+    if out.is_empty()
+        && let Some(m) = v["Message"]
+            .as_str()
+            .or(v["Detail"].as_str())
+            .or(v["detail"].as_str())
+    {
+        out.push(ProviderMessage {
+            code: v["Type"]
+                .as_str()
+                .or(v["title"].as_str())
+                .map(str::to_string),
+            message: m.to_string(),
+        });
+    }
+    out
+}
+
+/// One bank transaction's result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemResult {
+    /// Created or updated.
+    Saved {
+        /// Xero's `BankTransactionID`.
+        id: String,
+        /// The transaction as Xero returned it.
+        entity: Value,
+    },
+    /// Refused, with Xero's validation messages.
+    Invalid(Vec<ProviderMessage>),
+}
+
+/// A client for one Xero tenant (organisation).
+#[derive(Debug, Clone)]
+pub struct XeroClient {
+    http: ProviderHttp,
+    tokens: TokenManager,
+    base_url: String,
+    tenant: ProviderAccountId,
+    secret: SecretName,
+    app: OAuthApp,
+    scope: RateScope,
+}
+
+impl XeroClient {
+    /// A client for `tenant` through `app`, tokens in `secret`.
+    pub fn new(
+        http: ProviderHttp,
+        tokens: TokenManager,
+        base_url: &str,
+        tenant: ProviderAccountId,
+        secret: SecretName,
+        app: OAuthApp,
+    ) -> Self {
+        XeroClient {
+            scope: RateScope::new(
+                Provider::Xero,
+                tenant.as_str(),
+                limits(),
+                Some(MAX_CONCURRENT),
+            ),
+            http,
+            tokens,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            tenant,
+            secret,
+            app,
+        }
+    }
+
+    /// Overrides the rate limits and concurrency (tests).
+    pub fn with_limits(mut self, limits: Vec<Limit>, max_concurrent: Option<u32>) -> Self {
+        self.scope.limits = limits;
+        self.scope.max_concurrent = max_concurrent;
+        self
+    }
+
+    async fn call(
+        &self,
+        endpoint: &'static str,
+        method: reqwest::Method,
+        url: String,
+        query: Vec<(&str, String)>,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, ProviderError> {
+        with_token(&self.tokens, &self.secret, &self.app, |token| {
+            let (url, query, body, method) = (&url, &query, &body, &method);
+            async move {
+                self.http
+                    .send(&self.scope, endpoint, Idempotence::Safe, errors, || {
+                        let mut req = self
+                            .http
+                            .client()
+                            .request(method.clone(), url)
+                            .query(query)
+                            .header("authorization", bearer(&token))
+                            .header("xero-tenant-id", self.tenant.as_str())
+                            .header("accept", "application/json");
+                        if let Some(k) = idempotency_key {
+                            req = req.header("idempotency-key", k);
+                        }
+                        if let Some(b) = body {
+                            req = req.json(b);
+                        }
+                        req
+                    })
+                    .await?
+                    .json()
+            }
+        })
+        .await
+    }
+
+    /// The chart of accounts.
+    pub async fn accounts(&self) -> Result<Vec<Value>, ProviderError> {
+        let v = self
+            .call(
+                "xero.accounts",
+                reqwest::Method::GET,
+                format!("{}/api.xro/2.0/Accounts", self.base_url),
+                Vec::new(),
+                None,
+                None,
+            )
+            .await?;
+        Ok(v["Accounts"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Creates or updates bank transactions in one request; each gets its own
+    /// result. The same `idempotency_key` with the same body never writes twice.
+    pub async fn put_bank_transactions(
+        &self,
+        transactions: &[Value],
+        idempotency_key: &str,
+    ) -> Result<Vec<ItemResult>, ProviderError> {
+        let v = self
+            .call(
+                "xero.banktransactions.put",
+                reqwest::Method::PUT,
+                format!("{}/api.xro/2.0/BankTransactions", self.base_url),
+                vec![("summarizeErrors", "false".to_string())],
+                Some(json!({"BankTransactions": transactions})),
+                Some(idempotency_key),
+            )
+            .await?;
+        let items = v["BankTransactions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if items.len() != transactions.len() {
+            return Err(ProviderError::Permanent(format!(
+                "Xero answered {} results for {} bank transactions",
+                items.len(),
+                transactions.len()
+            )));
+        }
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                let errs: Vec<ProviderMessage> = item["ValidationErrors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| {
+                        e["Message"].as_str().map(|m| ProviderMessage {
+                            code: None,
+                            message: m.to_string(),
+                        })
+                    })
+                    .collect();
+                if item["StatusAttributeString"].as_str() == Some("ERROR") || !errs.is_empty() {
+                    ItemResult::Invalid(errs)
+                } else {
+                    ItemResult::Saved {
+                        id: item["BankTransactionID"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        entity: item,
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// The tenants this connection's token may use (`GET /connections`).
+    pub async fn connections(&self) -> Result<Vec<Value>, ProviderError> {
+        let v = self
+            .call(
+                "xero.connections",
+                reqwest::Method::GET,
+                format!("{}/connections", self.base_url),
+                Vec::new(),
+                None,
+                None,
+            )
+            .await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+}
