@@ -45,6 +45,25 @@ pub enum Command {
     /// Inspect and redrive dead-letter queues.
     #[command(subcommand)]
     Dlq(DlqCmd),
+    /// Start connecting a tenant to QuickBooks, Xero or Square: prints the URL
+    /// to authorize at; the provider then sends the user back to `hub serve`
+    /// (or the connect function) at HUB_PUBLIC_URL/connect/<provider>/callback.
+    Connect {
+        /// quickbooks, xero or square.
+        provider: Provider,
+        /// Whose connection.
+        #[arg(long)]
+        tenant: TenantId,
+        /// Its id within the tenant.
+        #[arg(long)]
+        id: ConnectionId,
+        /// The IANA time zone of the books or restaurant.
+        #[arg(long)]
+        time_zone: String,
+        /// When the business day ends, local time (HH:MM).
+        #[arg(long, default_value = "00:00")]
+        close: String,
+    },
     /// Check or make webhook signatures, and handle unrouted events.
     #[command(subcommand)]
     Webhook(WebhookCmd),
@@ -230,6 +249,44 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             prefix,
             max_receives,
         }) => bootstrap(&prefix, max_receives).await,
+        Command::Connect {
+            provider,
+            tenant,
+            id,
+            time_zone,
+            close,
+        } => {
+            let stores = Stores::from_config(config)
+                .await
+                .context("open the configured stores")?;
+            let service = shared::providers::connect::ConnectService::new(
+                stores.clone(),
+                stores.provider_http(),
+                config.endpoints.clone(),
+                &config.public_url,
+            );
+            let pending =
+                shared::providers::connect::PendingConnect {
+                    provider,
+                    tenant,
+                    connection: id,
+                    time_zone: TimeZoneName::new(&time_zone).map_err(|e| {
+                        anyhow!("--time-zone {time_zone:?} is not a known IANA time zone: {e}")
+                    })?,
+                    business_day_close: BusinessDayClose(close.parse().map_err(|e| {
+                        anyhow!("--close {close:?} is not a time of day (HH:MM): {e}")
+                    })?),
+                };
+            let url = service.start(pending).await?;
+            println!("{url}");
+            eprintln!(
+                "Open the URL above and authorize; {provider} sends you back to {}/connect/{provider}/callback \
+                 (hub serve or the connect function must answer there). The link works for {} minutes.",
+                config.public_url,
+                shared::providers::connect::STATE_LIFETIME.as_secs() / 60
+            );
+            Ok(())
+        }
         other => {
             let stores = Stores::from_config(config)
                 .await
@@ -383,6 +440,7 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
         }
         Command::Serve { .. }
         | Command::Config
+        | Command::Connect { .. }
         | Command::Aws(_)
         | Command::Webhook(WebhookCmd::Verify { .. } | WebhookCmd::Sign { .. }) => {
             unreachable!("handled in execute")

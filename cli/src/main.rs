@@ -48,7 +48,12 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
             );
             run(
                 listener,
-                AppState::new(stores, config.webhook_settings()),
+                AppState::with_connect(
+                    stores,
+                    config.webhook_settings(),
+                    config.endpoints.clone(),
+                    &config.public_url,
+                ),
                 async {
                     let _ = tokio::signal::ctrl_c().await;
                 },

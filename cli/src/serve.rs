@@ -3,6 +3,8 @@
 //!
 //! - `GET /health`: backend and queue depths.
 //! - `POST /webhooks/{provider}`: the webhook intake the Lambda functions run.
+//! - `GET /connect/{provider}` and `/connect/{provider}/callback`: the OAuth
+//!   connect flow the `connect` function runs.
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -12,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use shared::Stores;
+use shared::providers::Endpoints;
+use shared::providers::connect::ConnectService;
 use shared::webhooks::{WebhookIntake, WebhookRequest, WebhookResponse};
 use std::future::Future;
 use std::sync::Arc;
@@ -28,13 +32,38 @@ pub struct AppState {
     pub stores: Stores,
     /// The webhook intake on those stores.
     pub webhooks: Arc<WebhookIntake>,
+    /// The OAuth connect flow.
+    pub connect: Arc<ConnectService>,
 }
 
 impl AppState {
-    /// State on `stores` with the given webhook settings.
+    /// State on `stores` with the given webhook settings, production
+    /// provider endpoints and the default public URL.
     pub fn new(stores: Stores, settings: shared::webhooks::WebhookSettings) -> Self {
+        Self::with_connect(
+            stores,
+            settings,
+            Endpoints::default(),
+            "http://127.0.0.1:8080",
+        )
+    }
+
+    /// State with the connect flow calling `endpoints` and sending users back
+    /// to `public_url`.
+    pub fn with_connect(
+        stores: Stores,
+        settings: shared::webhooks::WebhookSettings,
+        endpoints: Endpoints,
+        public_url: &str,
+    ) -> Self {
         AppState {
             webhooks: Arc::new(WebhookIntake::new(stores.clone(), settings)),
+            connect: Arc::new(ConnectService::new(
+                stores.clone(),
+                stores.provider_http(),
+                endpoints,
+                public_url,
+            )),
             stores,
         }
     }
@@ -48,6 +77,7 @@ pub fn router(state: AppState) -> Router {
             "/webhooks/{provider}",
             any(webhook).layer(DefaultBodyLimit::disable()),
         )
+        .route("/connect/{*rest}", any(connect))
         .layer(middleware::from_fn(with_request_id))
         .with_state(state)
 }
@@ -178,4 +208,28 @@ async fn webhook(
         })
         .await;
     into_response(r)
+}
+
+async fn connect(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let r = state
+        .connect
+        .handle(method.as_str(), &rest, uri.query().unwrap_or(""))
+        .await;
+    let mut resp = Response::new(Body::from(r.body));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(loc) = r.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    } else {
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    resp
 }

@@ -71,6 +71,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "300",
         "how long a secret read is cached",
     ),
+    (
+        "HUB_PUBLIC_URL",
+        "http://127.0.0.1:8080",
+        "the hub's public base URL; OAuth providers send users back to <it>/connect/<provider>/callback",
+    ),
+    (
+        "HUB_ENDPOINT_<NAME>",
+        "the providers' production hosts",
+        "override a provider endpoint (TOAST, SQUARE, MARKETMAN, QUICKBOOKS, QUICKBOOKS_TOKEN, XERO, XERO_TOKEN, SQUARE_TOKEN, QUICKBOOKS_AUTHORIZE, XERO_AUTHORIZE, SQUARE_AUTHORIZE), e.g. to a sandbox",
+    ),
     ("HUB_LOG_FORMAT", "json", "json or pretty"),
     (
         "RUST_LOG",
@@ -163,6 +173,10 @@ pub struct Config {
     pub webhook_max_body_bytes: usize,
     /// The Square subscription's notification URL, where set.
     pub square_notification_url: Option<String>,
+    /// The hub's public base URL (OAuth callbacks).
+    pub public_url: String,
+    /// Where the providers' APIs are.
+    pub endpoints: crate::providers::Endpoints,
 }
 
 impl Config {
@@ -274,12 +288,56 @@ impl Config {
                 reason: "expected the full URL the Square subscription posts to".into(),
             });
         }
+        let public_url = get("HUB_PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        check_url("HUB_PUBLIC_URL", &public_url)?;
+        let mut endpoints = crate::providers::Endpoints::default();
+        for (name, field) in [
+            ("HUB_ENDPOINT_TOAST", &mut endpoints.toast),
+            ("HUB_ENDPOINT_SQUARE", &mut endpoints.square),
+            ("HUB_ENDPOINT_MARKETMAN", &mut endpoints.marketman),
+            ("HUB_ENDPOINT_QUICKBOOKS", &mut endpoints.quickbooks),
+            (
+                "HUB_ENDPOINT_QUICKBOOKS_TOKEN",
+                &mut endpoints.quickbooks_token,
+            ),
+            ("HUB_ENDPOINT_XERO", &mut endpoints.xero),
+            ("HUB_ENDPOINT_XERO_TOKEN", &mut endpoints.xero_token),
+            ("HUB_ENDPOINT_SQUARE_TOKEN", &mut endpoints.square_token),
+            (
+                "HUB_ENDPOINT_QUICKBOOKS_AUTHORIZE",
+                &mut endpoints.quickbooks_authorize,
+            ),
+            ("HUB_ENDPOINT_XERO_AUTHORIZE", &mut endpoints.xero_authorize),
+            (
+                "HUB_ENDPOINT_SQUARE_AUTHORIZE",
+                &mut endpoints.square_authorize,
+            ),
+        ] {
+            if let Some(v) = get(name) {
+                check_url(name, &v)?;
+                *field = v;
+            }
+        }
         Ok(Config {
             backend,
             secrets_ttl,
             log_format,
             webhook_max_body_bytes,
             square_notification_url,
+            public_url,
+            endpoints,
+        })
+    }
+}
+
+fn check_url(name: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.starts_with("https://") || value.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: "expected an http(s) URL".into(),
         })
     }
 }
@@ -401,6 +459,19 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("HUB_WORK_QUEUE_URL"), "{err}");
+    }
+
+    #[test]
+    fn endpoints_can_point_at_a_sandbox() {
+        let c = cfg(&[(
+            "HUB_ENDPOINT_QUICKBOOKS_TOKEN",
+            "http://127.0.0.1:9001/token",
+        )])
+        .unwrap();
+        assert_eq!(c.endpoints.quickbooks_token, "http://127.0.0.1:9001/token");
+        assert_eq!(c.endpoints.xero, "https://api.xero.com");
+        let err = cfg(&[("HUB_ENDPOINT_XERO", "api.xero.com")]).unwrap_err();
+        assert!(err.to_string().contains("HUB_ENDPOINT_XERO"), "{err}");
     }
 
     #[test]

@@ -129,6 +129,12 @@ impl Stores {
         }
     }
 
+    /// The HTTP client for provider calls, spending these stores' rate
+    /// budgets and recording into their call log.
+    pub fn provider_http(&self) -> crate::providers::ProviderHttp {
+        crate::providers::ProviderHttp::new(self.rate_limits.clone(), self.calls.clone())
+    }
+
     /// The queue called `name` (`work`, `push` or `unrouted`).
     pub fn queue(&self, name: &str) -> Option<&Arc<dyn WorkQueue>> {
         match name {

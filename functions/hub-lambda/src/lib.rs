@@ -2,6 +2,7 @@
 //! library answers into Lambda responses. Every function binary is a line
 //! calling into here; everything else lives in `shared`.
 
+pub mod connect;
 pub mod webhook;
 
 use shared::{Config, Stores};

@@ -334,6 +334,9 @@ struct TokenResponse {
     /// Intuit: the refresh token's lifetime.
     #[serde(default)]
     x_refresh_token_expires_in: Option<i64>,
+    /// Square: the merchant the token is for.
+    #[serde(default)]
+    merchant_id: Option<String>,
 }
 
 /// RFC 6749 error bodies (`{"error":"invalid_grant","error_description":...}`)
@@ -370,6 +373,17 @@ impl OAuthApp {
         params: &[(&str, &str)],
         endpoint: &str,
     ) -> Result<StoredToken, ProviderError> {
+        self.token_request_with_extras(http, params, endpoint)
+            .await
+            .map(|(t, _)| t)
+    }
+
+    async fn token_request_with_extras(
+        &self,
+        http: &ProviderHttp,
+        params: &[(&str, &str)],
+        endpoint: &str,
+    ) -> Result<(StoredToken, Option<String>), ProviderError> {
         let scope = RateScope::new(
             self.provider,
             &format!("oauth:{}", self.client_id),
@@ -412,14 +426,17 @@ impl OAuthApp {
                 .map_err(|e| ProviderError::Permanent(format!("token expires_at {at:?}: {e}")))?,
             (None, None) => now + SignedDuration::from_hours(1),
         };
-        Ok(StoredToken {
-            access_token: t.access_token,
-            refresh_token: t.refresh_token,
-            expires_at,
-            refresh_expires_at: t
-                .x_refresh_token_expires_in
-                .map(|s| now + SignedDuration::from_secs(s)),
-        })
+        Ok((
+            StoredToken {
+                access_token: t.access_token,
+                refresh_token: t.refresh_token,
+                expires_at,
+                refresh_expires_at: t
+                    .x_refresh_token_expires_in
+                    .map(|s| now + SignedDuration::from_secs(s)),
+            },
+            t.merchant_id,
+        ))
     }
 
     /// Exchanges an authorization code for the first token.
@@ -428,7 +445,18 @@ impl OAuthApp {
         http: &ProviderHttp,
         code: &str,
     ) -> Result<StoredToken, ProviderError> {
-        self.token_request(
+        self.exchange_code_with_extras(http, code)
+            .await
+            .map(|(t, _)| t)
+    }
+
+    /// Exchanges an authorization code; also returns Square's `merchant_id`.
+    pub async fn exchange_code_with_extras(
+        &self,
+        http: &ProviderHttp,
+        code: &str,
+    ) -> Result<(StoredToken, Option<String>), ProviderError> {
+        self.token_request_with_extras(
             http,
             &[
                 ("grant_type", "authorization_code"),

@@ -3,6 +3,7 @@
 //! and one client per provider for what the pipelines need.
 
 pub mod auth;
+pub mod connect;
 pub mod http;
 pub mod marketman;
 pub mod quickbooks;
@@ -39,6 +40,12 @@ pub struct Endpoints {
     pub xero_token: String,
     /// Square OAuth token endpoint.
     pub square_token: String,
+    /// Where QuickBooks users authorize the hub.
+    pub quickbooks_authorize: String,
+    /// Where Xero users authorize the hub.
+    pub xero_authorize: String,
+    /// Where Square sellers authorize the hub.
+    pub square_authorize: String,
 }
 
 impl Default for Endpoints {
@@ -52,6 +59,9 @@ impl Default for Endpoints {
             xero: "https://api.xero.com".into(),
             xero_token: "https://identity.xero.com/connect/token".into(),
             square_token: "https://connect.squareup.com/oauth2/token".into(),
+            quickbooks_authorize: "https://appcenter.intuit.com/connect/oauth2".into(),
+            xero_authorize: "https://login.xero.com/identity/connect/authorize".into(),
+            square_authorize: "https://connect.squareup.com/oauth2/authorize".into(),
         }
     }
 }

@@ -5,9 +5,17 @@
 //! against the emulator whose URL `cargo xtask test` puts in
 //! `HUB_TEST_AWS_ENDPOINT`. Without it the AWS cases fail; they never skip.
 //!
+//! `connect`: the OAuth connect flow over HTTP (`hub serve`'s routes) against
+//! stand-in Intuit and Xero token endpoints, on both backends.
+//!
+//! `tokens`: twenty invocations racing to renew one expired OAuth token, on
+//! both backends: one refresh, the newest refresh token kept.
+//!
 //! `webhooks`: signed deliveries over HTTP to `hub serve`'s webhook routes,
 //! on both backends: each provider end to end, duplicates, bad input.
 
 mod backends;
 mod conformance;
+mod connect;
+mod tokens;
 mod webhooks;
