@@ -16,6 +16,7 @@
 //! - [`stores`]: the ports wired to the configured backend.
 //! - [`config`]: configuration from the environment, validated once.
 //! - [`telemetry`]: JSON logs with request ids; redacted secrets.
+//! - [`transforms`]: pure provider payload → model functions.
 //! - [`webhooks`]: signature verification, envelopes, and the intake path.
 
 pub mod adapters;
@@ -26,6 +27,7 @@ pub mod ports;
 pub mod providers;
 pub mod stores;
 pub mod telemetry;
+pub mod transforms;
 pub mod webhooks;
 
 pub use config::Config;
