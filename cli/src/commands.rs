@@ -64,6 +64,33 @@ pub enum Command {
         #[arg(long, default_value = "00:00")]
         close: String,
     },
+    /// Pull now: every connection of a provider for a tenant (all streams), or
+    /// re-pull a date range of its orders/payments without moving the cursor.
+    Pull {
+        /// toast, square or marketman.
+        provider: Provider,
+        /// Whose connections.
+        #[arg(long)]
+        tenant: TenantId,
+        /// Re-pull from this date (YYYY-MM-DD, UTC midnight).
+        #[arg(long, requires = "to")]
+        from: Option<jiff::civil::Date>,
+        /// Re-pull up to this date (exclusive).
+        #[arg(long, requires = "from")]
+        to: Option<jiff::civil::Date>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The latest inventory level per item and location.
+    Inventory {
+        /// Whose.
+        #[arg(long)]
+        tenant: TenantId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check or make webhook signatures, and handle unrouted events.
     #[command(subcommand)]
     Webhook(WebhookCmd),
@@ -287,6 +314,24 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             );
             Ok(())
         }
+        Command::Pull {
+            provider,
+            tenant,
+            from,
+            to,
+            json,
+        } => {
+            let stores = Stores::from_config(config)
+                .await
+                .context("open the configured stores")?;
+            pull(&stores, config, provider, &tenant, from.zip(to), json).await
+        }
+        Command::Inventory { tenant, json } => {
+            let stores = Stores::from_config(config)
+                .await
+                .context("open the configured stores")?;
+            inventory(&stores, &tenant, json).await
+        }
         other => {
             let stores = Stores::from_config(config)
                 .await
@@ -441,6 +486,8 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
         Command::Serve { .. }
         | Command::Config
         | Command::Connect { .. }
+        | Command::Pull { .. }
+        | Command::Inventory { .. }
         | Command::Aws(_)
         | Command::Webhook(WebhookCmd::Verify { .. } | WebhookCmd::Sign { .. }) => {
             unreachable!("handled in execute")
@@ -529,12 +576,16 @@ async fn bootstrap(prefix: &str, max_receives: u32) -> Result<()> {
     let work = schema::create_queue_with_dlq(&sqs, &format!("{prefix}-work"), max_receives).await?;
     let push = schema::create_queue_with_dlq(&sqs, &format!("{prefix}-push"), max_receives).await?;
     let unrouted = schema::create_queue(&sqs, &format!("{prefix}-unrouted")).await?;
+    let pull = schema::create_queue_with_dlq(&sqs, &format!("{prefix}-pull"), max_receives).await?;
+    let outbound = schema::create_queue(&sqs, &format!("{prefix}-outbound")).await?;
     println!("HUB_BACKEND=aws");
     println!("HUB_STATE_TABLE={state}");
     println!("HUB_IDEMPOTENCY_TABLE={idem}");
     println!("HUB_WORK_QUEUE_URL={work}");
     println!("HUB_PUSH_QUEUE_URL={push}");
     println!("HUB_UNROUTED_QUEUE_URL={unrouted}");
+    println!("HUB_PULL_QUEUE_URL={pull}");
+    println!("HUB_OUTBOUND_QUEUE_URL={outbound}");
     println!("HUB_SECRET_PREFIX={prefix}/");
     Ok(())
 }
@@ -614,5 +665,103 @@ fn sign_delivery(d: DeliveryArgs) -> Result<()> {
         .map_err(|e| UsageError(e.to_string()))?;
     let header = shared::webhooks::signature_header(d.provider).unwrap_or_default();
     println!("{header}: {sig}");
+    Ok(())
+}
+
+async fn pull(
+    stores: &Stores,
+    config: &Config,
+    provider: Provider,
+    tenant: &TenantId,
+    range: Option<(jiff::civil::Date, jiff::civil::Date)>,
+    json: bool,
+) -> Result<()> {
+    use shared::pipelines::pull::{Puller, RunOptions, pull_connection};
+    let connections: Vec<Connection> = stores
+        .connections
+        .list_for_tenant(tenant)
+        .await?
+        .into_iter()
+        .filter(|c| c.provider == provider)
+        .collect();
+    if connections.is_empty() {
+        bail!("tenant {tenant} has no {provider} connection");
+    }
+    let utc = |d: jiff::civil::Date| -> Result<jiff::Timestamp> {
+        Ok(d.to_zoned_datetime(jiff::tz::TimeZone::UTC)?.timestamp())
+    };
+    let options = RunOptions {
+        range: match range {
+            Some((from, to)) if from < to => Some((utc(from)?, utc(to)?)),
+            Some(_) => bail!("--from must be before --to"),
+            None => None,
+        },
+        stop_after_pages: None,
+    };
+    let clients = shared::providers::ProviderClients::new(
+        stores,
+        config.endpoints.clone(),
+        &config.public_url,
+    );
+    let puller = Puller::new(stores.clone(), Default::default());
+    let mut all = Vec::new();
+    for c in &connections {
+        let reports = pull_connection(&puller, &clients, c, options)
+            .await
+            .with_context(|| format!("pull {}/{}", c.tenant, c.id))?;
+        for (stream, r) in reports {
+            if !json {
+                println!(
+                    "{}/{} {stream}: {} page(s), {} record(s): {} new, {} changed, {} unchanged; {} push(es) queued",
+                    c.tenant,
+                    c.id,
+                    r.pages,
+                    r.tally.records,
+                    r.tally.created,
+                    r.tally.changed,
+                    r.tally.unchanged,
+                    r.tally.pushes
+                );
+            }
+            all.push(serde_json::json!({"connection": c.id, "stream": stream, "report": r}));
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    }
+    Ok(())
+}
+
+async fn inventory(stores: &Stores, tenant: &TenantId, json: bool) -> Result<()> {
+    let rows = stores
+        .ledger
+        .list_undated(tenant, shared::model::RecordKind::InventoryLevel)
+        .await?;
+    let levels: Vec<shared::model::InventoryLevel> = rows
+        .into_iter()
+        .filter_map(|r| serde_json::from_value::<shared::model::Record>(r.payload).ok())
+        .filter_map(|r| match r {
+            shared::model::Record::InventoryLevel(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&levels)?);
+    } else {
+        println!(
+            "{:<24} {:<28} {:>12} {:<8} COUNTED",
+            "LOCATION", "ITEM", "QUANTITY", "UNIT"
+        );
+        for l in levels {
+            println!(
+                "{:<24} {:<28} {:>12} {:<8} {}",
+                l.location,
+                l.name.unwrap_or_else(|| l.item_id.to_string()),
+                l.quantity,
+                l.unit,
+                l.counted_at
+            );
+        }
+    }
     Ok(())
 }

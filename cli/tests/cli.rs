@@ -261,7 +261,7 @@ fn the_aws_backend_is_configured_from_the_environment() {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    assert_eq!(settings.len(), 7, "{}", stdout(&o));
+    assert_eq!(settings.len(), 9, "{}", stdout(&o));
     let o = aws(
         &["tenant", "add", "cloud", "--name", "Cloud Kitchen"],
         &settings,

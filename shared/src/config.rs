@@ -47,6 +47,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "SQS queue of ledger rows to post to accounting",
     ),
     (
+        "HUB_PULL_QUEUE_URL",
+        "(required for aws)",
+        "SQS queue of pull jobs, one per connection and stream",
+    ),
+    (
+        "HUB_OUTBOUND_QUEUE_URL",
+        "(required for aws)",
+        "SQS queue of record events for the back office (the outbound event stream)",
+    ),
+    (
         "HUB_UNROUTED_QUEUE_URL",
         "(required for aws)",
         "SQS queue where signed webhook events no tenant owns are kept for an operator",
@@ -94,11 +104,13 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-const AWS_REQUIRED: [&str; 5] = [
+const AWS_REQUIRED: [&str; 7] = [
     "HUB_STATE_TABLE",
     "HUB_IDEMPOTENCY_TABLE",
     "HUB_WORK_QUEUE_URL",
     "HUB_PUSH_QUEUE_URL",
+    "HUB_PULL_QUEUE_URL",
+    "HUB_OUTBOUND_QUEUE_URL",
     "HUB_UNROUTED_QUEUE_URL",
 ];
 
@@ -147,6 +159,10 @@ pub struct AwsConfig {
     pub push_queue_url: String,
     /// Signed webhook events no tenant owns.
     pub unrouted_queue_url: String,
+    /// Pull jobs.
+    pub pull_queue_url: String,
+    /// Record events for the back office.
+    pub outbound_queue_url: String,
     /// Prefix of every secret name.
     pub secret_prefix: String,
 }
@@ -249,6 +265,8 @@ impl Config {
                 work_queue_url: get("HUB_WORK_QUEUE_URL").unwrap_or_default(),
                 push_queue_url: get("HUB_PUSH_QUEUE_URL").unwrap_or_default(),
                 unrouted_queue_url: get("HUB_UNROUTED_QUEUE_URL").unwrap_or_default(),
+                pull_queue_url: get("HUB_PULL_QUEUE_URL").unwrap_or_default(),
+                outbound_queue_url: get("HUB_OUTBOUND_QUEUE_URL").unwrap_or_default(),
                 secret_prefix: get("HUB_SECRET_PREFIX")
                     .unwrap_or_else(|| "integration-hub/".into()),
             })
@@ -399,7 +417,7 @@ mod tests {
         let err = cfg(&[("HUB_STATE_TABLE", "hub-state")]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "missing configuration: HUB_IDEMPOTENCY_TABLE, HUB_WORK_QUEUE_URL, HUB_PUSH_QUEUE_URL, HUB_UNROUTED_QUEUE_URL must be set for HUB_BACKEND=aws"
+            "missing configuration: HUB_IDEMPOTENCY_TABLE, HUB_WORK_QUEUE_URL, HUB_PUSH_QUEUE_URL, HUB_PULL_QUEUE_URL, HUB_OUTBOUND_QUEUE_URL, HUB_UNROUTED_QUEUE_URL must be set for HUB_BACKEND=aws"
         );
     }
 
@@ -434,6 +452,14 @@ mod tests {
                 "HUB_UNROUTED_QUEUE_URL",
                 "https://sqs.us-east-1.amazonaws.com/1/unrouted",
             ),
+            (
+                "HUB_PULL_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/1/pull",
+            ),
+            (
+                "HUB_OUTBOUND_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/1/out",
+            ),
             ("HUB_SECRET_PREFIX", "hub/prod/"),
         ])
         .unwrap();
@@ -456,6 +482,8 @@ mod tests {
             ("HUB_WORK_QUEUE_URL", "work"),
             ("HUB_PUSH_QUEUE_URL", "https://x/push"),
             ("HUB_UNROUTED_QUEUE_URL", "https://x/unrouted"),
+            ("HUB_PULL_QUEUE_URL", "https://x/pull"),
+            ("HUB_OUTBOUND_QUEUE_URL", "https://x/out"),
         ])
         .unwrap_err();
         assert!(err.to_string().contains("HUB_WORK_QUEUE_URL"), "{err}");

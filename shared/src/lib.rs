@@ -23,6 +23,7 @@ pub mod adapters;
 pub mod config;
 pub mod ids;
 pub mod model;
+pub mod pipelines;
 pub mod ports;
 pub mod providers;
 pub mod stores;

@@ -17,6 +17,10 @@ pub const WORK_QUEUE: &str = "work";
 pub const PUSH_QUEUE: &str = "push";
 /// Names of the embedded queues.
 pub const UNROUTED_QUEUE: &str = "unrouted";
+/// Names of the embedded queues.
+pub const PULL_QUEUE: &str = "pull";
+/// Names of the embedded queues.
+pub const OUTBOUND_QUEUE: &str = "outbound";
 /// The unrouted queue is read by operators, not workers: its messages are
 /// never parked for being received often.
 const UNROUTED_MAX_RECEIVES: u32 = 1_000_000;
@@ -46,6 +50,10 @@ pub struct Stores {
     pub push_queue: Arc<dyn WorkQueue>,
     /// Signed webhook events no tenant owns, kept for an operator.
     pub unrouted_queue: Arc<dyn WorkQueue>,
+    /// Pull jobs, one per connection and stream.
+    pub pull_queue: Arc<dyn WorkQueue>,
+    /// Record events for the back office (locally: a table in the database).
+    pub outbound_queue: Arc<dyn WorkQueue>,
 }
 
 impl Stores {
@@ -97,9 +105,19 @@ impl Stores {
                         &aws.push_queue_url,
                     )),
                     unrouted_queue: Arc::new(SqsQueue::new(
-                        sqs,
+                        sqs.clone(),
                         UNROUTED_QUEUE,
                         &aws.unrouted_queue_url,
+                    )),
+                    pull_queue: Arc::new(SqsQueue::new(
+                        sqs.clone(),
+                        PULL_QUEUE,
+                        &aws.pull_queue_url,
+                    )),
+                    outbound_queue: Arc::new(SqsQueue::new(
+                        sqs,
+                        OUTBOUND_QUEUE,
+                        &aws.outbound_queue_url,
                     )),
                 })
             }
@@ -125,7 +143,13 @@ impl Stores {
             secrets: Arc::new(CachedSecrets::new(secrets, config.secrets_ttl)),
             work_queue: Arc::new(SqliteQueue::new(db.clone(), WORK_QUEUE, max_receives)),
             push_queue: Arc::new(SqliteQueue::new(db.clone(), PUSH_QUEUE, max_receives)),
-            unrouted_queue: Arc::new(SqliteQueue::new(db, UNROUTED_QUEUE, UNROUTED_MAX_RECEIVES)),
+            unrouted_queue: Arc::new(SqliteQueue::new(
+                db.clone(),
+                UNROUTED_QUEUE,
+                UNROUTED_MAX_RECEIVES,
+            )),
+            pull_queue: Arc::new(SqliteQueue::new(db.clone(), PULL_QUEUE, max_receives)),
+            outbound_queue: Arc::new(SqliteQueue::new(db, OUTBOUND_QUEUE, UNROUTED_MAX_RECEIVES)),
         }
     }
 
@@ -135,12 +159,14 @@ impl Stores {
         crate::providers::ProviderHttp::new(self.rate_limits.clone(), self.calls.clone())
     }
 
-    /// The queue called `name` (`work`, `push` or `unrouted`).
+    /// The queue called `name` (`work`, `push`, `pull`, `outbound`, `unrouted`).
     pub fn queue(&self, name: &str) -> Option<&Arc<dyn WorkQueue>> {
         match name {
             WORK_QUEUE => Some(&self.work_queue),
             PUSH_QUEUE => Some(&self.push_queue),
             UNROUTED_QUEUE => Some(&self.unrouted_queue),
+            PULL_QUEUE => Some(&self.pull_queue),
+            OUTBOUND_QUEUE => Some(&self.outbound_queue),
             _ => None,
         }
     }

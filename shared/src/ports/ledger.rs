@@ -331,6 +331,14 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
         reason: &str,
     ) -> StoreResult<u32>;
 
+    /// A tenant's rows of `kind` that carry no business date (menu items,
+    /// inventory levels: the latest version of each), by key.
+    async fn list_undated(
+        &self,
+        tenant: &TenantId,
+        kind: RecordKind,
+    ) -> StoreResult<Vec<LedgerEntry>>;
+
     /// A tenant's rows for one business date, by key.
     async fn list_for_business_date(
         &self,

@@ -60,6 +60,77 @@ pub struct PendingConnect {
     pub business_day_close: BusinessDayClose,
 }
 
+/// The OAuth app for `provider`, from the secret `apps/<provider>`; users come
+/// back to `<public_url>/connect/<provider>/callback`.
+pub async fn oauth_app(
+    stores: &Stores,
+    endpoints: &Endpoints,
+    public_url: &str,
+    provider: Provider,
+) -> Result<OAuthApp, ConnectError> {
+    let (authorize_url, token_url, scopes, client_auth) = match provider {
+        Provider::QuickBooks => (
+            &endpoints.quickbooks_authorize,
+            &endpoints.quickbooks_token,
+            vec!["com.intuit.quickbooks.accounting".to_string()],
+            ClientAuth::BasicForm,
+        ),
+        Provider::Xero => (
+            &endpoints.xero_authorize,
+            &endpoints.xero_token,
+            vec![
+                "offline_access".into(),
+                "accounting.transactions".into(),
+                "accounting.settings.read".into(),
+            ],
+            ClientAuth::BasicForm,
+        ),
+        Provider::Square => (
+            &endpoints.square_authorize,
+            &endpoints.square_token,
+            vec![
+                "PAYMENTS_READ".into(),
+                "INVENTORY_READ".into(),
+                "ORDERS_READ".into(),
+                "MERCHANT_PROFILE_READ".into(),
+            ],
+            ClientAuth::JsonBody,
+        ),
+        p => return Err(ConnectError::Unsupported(p)),
+    };
+    let name = SecretName::new(format!("apps/{provider}"))
+        .map_err(|e| ConnectError::BadRequest(e.to_string()))?;
+    let raw = stores.secrets.get(&name).await.map_err(|e| match e {
+        StoreError::NotFound(_) => ConnectError::NotConfigured(format!(
+            "the {provider} app is not configured: write {{\"client_id\":...,\"client_secret\":...}} to the secret {name}"
+        )),
+        e => ConnectError::Store(e),
+    })?;
+    #[derive(Deserialize)]
+    struct AppSecret {
+        client_id: String,
+        client_secret: String,
+    }
+    let app: AppSecret = serde_json::from_str(raw.expose_secret()).map_err(|e| {
+        ConnectError::NotConfigured(format!(
+            "secret {name} is not {{client_id, client_secret}}: {e}"
+        ))
+    })?;
+    Ok(OAuthApp {
+        provider,
+        authorize_url: authorize_url.clone(),
+        token_url: token_url.clone(),
+        client_id: app.client_id,
+        client_secret: SecretString::from(app.client_secret),
+        redirect_uri: format!(
+            "{}/connect/{provider}/callback",
+            public_url.trim_end_matches('/')
+        ),
+        scopes,
+        client_auth,
+    })
+}
+
 /// The connect flow's service, built once per process.
 #[derive(Debug, Clone)]
 pub struct ConnectService {
@@ -88,64 +159,7 @@ impl ConnectService {
 
     /// The OAuth app for `provider`, from the secret `apps/<provider>`.
     pub async fn app(&self, provider: Provider) -> Result<OAuthApp, ConnectError> {
-        let (authorize_url, token_url, scopes, client_auth) = match provider {
-            Provider::QuickBooks => (
-                &self.endpoints.quickbooks_authorize,
-                &self.endpoints.quickbooks_token,
-                vec!["com.intuit.quickbooks.accounting".to_string()],
-                ClientAuth::BasicForm,
-            ),
-            Provider::Xero => (
-                &self.endpoints.xero_authorize,
-                &self.endpoints.xero_token,
-                vec![
-                    "offline_access".into(),
-                    "accounting.transactions".into(),
-                    "accounting.settings.read".into(),
-                ],
-                ClientAuth::BasicForm,
-            ),
-            Provider::Square => (
-                &self.endpoints.square_authorize,
-                &self.endpoints.square_token,
-                vec![
-                    "PAYMENTS_READ".into(),
-                    "INVENTORY_READ".into(),
-                    "ORDERS_READ".into(),
-                    "MERCHANT_PROFILE_READ".into(),
-                ],
-                ClientAuth::JsonBody,
-            ),
-            p => return Err(ConnectError::Unsupported(p)),
-        };
-        let name = SecretName::new(format!("apps/{provider}"))
-            .map_err(|e| ConnectError::BadRequest(e.to_string()))?;
-        let raw = self.stores.secrets.get(&name).await.map_err(|e| match e {
-            StoreError::NotFound(_) => ConnectError::NotConfigured(format!(
-                "the {provider} app is not configured: write {{\"client_id\":...,\"client_secret\":...}} to the secret {name}"
-            )),
-            e => ConnectError::Store(e),
-        })?;
-        #[derive(Deserialize)]
-        struct AppSecret {
-            client_id: String,
-            client_secret: String,
-        }
-        let app: AppSecret = serde_json::from_str(raw.expose_secret()).map_err(|e| {
-            ConnectError::NotConfigured(format!(
-                "secret {name} is not {{client_id, client_secret}}: {e}"
-            ))
-        })?;
-        Ok(OAuthApp {
-            provider,
-            authorize_url: authorize_url.clone(),
-            token_url: token_url.clone(),
-            client_id: app.client_id,
-            client_secret: SecretString::from(app.client_secret),
-            redirect_uri: format!("{}/connect/{provider}/callback", self.public_url),
-            scopes,
-            client_auth,
-        })
+        oauth_app(&self.stores, &self.endpoints, &self.public_url, provider).await
     }
 
     /// Starts a flow: remembers `pending` under a fresh state and returns the

@@ -163,6 +163,19 @@ impl MarketManClient {
         Ok(v["Items"].as_array().cloned().unwrap_or_default())
     }
 
+    /// One page of items (`Take`/`Skip`).
+    pub async fn items_page(&self, take: u32, skip: u32) -> Result<Vec<Value>, ProviderError> {
+        let v = self
+            .post(
+                "marketman.GetItems",
+                "inventory/GetItems",
+                json!({"BuyerGuid": self.buyer.as_str(), "Take": take, "Skip": skip}),
+                Idempotence::Safe,
+            )
+            .await?;
+        Ok(v["Items"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Every item, `Take`/`Skip` page by page.
     pub async fn items(&self, page_size: u32) -> Result<Vec<Value>, ProviderError> {
         let mut out = Vec::new();

@@ -93,3 +93,150 @@ where
 pub(crate) fn bearer(token: &SecretString) -> String {
     format!("Bearer {}", token.expose_secret())
 }
+
+/// Builds each provider's client for a connection.
+#[derive(Debug, Clone)]
+pub struct ProviderClients {
+    stores: crate::Stores,
+    http: ProviderHttp,
+    tokens: TokenManager,
+    endpoints: Endpoints,
+    public_url: String,
+}
+
+impl ProviderClients {
+    /// Clients on `stores`' budgets, call log, secrets and leases.
+    pub fn new(stores: &crate::Stores, endpoints: Endpoints, public_url: &str) -> Self {
+        let http = stores.provider_http();
+        ProviderClients {
+            tokens: TokenManager::new(
+                http.clone(),
+                stores.secrets.clone(),
+                stores.idempotency.clone(),
+            ),
+            http,
+            stores: stores.clone(),
+            endpoints,
+            public_url: public_url.to_string(),
+        }
+    }
+
+    /// The HTTP client.
+    pub fn http(&self) -> &ProviderHttp {
+        &self.http
+    }
+
+    /// The token manager.
+    pub fn tokens(&self) -> &TokenManager {
+        &self.tokens
+    }
+
+    /// Where the APIs are.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    fn check(c: &crate::model::Connection, p: crate::model::Provider) -> Result<(), ProviderError> {
+        if c.provider == p {
+            Ok(())
+        } else {
+            Err(ProviderError::Permanent(format!(
+                "connection {}/{} is {}, not {p}",
+                c.tenant, c.id, c.provider
+            )))
+        }
+    }
+
+    async fn app(&self, p: crate::model::Provider) -> Result<auth::OAuthApp, ProviderError> {
+        connect::oauth_app(&self.stores, &self.endpoints, &self.public_url, p)
+            .await
+            .map_err(|e| ProviderError::Unauthorized(e.to_string()))
+    }
+
+    /// A Toast client.
+    pub fn toast(&self, c: &crate::model::Connection) -> Result<toast::ToastClient, ProviderError> {
+        Self::check(c, crate::model::Provider::Toast)?;
+        Ok(toast::ToastClient::new(
+            self.http.clone(),
+            self.tokens.clone(),
+            &self.endpoints.toast,
+            c.account_id.clone(),
+            c.credentials.clone(),
+        ))
+    }
+
+    /// A Square client: OAuth through the app, or the personal token the
+    /// connection's secret holds.
+    pub async fn square(
+        &self,
+        c: &crate::model::Connection,
+    ) -> Result<square::SquareClient, ProviderError> {
+        Self::check(c, crate::model::Provider::Square)?;
+        let raw = self.stores.secrets.get(&c.credentials).await.map_err(|e| {
+            ProviderError::Unauthorized(format!("credentials of {}/{}: {e}", c.tenant, c.id))
+        })?;
+        let creds = auth::Credentials::parse(&raw, &c.credentials)?;
+        let auth = if creds.login.contains_key("access_token") {
+            square::SquareAuth::Personal
+        } else {
+            square::SquareAuth::OAuth(self.app(crate::model::Provider::Square).await?)
+        };
+        Ok(square::SquareClient::new(
+            self.http.clone(),
+            self.tokens.clone(),
+            &self.endpoints.square,
+            &c.account_id,
+            c.credentials.clone(),
+            auth,
+        ))
+    }
+
+    /// A MarketMan client.
+    pub fn marketman(
+        &self,
+        c: &crate::model::Connection,
+    ) -> Result<marketman::MarketManClient, ProviderError> {
+        Self::check(c, crate::model::Provider::MarketMan)?;
+        Ok(marketman::MarketManClient::new(
+            self.http.clone(),
+            self.tokens.clone(),
+            &self.endpoints.marketman,
+            c.account_id.clone(),
+            c.credentials.clone(),
+        ))
+    }
+
+    /// A QuickBooks client.
+    pub async fn quickbooks(
+        &self,
+        c: &crate::model::Connection,
+    ) -> Result<quickbooks::QuickBooksClient, ProviderError> {
+        Self::check(c, crate::model::Provider::QuickBooks)?;
+        let app = self.app(crate::model::Provider::QuickBooks).await?;
+        Ok(quickbooks::QuickBooksClient::new(
+            self.http.clone(),
+            self.tokens.clone(),
+            &self.endpoints.quickbooks,
+            c.account_id.clone(),
+            c.credentials.clone(),
+            app,
+        ))
+    }
+
+    /// A Xero client.
+    pub async fn xero(
+        &self,
+        c: &crate::model::Connection,
+    ) -> Result<xero::XeroClient, ProviderError> {
+        Self::check(c, crate::model::Provider::Xero)?;
+        let app = self.app(crate::model::Provider::Xero).await?;
+        Ok(xero::XeroClient::new(
+            self.http.clone(),
+            self.tokens.clone(),
+            &self.endpoints.xero,
+            c.account_id.clone(),
+            c.credentials.clone(),
+            app,
+        ))
+    }
+}

@@ -126,26 +126,35 @@ impl Backend {
     pub async fn stores(&self, max_receives: u32) -> Stores {
         let secrets: Arc<dyn SecretStore> =
             Arc::new(CachedSecrets::new(self.secrets(), Duration::from_secs(300)));
-        let (work, push, unrouted): (Arc<dyn WorkQueue>, Arc<dyn WorkQueue>, Arc<dyn WorkQueue>) =
-            match &self.kind {
-                Kind::Sqlite { db, .. } => (
-                    Arc::new(SqliteQueue::new(db.clone(), unique("work"), max_receives)),
-                    Arc::new(SqliteQueue::new(db.clone(), unique("push"), max_receives)),
-                    Arc::new(SqliteQueue::new(db.clone(), unique("unrouted"), 1_000_000)),
-                ),
-                Kind::Aws { sdk, .. } => {
-                    let client = aws_sdk_sqs::Client::new(sdk);
-                    let name = unique("unrouted");
-                    let url = schema::create_queue(&client, &name)
-                        .await
-                        .unwrap_or_else(|e| panic!("create queue {name} on the emulator: {e}"));
-                    (
-                        self.queue(max_receives).await,
-                        self.queue(max_receives).await,
-                        Arc::new(SqsQueue::new(client, name, url)),
-                    )
-                }
-            };
+        type Q = Arc<dyn WorkQueue>;
+        let (work, push, unrouted, pull, outbound): (Q, Q, Q, Q, Q) = match &self.kind {
+            Kind::Sqlite { db, .. } => (
+                Arc::new(SqliteQueue::new(db.clone(), unique("work"), max_receives)),
+                Arc::new(SqliteQueue::new(db.clone(), unique("push"), max_receives)),
+                Arc::new(SqliteQueue::new(db.clone(), unique("unrouted"), 1_000_000)),
+                Arc::new(SqliteQueue::new(db.clone(), unique("pull"), max_receives)),
+                Arc::new(SqliteQueue::new(db.clone(), unique("outbound"), 1_000_000)),
+            ),
+            Kind::Aws { sdk, .. } => {
+                let client = aws_sdk_sqs::Client::new(sdk);
+                let plain = |prefix: &str| {
+                    let (client, name) = (client.clone(), unique(prefix));
+                    async move {
+                        let url = schema::create_queue(&client, &name)
+                            .await
+                            .unwrap_or_else(|e| panic!("create queue {name} on the emulator: {e}"));
+                        Arc::new(SqsQueue::new(client, name, url)) as Q
+                    }
+                };
+                (
+                    self.queue(max_receives).await,
+                    self.queue(max_receives).await,
+                    plain("unrouted").await,
+                    self.queue(max_receives).await,
+                    plain("outbound").await,
+                )
+            }
+        };
         Stores {
             backend: match self.kind {
                 Kind::Sqlite { .. } => "embedded",
@@ -161,6 +170,8 @@ impl Backend {
             work_queue: work,
             push_queue: push,
             unrouted_queue: unrouted,
+            pull_queue: pull,
+            outbound_queue: outbound,
         }
     }
 

@@ -9,7 +9,7 @@
 //! | connection | `TENANT#<tenant>` | `CONN#<id>` | `CONNS` / `<tenant>#<id>` |
 //! | account owner | `ACCOUNT#<provider>#<account>` | `ACCOUNT` | |
 //! | cursor | `CURSOR#<tenant>#<provider>#<stream>` | `CURSOR` | |
-//! | ledger row | `LEDGER#<key>` | `LEDGER` | `LEDGERDATE#<tenant>#<date>` / `<key>` |
+//! | ledger row | `LEDGER#<key>` | `LEDGER` | `LEDGERDATE#<tenant>#<date>` or, undated, `LEDGERKIND#<tenant>#<kind>` / `<key>` |
 //! | rate budget | `RATE#<provider>:<account>` | `RATE` | |
 //! | provider call | `CALLS#<provider>:<account>` | `<ms, 15 digits>#<uuid>` (TTL a week) | |
 //!
@@ -20,7 +20,7 @@ use super::schema::{GSI1, TTL_ATTRIBUTE};
 use super::{Item, get_n, get_opt_s, get_s, n, s, sdk_err};
 use crate::adapters::{from_millis, millis};
 use crate::ids::{ConnectionId, IdempotencyKey, ProviderAccountId, TenantId};
-use crate::model::{Connection, Provider, Tenant};
+use crate::model::{Connection, Provider, RecordKind, Tenant};
 use crate::ports::{
     Acquire, Budget, CallLog, CallRecord, CasOutcome, ClaimOutcome, ClaimToken, ConnectionStore,
     Cursor, CursorKey, CursorStore, IdempotencyStore, Ledger, LedgerEntry, LedgerKey, Limit,
@@ -349,6 +349,10 @@ fn ledger_pk(key: &LedgerKey) -> String {
     format!("LEDGER#{}", key.storage_key())
 }
 
+fn ledger_kind_pk(tenant: &TenantId, kind: RecordKind) -> String {
+    format!("LEDGERKIND#{tenant}#{}", kind.as_str())
+}
+
 fn ledger_date_pk(tenant: &TenantId, date: Date) -> String {
     format!("LEDGERDATE#{tenant}#{date}")
 }
@@ -379,11 +383,17 @@ impl DynamoStore {
             .item("sk", s("LEDGER"))
             .item("entry", s(to_json("ledger row", entry)?))
             .item("rev", n(rev.map_or(1, |r| r + 1)));
-        if let Some(date) = entry.business_date {
-            req = req
+        req = match entry.business_date {
+            Some(date) => req
                 .item("gsi1pk", s(ledger_date_pk(&entry.key.tenant, date)))
-                .item("gsi1sk", s(storage_key));
-        }
+                .item("gsi1sk", s(storage_key)),
+            None => req
+                .item(
+                    "gsi1pk",
+                    s(ledger_kind_pk(&entry.key.tenant, entry.key.kind)),
+                )
+                .item("gsi1sk", s(storage_key)),
+        };
         req = match rev {
             None => req.condition_expression("attribute_not_exists(pk)"),
             Some(r) => req
@@ -483,6 +493,28 @@ impl Ledger for DynamoStore {
             e.apply_failed(destination, version, reason, now)
         })
         .await
+    }
+
+    async fn list_undated(
+        &self,
+        tenant: &TenantId,
+        kind: RecordKind,
+    ) -> StoreResult<Vec<LedgerEntry>> {
+        let items = self
+            .query_all(
+                "ledger.list_undated",
+                Some(GSI1),
+                "gsi1pk = :pk",
+                vec![(":pk", s(ledger_kind_pk(tenant, kind)))],
+            )
+            .await?;
+        items
+            .iter()
+            .map(|i| {
+                serde_json::from_str(get_s(i, "entry")?)
+                    .map_err(|e| StoreError::corrupt("ledger row", e))
+            })
+            .collect()
     }
 
     async fn list_for_business_date(

@@ -1,6 +1,6 @@
 use super::{SqliteStore, decode, encode, q};
 use crate::ids::TenantId;
-use crate::model::Provider;
+use crate::model::{Provider, RecordKind};
 use crate::ports::{
     Ledger, LedgerEntry, LedgerKey, SourceRecord, StoreError, StoreResult, UpsertOutcome,
 };
@@ -117,6 +117,34 @@ impl Ledger for SqliteStore {
         let reason = reason.to_string();
         self.modify("ledger.mark_failed", key, move |e, now| {
             e.apply_failed(destination, version, &reason, now)
+        })
+        .await
+    }
+
+    async fn list_undated(
+        &self,
+        tenant: &TenantId,
+        kind: RecordKind,
+    ) -> StoreResult<Vec<LedgerEntry>> {
+        let (tenant, kind) = (tenant.to_string(), kind.as_str());
+        self.tx("ledger.list_undated", move |tx| {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT key, entry FROM ledger WHERE tenant = ?1 AND business_date IS NULL
+                     AND json_extract(entry, '$.key.kind') = ?2 ORDER BY key",
+                )
+                .map_err(q("ledger.list_undated"))?;
+            let rows = stmt
+                .query_map(params![tenant, kind], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(q("ledger.list_undated"))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, json) = row.map_err(q("ledger.list_undated"))?;
+                out.push(decode(&format!("ledger row {key}"), &json)?);
+            }
+            Ok(out)
         })
         .await
     }

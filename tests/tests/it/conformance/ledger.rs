@@ -10,6 +10,7 @@ conformance!(
     posting_state_is_kept_per_destination_and_version,
     rows_are_listed_by_tenant_and_business_date,
     concurrent_upserts_of_one_new_record_create_it_once,
+    undated_rows_are_listed_by_tenant_and_kind,
 );
 
 const DESTS: [Provider; 2] = [Provider::QuickBooks, Provider::Xero];
@@ -183,4 +184,60 @@ async fn concurrent_upserts_of_one_new_record_create_it_once(b: Backend) {
         }
     }
     assert_eq!(created, 1);
+}
+
+async fn undated_rows_are_listed_by_tenant_and_kind(b: Backend) {
+    let t = tenant();
+    let level = |item: &str, qty: &str| SourceRecord {
+        key: LedgerKey {
+            tenant: t.clone(),
+            provider: Provider::Square,
+            kind: RecordKind::InventoryLevel,
+            source_id: ExternalId::new(format!("L1:{item}")).unwrap(),
+        },
+        business_date: None,
+        payload: json!({"item": item, "quantity": qty}),
+    };
+    b.ledger.upsert(&level("flour", "10"), &[]).await.unwrap();
+    b.ledger.upsert(&level("sugar", "4"), &[]).await.unwrap();
+    b.ledger.upsert(&level("flour", "7.5"), &[]).await.unwrap();
+    b.ledger
+        .upsert(&record(&t, "sale", "1.00", 27), &DESTS)
+        .await
+        .unwrap();
+    let rows = b
+        .ledger
+        .list_undated(&t, RecordKind::InventoryLevel)
+        .await
+        .unwrap();
+    let latest: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.payload["item"].as_str().unwrap().to_string(),
+                r.payload["quantity"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        latest,
+        [
+            ("flour".to_string(), "7.5".to_string()),
+            ("sugar".to_string(), "4".to_string())
+        ]
+    );
+    assert!(
+        b.ledger
+            .list_undated(&t, RecordKind::MenuItem)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        b.ledger
+            .list_undated(&tenant(), RecordKind::InventoryLevel)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

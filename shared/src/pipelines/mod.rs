@@ -1,0 +1,9 @@
+//! Pipelines: what the functions and `hub` run, on ports only.
+//!
+//! - [`pull`]: scheduled pulls with crash-safe cursors.
+//! - [`records`]: a normalized record into the ledger, the push queue and the
+//!   outbound event stream.
+
+pub mod pull;
+pub mod records;
+pub mod streams;

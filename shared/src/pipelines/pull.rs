@@ -1,0 +1,515 @@
+//! Scheduled pulls with crash-safe cursors.
+//!
+//! A windowed stream (Toast orders, Square payments) is read over
+//! `[cursor − overlap, now − settle)` in slices no longer than the provider
+//! allows (Toast: a month), every page of every slice, and the cursor is
+//! checkpointed after each page with compare-and-set: a crash resumes at the
+//! next page, and a second puller finds its compare-and-set refused and stops.
+//! The overlap re-reads recent history, so late edits are caught; the ledger's
+//! content hash makes the re-read free of duplicates. Records stream page by
+//! page into the ledger and queues; nothing holds every page in memory.
+//!
+//! Snapshot streams (menus, inventory) are read whole each run and upserted;
+//! their cursor records the last successful run.
+
+use super::records::{Tally, destinations, ingest};
+use crate::Stores;
+use crate::ids::StreamName;
+use crate::model::{Connection, Provider, Record};
+use crate::ports::{CasOutcome, CursorKey, StoreError};
+use crate::providers::ProviderError;
+use crate::transforms::TransformError;
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// How a pull reads.
+#[derive(Debug, Clone, Copy)]
+pub struct PullSettings {
+    /// How far before the cursor each run starts again (late edits).
+    pub overlap: SignedDuration,
+    /// How long before now the window ends (providers' eventual consistency).
+    pub settle: SignedDuration,
+    /// Where a stream's first run starts, before now.
+    pub initial_lookback: SignedDuration,
+}
+
+impl Default for PullSettings {
+    fn default() -> Self {
+        PullSettings {
+            overlap: SignedDuration::from_hours(6),
+            settle: SignedDuration::from_mins(2),
+            initial_lookback: SignedDuration::from_hours(24 * 7),
+        }
+    }
+}
+
+/// Why a pull stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// A provider call failed (after its retries).
+    #[error("provider: {0}")]
+    Provider(#[from] ProviderError),
+    /// A store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A payload could not be normalized (the page is not checkpointed).
+    #[error("transform: {0}")]
+    Transform(#[from] TransformError),
+    /// Another puller moved the cursor: this one stops.
+    #[error("another pull of {0} moved its cursor; this one stops")]
+    Superseded(String),
+    /// Stopped on purpose after a number of pages (tests of crash-resume).
+    #[error("stopped after {0} page(s)")]
+    Interrupted(u32),
+}
+
+/// Where a page starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum PageToken {
+    /// The first page.
+    First,
+    /// A 1-based page number (Toast).
+    Page(u32),
+    /// An opaque cursor (Square).
+    Cursor(String),
+}
+
+/// A slice in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliceProgress {
+    /// Its start (inclusive).
+    pub start: Timestamp,
+    /// Its end (exclusive).
+    pub end: Timestamp,
+    /// The next page to read.
+    pub next: PageToken,
+}
+
+/// What a stream's cursor holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorState {
+    /// Everything modified before this has been read.
+    pub done_until: Timestamp,
+    /// A slice being read, if a run stopped inside one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<SliceProgress>,
+}
+
+/// One page of normalized records and where the next starts.
+#[derive(Debug)]
+pub struct Page {
+    /// The records.
+    pub records: Vec<Record>,
+    /// `None`: the slice is done.
+    pub next: Option<PageToken>,
+}
+
+/// A provider stream read in time windows.
+#[async_trait]
+pub trait WindowedStream: Send + Sync {
+    /// The stream's name (`orders`, `payments`).
+    fn name(&self) -> &'static str;
+    /// The longest window one request may cover.
+    fn max_slice(&self) -> SignedDuration;
+    /// One page of `[start, end)`.
+    async fn page(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        token: &PageToken,
+    ) -> Result<Page, PullError>;
+}
+
+/// A provider stream read whole, page by page.
+#[async_trait]
+pub trait SnapshotStream: Send + Sync {
+    /// The stream's name (`menus`, `inventory`).
+    fn name(&self) -> &'static str;
+    /// One page; `since` is the last successful run, for streams that can
+    /// ask only for what changed.
+    async fn page(&self, since: Option<Timestamp>, token: &PageToken) -> Result<Page, PullError>;
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullReport {
+    /// Pages read.
+    pub pages: u32,
+    /// Records and what became of them.
+    pub tally: Tally,
+    /// The cursor's `done_until` before and after.
+    pub from: Option<Timestamp>,
+    /// The cursor's `done_until` after.
+    pub to: Option<Timestamp>,
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Re-pull `[from, to)` without reading or moving the cursor.
+    pub range: Option<(Timestamp, Timestamp)>,
+    /// Stop after this many pages (tests of crash-resume).
+    pub stop_after_pages: Option<u32>,
+}
+
+/// Runs pulls on the stores.
+#[derive(Debug, Clone)]
+pub struct Puller {
+    stores: Stores,
+    settings: PullSettings,
+}
+
+fn cursor_key(connection: &Connection, stream: &str) -> CursorKey {
+    CursorKey {
+        tenant: connection.tenant.clone(),
+        provider: connection.provider,
+        stream: StreamName::new(format!("{}.{stream}", connection.id))
+            .unwrap_or_else(|_| StreamName::new(stream).unwrap_or_else(|_| unreachable!())),
+    }
+}
+
+impl Puller {
+    /// A puller on `stores`.
+    pub fn new(stores: Stores, settings: PullSettings) -> Self {
+        Puller { stores, settings }
+    }
+
+    /// The stores it writes to.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    async fn save(
+        &self,
+        key: &CursorKey,
+        version: &mut Option<u64>,
+        state: &CursorState,
+    ) -> Result<(), PullError> {
+        let value = serde_json::to_string(state).map_err(|e| StoreError::corrupt("cursor", e))?;
+        match self
+            .stores
+            .cursors
+            .compare_and_set(key, *version, &value)
+            .await?
+        {
+            CasOutcome::Set(c) => {
+                *version = Some(c.version);
+                Ok(())
+            }
+            CasOutcome::Conflict { .. } => Err(PullError::Superseded(key.storage_key())),
+        }
+    }
+
+    /// One run of a windowed stream for `connection`.
+    pub async fn run_windowed(
+        &self,
+        connection: &Connection,
+        stream: &dyn WindowedStream,
+        options: RunOptions,
+    ) -> Result<PullReport, PullError> {
+        let key = cursor_key(connection, stream.name());
+        let dests = destinations(&self.stores, &connection.tenant).await?;
+        let now = Timestamp::now();
+        let end_bound = now - self.settings.settle;
+        let mut report = PullReport::default();
+
+        // Re-pull of a range: no cursor involved.
+        if let Some((from, to)) = options.range {
+            let mut version = None;
+            let mut state = CursorState {
+                done_until: from,
+                slice: None,
+            };
+            self.walk(
+                connection,
+                stream,
+                &dests,
+                &key,
+                &mut version,
+                &mut state,
+                from,
+                to,
+                options,
+                &mut report,
+                false,
+            )
+            .await?;
+            return Ok(report);
+        }
+
+        let current = self.stores.cursors.get(&key).await?;
+        let (mut state, mut version) = match current {
+            Some(c) => (
+                serde_json::from_str::<CursorState>(&c.value)
+                    .map_err(|e| StoreError::corrupt(format!("cursor {}", key.storage_key()), e))?,
+                Some(c.version),
+            ),
+            None => (
+                CursorState {
+                    done_until: now - self.settings.initial_lookback,
+                    slice: None,
+                },
+                None,
+            ),
+        };
+        report.from = Some(state.done_until);
+        let start = match &state.slice {
+            // Resume the slice a crash left, then carry on after it.
+            Some(s) => s.start,
+            None => state.done_until - self.settings.overlap,
+        };
+        self.walk(
+            connection,
+            stream,
+            &dests,
+            &key,
+            &mut version,
+            &mut state,
+            start,
+            end_bound,
+            options,
+            &mut report,
+            true,
+        )
+        .await?;
+        report.to = Some(state.done_until);
+        tracing::info!(tenant = %connection.tenant, connection = %connection.id, stream = stream.name(),
+            pages = report.pages, records = report.tally.records, created = report.tally.created,
+            changed = report.tally.changed, "pull finished");
+        Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn walk(
+        &self,
+        connection: &Connection,
+        stream: &dyn WindowedStream,
+        dests: &[Provider],
+        key: &CursorKey,
+        version: &mut Option<u64>,
+        state: &mut CursorState,
+        start: Timestamp,
+        end_bound: Timestamp,
+        options: RunOptions,
+        report: &mut PullReport,
+        checkpoint: bool,
+    ) -> Result<(), PullError> {
+        let mut slice_start = start;
+        while slice_start < end_bound {
+            let (s_start, s_end, mut token) = match state.slice.take() {
+                Some(s) => (s.start, s.end, s.next),
+                None => (
+                    slice_start,
+                    (slice_start + stream.max_slice()).min(end_bound),
+                    PageToken::First,
+                ),
+            };
+            loop {
+                let page = stream.page(s_start, s_end, &token).await?;
+                report.pages += 1;
+                report.tally += ingest(
+                    &self.stores,
+                    &connection.tenant,
+                    connection.provider,
+                    dests,
+                    page.records,
+                )
+                .await?;
+                match page.next {
+                    Some(next) => {
+                        state.slice = Some(SliceProgress {
+                            start: s_start,
+                            end: s_end,
+                            next: next.clone(),
+                        });
+                        token = next;
+                    }
+                    None => {
+                        state.slice = None;
+                        state.done_until = state.done_until.max(s_end);
+                    }
+                }
+                if checkpoint {
+                    self.save(key, version, state).await?;
+                }
+                if options.stop_after_pages.is_some_and(|n| report.pages >= n) {
+                    return Err(PullError::Interrupted(report.pages));
+                }
+                if state.slice.is_none() {
+                    break;
+                }
+            }
+            slice_start = s_end;
+        }
+        Ok(())
+    }
+
+    /// One run of a snapshot stream for `connection`.
+    pub async fn run_snapshot(
+        &self,
+        connection: &Connection,
+        stream: &dyn SnapshotStream,
+    ) -> Result<PullReport, PullError> {
+        let key = cursor_key(connection, stream.name());
+        let dests = destinations(&self.stores, &connection.tenant).await?;
+        let started = Timestamp::now();
+        let current = self.stores.cursors.get(&key).await?;
+        let mut version = current.as_ref().map(|c| c.version);
+        let since = current
+            .and_then(|c| serde_json::from_str::<CursorState>(&c.value).ok())
+            .map(|s| s.done_until);
+        let mut report = PullReport {
+            from: since,
+            ..PullReport::default()
+        };
+        let mut token = PageToken::First;
+        loop {
+            let page = stream
+                .page(since.map(|s| s - self.settings.overlap), &token)
+                .await?;
+            report.pages += 1;
+            report.tally += ingest(
+                &self.stores,
+                &connection.tenant,
+                connection.provider,
+                &dests,
+                page.records,
+            )
+            .await?;
+            match page.next {
+                Some(next) => token = next,
+                None => break,
+            }
+        }
+        let state = CursorState {
+            done_until: started,
+            slice: None,
+        };
+        self.save(&key, &mut version, &state).await?;
+        report.to = Some(started);
+        Ok(report)
+    }
+}
+
+/// A pull job on the pull queue: one connection, every stream of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullJob {
+    /// Whose.
+    pub tenant: crate::ids::TenantId,
+    /// Which connection.
+    pub connection: crate::ids::ConnectionId,
+}
+
+/// Fans a schedule out: one job per connection of `provider`, so a thousand
+/// restaurants do not share one invocation. Returns how many were queued.
+pub async fn schedule(stores: &Stores, provider: Provider) -> Result<usize, StoreError> {
+    let jobs: Vec<crate::ports::OutgoingMessage> = stores
+        .connections
+        .list_all()
+        .await?
+        .into_iter()
+        .filter(|c| c.provider == provider)
+        .map(|c| {
+            let job = PullJob {
+                tenant: c.tenant,
+                connection: c.id,
+            };
+            crate::ports::OutgoingMessage::new(serde_json::to_string(&job).unwrap_or_default())
+        })
+        .collect();
+    if !jobs.is_empty() {
+        stores.pull_queue.send_batch(&jobs).await?;
+    }
+    Ok(jobs.len())
+}
+
+/// Runs every stream of one connection: Toast orders and menus, Square
+/// payments and inventory, MarketMan inventory.
+pub async fn pull_connection(
+    puller: &Puller,
+    clients: &crate::providers::ProviderClients,
+    connection: &Connection,
+    options: RunOptions,
+) -> Result<Vec<(&'static str, PullReport)>, PullError> {
+    use super::streams::*;
+    let c = connection.clone();
+    let mut out = Vec::new();
+    match connection.provider {
+        Provider::Toast => {
+            let client = clients.toast(connection)?;
+            let orders = ToastOrders {
+                client: client.clone(),
+                connection: c.clone(),
+            };
+            out.push((
+                "orders",
+                puller.run_windowed(connection, &orders, options).await?,
+            ));
+            if options.range.is_none() {
+                let menus = ToastMenus {
+                    client,
+                    connection: c,
+                };
+                out.push(("menus", puller.run_snapshot(connection, &menus).await?));
+            }
+        }
+        Provider::Square => {
+            let client = clients.square(connection).await?;
+            let payments = SquarePayments {
+                client: client.clone(),
+                connection: c.clone(),
+            };
+            out.push((
+                "payments",
+                puller.run_windowed(connection, &payments, options).await?,
+            ));
+            if options.range.is_none() {
+                let inventory = SquareInventory {
+                    client,
+                    connection: c,
+                };
+                out.push((
+                    "inventory",
+                    puller.run_snapshot(connection, &inventory).await?,
+                ));
+            }
+        }
+        Provider::MarketMan => {
+            let inventory = MarketManInventory {
+                client: clients.marketman(connection)?,
+                connection: c,
+            };
+            out.push((
+                "inventory",
+                puller.run_snapshot(connection, &inventory).await?,
+            ));
+        }
+        p => {
+            return Err(PullError::Provider(ProviderError::Permanent(format!(
+                "{p} connections are not pulled"
+            ))));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the job a pull-queue message carries.
+pub async fn run_job(
+    puller: &Puller,
+    clients: &crate::providers::ProviderClients,
+    body: &str,
+) -> Result<Vec<(&'static str, PullReport)>, PullError> {
+    let job: PullJob =
+        serde_json::from_str(body).map_err(|e| StoreError::corrupt("pull job", e))?;
+    let connection = puller
+        .stores()
+        .connections
+        .get(&job.tenant, &job.connection)
+        .await?
+        .ok_or_else(|| {
+            StoreError::NotFound(format!("connection {}/{}", job.tenant, job.connection))
+        })?;
+    pull_connection(puller, clients, &connection, RunOptions::default()).await
+}

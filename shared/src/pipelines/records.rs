@@ -1,0 +1,191 @@
+//! What happens to every normalized record, from a pull or a webhook: it is
+//! upserted into the ledger (an unchanged one is a no-op); a new or changed
+//! transaction is queued for each accounting destination of its tenant; and
+//! every new or changed record is published on the outbound event stream for
+//! the back office (schema: `docs/outbound-events.md`).
+
+use crate::Stores;
+use crate::ids::{ExternalId, TenantId};
+use crate::model::{Provider, Record, RecordKind};
+use crate::ports::{LedgerKey, OutgoingMessage, SourceRecord, StoreError, UpsertOutcome};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The outbound event schema's name and version.
+pub const RECORD_EVENT_SCHEMA: &str = "integration-hub.record.v1";
+
+/// A ledger row to post to one destination (the push queue's message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushItem {
+    /// The row.
+    pub key: LedgerKey,
+    /// The version to post.
+    pub version: u32,
+    /// Where to post it.
+    pub destination: Provider,
+}
+
+/// A record as the back office receives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordEvent {
+    /// Always [`RECORD_EVENT_SCHEMA`].
+    pub schema: String,
+    /// Unique per record version: `<ledger key>:v<version>` (consumers dedupe on it).
+    pub event_id: String,
+    /// `created` (version 1) or `updated`.
+    pub change: String,
+    /// Whose record.
+    pub tenant: TenantId,
+    /// Where it came from.
+    pub source: Provider,
+    /// Its ledger version.
+    pub version: u32,
+    /// The record, tagged with its kind.
+    #[serde(flatten)]
+    pub record: Record,
+    /// When the hub emitted the event.
+    pub emitted_at: Timestamp,
+}
+
+/// Tallies of one batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Records read.
+    pub records: u64,
+    /// New to the ledger.
+    pub created: u64,
+    /// Changed since last seen.
+    pub changed: u64,
+    /// Seen before, same content.
+    pub unchanged: u64,
+    /// Push messages queued.
+    pub pushes: u64,
+    /// Events published.
+    pub published: u64,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, o: Tally) {
+        self.records += o.records;
+        self.created += o.created;
+        self.changed += o.changed;
+        self.unchanged += o.unchanged;
+        self.pushes += o.pushes;
+        self.published += o.published;
+    }
+}
+
+fn external_id(record: &Record) -> ExternalId {
+    match record {
+        Record::Transaction(t) => t.external_id.clone(),
+        Record::MenuItem(m) => m.external_id.clone(),
+        Record::InventoryLevel(l) => ExternalId::new(format!("{}:{}", l.location, l.item_id))
+            .unwrap_or_else(|_| l.item_id.clone()),
+        Record::PurchaseOrder(p) => p.id.clone(),
+        Record::Delivery(d) => d.id.clone(),
+        Record::TimeEntry(t) => t.id.clone(),
+    }
+}
+
+/// The ledger row a record goes to.
+pub fn source_record(tenant: &TenantId, source: Provider, record: &Record) -> SourceRecord {
+    let business_date = match record {
+        Record::Transaction(t) => Some(t.business_date),
+        _ => None,
+    };
+    SourceRecord {
+        key: LedgerKey {
+            tenant: tenant.clone(),
+            provider: source,
+            kind: record.kind(),
+            source_id: external_id(record),
+        },
+        business_date,
+        payload: serde_json::to_value(record).unwrap_or_default(),
+    }
+}
+
+/// The accounting destinations a tenant posts to.
+pub async fn destinations(stores: &Stores, tenant: &TenantId) -> Result<Vec<Provider>, StoreError> {
+    let mut d: Vec<Provider> = stores
+        .connections
+        .list_for_tenant(tenant)
+        .await?
+        .into_iter()
+        .map(|c| c.provider)
+        .filter(|p| p.is_accounting())
+        .collect();
+    d.sort();
+    d.dedup();
+    Ok(d)
+}
+
+/// Upserts a batch of one tenant's records from `source`, then queues pushes
+/// and publishes events for what is new or changed, each in one batch.
+pub async fn ingest(
+    stores: &Stores,
+    tenant: &TenantId,
+    source: Provider,
+    destinations: &[Provider],
+    records: Vec<Record>,
+) -> Result<Tally, StoreError> {
+    let mut tally = Tally::default();
+    let mut pushes = Vec::new();
+    let mut events = Vec::new();
+    let now = Timestamp::now();
+    for record in records {
+        tally.records += 1;
+        let sr = source_record(tenant, source, &record);
+        let dests: &[Provider] = if record.kind() == RecordKind::Transaction {
+            destinations
+        } else {
+            &[]
+        };
+        let outcome = stores.ledger.upsert(&sr, dests).await?;
+        match outcome {
+            UpsertOutcome::Created { .. } => tally.created += 1,
+            UpsertOutcome::Changed { .. } => tally.changed += 1,
+            UpsertOutcome::Unchanged { .. } => {
+                tally.unchanged += 1;
+                continue;
+            }
+        }
+        let version = outcome.version();
+        for d in dests {
+            let item = PushItem {
+                key: sr.key.clone(),
+                version,
+                destination: *d,
+            };
+            pushes.push(OutgoingMessage::new(
+                serde_json::to_string(&item).unwrap_or_default(),
+            ));
+        }
+        let event = RecordEvent {
+            schema: RECORD_EVENT_SCHEMA.into(),
+            event_id: format!("{}:v{version}", sr.key.storage_key()),
+            change: if version == 1 {
+                "created".into()
+            } else {
+                "updated".into()
+            },
+            tenant: tenant.clone(),
+            source,
+            version,
+            record,
+            emitted_at: now,
+        };
+        events.push(OutgoingMessage::new(
+            serde_json::to_string(&event).unwrap_or_default(),
+        ));
+    }
+    if !pushes.is_empty() {
+        stores.push_queue.send_batch(&pushes).await?;
+        tally.pushes = pushes.len() as u64;
+    }
+    if !events.is_empty() {
+        stores.outbound_queue.send_batch(&events).await?;
+        tally.published = events.len() as u64;
+    }
+    Ok(tally)
+}
