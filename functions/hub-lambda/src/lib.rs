@@ -3,6 +3,7 @@
 //! calling into here; everything else lives in `shared`.
 
 pub mod connect;
+pub mod pull;
 pub mod webhook;
 
 use shared::{Config, Stores};

@@ -8,6 +8,9 @@
 //! `connect`: the OAuth connect flow over HTTP (`hub serve`'s routes) against
 //! stand-in Intuit and Xero token endpoints, on both backends.
 //!
+//! `sandboxed`: the provider clients and pulls against the provider sandboxes
+//! over loopback: paging, 429s, injected 5xx, shared budgets, crash-resume.
+//!
 //! `tokens`: twenty invocations racing to renew one expired OAuth token, on
 //! both backends: one refresh, the newest refresh token kept.
 //!
@@ -17,5 +20,6 @@
 mod backends;
 mod conformance;
 mod connect;
+mod sandboxed;
 mod tokens;
 mod webhooks;

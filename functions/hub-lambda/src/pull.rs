@@ -1,0 +1,90 @@
+//! Pull functions. A scheduled event (EventBridge Scheduler) fans out: one job
+//! per connection of the function's provider onto the pull queue. An SQS batch
+//! from the pull queue runs those jobs; a job that fails is reported in
+//! `batchItemFailures`, so only it comes back (and, after the queue's receive
+//! limit, waits in the dead-letter queue for an operator).
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::{Value, json};
+use shared::Stores;
+use shared::model::Provider;
+use shared::pipelines::pull::{Puller, run_job, schedule};
+use shared::providers::ProviderClients;
+use tracing::Instrument;
+
+/// Handles one invocation: a schedule tick or a batch of pull jobs.
+pub async fn handle(
+    stores: &Stores,
+    puller: &Puller,
+    clients: &ProviderClients,
+    provider: Provider,
+    event: Value,
+    request_id: &str,
+) -> Value {
+    async {
+        match event.get("Records").and_then(Value::as_array) {
+            Some(records) => {
+                let mut failures = Vec::new();
+                for r in records {
+                    let id = r["messageId"].as_str().unwrap_or_default();
+                    let body = r["body"].as_str().unwrap_or_default();
+                    match run_job(puller, clients, body).await {
+                        Ok(reports) => {
+                            for (stream, report) in reports {
+                                tracing::info!(
+                                    message_id = id,
+                                    stream,
+                                    records = report.tally.records,
+                                    created = report.tally.created,
+                                    changed = report.tally.changed,
+                                    "pull job done"
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(message_id = id, error = %e, "pull job failed");
+                            failures.push(json!({ "itemIdentifier": id }));
+                        }
+                    }
+                }
+                json!({ "batchItemFailures": failures })
+            }
+            None => match schedule(stores, provider).await {
+                Ok(n) => {
+                    tracing::info!(%provider, jobs = n, "pull jobs queued");
+                    json!({ "queued": n })
+                }
+                Err(e) => {
+                    tracing::error!(%provider, error = %e, "could not queue pull jobs");
+                    json!({ "error": e.to_string() })
+                }
+            },
+        }
+    }
+    .instrument(shared::telemetry::request_span(request_id))
+    .await
+}
+
+/// The main of a pull function.
+pub async fn run(provider: Provider) -> Result<(), lambda_runtime::Error> {
+    let (config, stores) = crate::cold_start().await?;
+    let puller = Puller::new(stores.clone(), Default::default());
+    let clients = ProviderClients::new(&stores, config.endpoints.clone(), &config.public_url);
+    let (stores, puller, clients) = (&stores, &puller, &clients);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let out = handle(
+            stores,
+            puller,
+            clients,
+            provider,
+            event.payload,
+            &event.context.request_id,
+        )
+        .await;
+        if let Some(e) = out.get("error").and_then(Value::as_str) {
+            return Err(lambda_runtime::Error::from(e.to_string()));
+        }
+        Ok::<_, lambda_runtime::Error>(out)
+    }))
+    .await
+}

@@ -1,0 +1,1129 @@
+//! Xero sandbox: OAuth 2.0 token endpoint, connections, Accounts and
+//! BankTransactions (create, update, read) with `Idempotency-Key` replay and
+//! per-item validation errors.
+//!
+//! Follows providers.md §4:
+//! - `POST /connect/token` (§4.4), form-encoded, client authentication by
+//!   HTTP Basic or `client_id`/`client_secret` fields; access tokens last
+//!   30 minutes; every refresh returns a new refresh token and spends the old
+//!   one (reuse → 400 `{"error":"invalid_grant"}`; Xero's documented 30-minute
+//!   grace for a lost response is [`XeroConfig::refresh_reuse_grace`], off by
+//!   default).
+//! - `GET /connections` (§4.4) as in `connections_response.json`.
+//! - Base `/api.xro/2.0` (§4.2), header `xero-tenant-id` required:
+//!   `GET /Accounts` (`accounts_response.json`, in the usual
+//!   `{Id,Status,ProviderName,DateTimeUTC,...}` envelope); `GET /BankTransactions`
+//!   (`page`, 100 per page; `If-Modified-Since`); `GET /BankTransactions/{id}`;
+//!   `PUT /BankTransactions` creates, `POST /BankTransactions` updates (with
+//!   `BankTransactionID`) or creates.
+//! - `summarizeErrors=false` (§4.2): HTTP 200 with every element, each with
+//!   `StatusAttributeString` `OK` or `ERROR` and `ValidationErrors`; valid ones
+//!   are saved (`bank_transactions_response_summarize_errors_false.json`).
+//!   Default (`true`): any invalid element → 400 `ValidationException`
+//!   (`validation_exception_400.json`) and nothing is saved.
+//! - `Idempotency-Key` (§4.2): at most 128 characters; a repeated key replays
+//!   the original answer and saves nothing; counted in `requests_per_key` /
+//!   `creates_per_key` keyed `(tenantId, key)`. Replays still use rate budget.
+//! - Limits (§4.3) per tenant: 60 per minute, 5,000 per day, 5 concurrent;
+//!   10,000 per minute for the app across tenants. Every API response carries
+//!   `X-MinLimit-Remaining`, `X-DayLimit-Remaining`, `X-AppMinLimit-Remaining`;
+//!   a 429 adds `Retry-After` and `X-Rate-Limit-Problem` (`minute`, `day`).
+//! - JSON bodies are read case-insensitively (the published request example
+//!   spells `Lineitems`).
+//!
+//! UNVERIFIED, chosen here: `X-Rate-Limit-Problem: concurrent` and
+//! `appminute` for the other two limits; the 401/403/429/5xx bodies (problem
+//! JSON `{Title,Status,Detail}`); 403 for a missing or unknown tenant; the
+//! replay window (6 minutes, SECONDARY) and 400 for a key reused with a
+//! different body (SECONDARY); `PostDataInvalidException` (ErrorNumber 14)
+//! for unreadable bodies; the validation messages other than the contact one
+//! (which is the published example's) and "Account code '…' is not a valid
+//! code for this document."; tax is taken as sent (`TaxAmount`, default 0),
+//! not computed from tax rates; a `where` filter supports only
+//! `Field=="value"` joined by `AND`.
+
+use crate::common::data;
+use crate::common::gate::{self, Gate, Rules, Shape};
+use crate::common::http::{get_ci, header, json, query_get, query_get_ci, query_pairs, str_ci};
+use crate::common::limits::{LimitPlan, Refused, WindowStatus};
+use crate::common::money::{decimal_json, json_decimal, round_cents};
+use crate::common::server::{ConnInfo, ServerHandle, StartError};
+use crate::common::time;
+use crate::common::tokens::{self, IssuedTokens, TokenError, TokenPolicy, TokenStore};
+use crate::common::{Limit, OBSERVE_WINDOW, common_handle};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use rand_chacha::ChaCha8Rng;
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The tenant header.
+pub const TENANT_HEADER: &str = "xero-tenant-id";
+/// The idempotency header.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+/// Longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+/// BankTransactions per page of `GET /BankTransactions`.
+pub const PAGE_SIZE: usize = 100;
+/// Largest request body: Xero caps a POST at 3.5 MB (§4.2); larger → 413.
+pub const MAX_POST_BYTES: usize = 3_500_000;
+/// The all-zero id Xero gives unsaved elements.
+pub const ZERO_ID: &str = "00000000-0000-0000-0000-000000000000";
+/// The user every token acts for; it is connected to every tenant.
+const USER: &str = "xero-user";
+
+/// How to build a Xero sandbox.
+#[derive(Debug, Clone)]
+pub struct XeroConfig {
+    /// Seed for ids, tokens and faults.
+    pub seed: u64,
+    /// Organisations (tenants) connected.
+    pub tenants: usize,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: String,
+    /// Access-token lifetime (30 minutes).
+    pub access_ttl: Duration,
+    /// Unused refresh tokens expire after 60 days.
+    pub refresh_ttl: Duration,
+    /// How long a spent refresh token still works (Xero: 30 minutes; default
+    /// none, so reuse is always `invalid_grant`).
+    pub refresh_reuse_grace: Duration,
+    /// Per-tenant limits, named as `X-Rate-Limit-Problem` names them:
+    /// `minute` 60 and `day` 5,000.
+    pub limits: Vec<Limit>,
+    /// Limits across every tenant: `appminute` 10,000.
+    pub app_limits: Vec<Limit>,
+    /// Concurrent requests per tenant: 5.
+    pub concurrency: Option<u64>,
+    /// How long an `Idempotency-Key` answer is replayed (6 minutes,
+    /// SECONDARY; `None`: forever).
+    pub idempotency_ttl: Option<Duration>,
+    /// The organisations' base currency.
+    pub currency: String,
+    /// Window for `Counters::max_calls_per_window`.
+    pub observe_window: Duration,
+}
+
+impl Default for XeroConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            tenants: 1,
+            client_id: "SANDBOXXEROCLIENTID".into(),
+            client_secret: "sandbox-xero-secret".into(),
+            access_ttl: Duration::from_secs(30 * 60),
+            refresh_ttl: Duration::from_secs(60 * 86_400),
+            refresh_reuse_grace: Duration::ZERO,
+            limits: vec![
+                Limit::sliding("minute", 60, Duration::from_secs(60)),
+                Limit::sliding("day", 5_000, Duration::from_secs(86_400)),
+            ],
+            app_limits: vec![Limit::sliding("appminute", 10_000, Duration::from_secs(60))],
+            concurrency: Some(5),
+            idempotency_ttl: Some(Duration::from_secs(6 * 60)),
+            currency: "USD".into(),
+            observe_window: OBSERVE_WINDOW,
+        }
+    }
+}
+
+impl XeroConfig {
+    /// Defaults with `seed`.
+    pub fn seeded(seed: u64) -> Self {
+        Self {
+            seed,
+            ..Self::default()
+        }
+    }
+}
+
+/// The seeded chart of accounts: (Code, Name, Type, Class). Codes 088, 091,
+/// 200 and 400 match the published examples.
+pub const ACCOUNTS: &[(&str, &str, &str, &str)] = &[
+    ("088", "Business Wells Fargo", "BANK", "ASSET"),
+    ("090", "Business Bank Account", "BANK", "ASSET"),
+    ("091", "Business Savings Account", "BANK", "ASSET"),
+    ("200", "Sales", "REVENUE", "REVENUE"),
+    ("260", "Other Revenue", "REVENUE", "REVENUE"),
+    ("310", "Cost of Goods Sold", "DIRECTCOSTS", "EXPENSE"),
+    ("400", "Advertising", "EXPENSE", "EXPENSE"),
+    ("429", "General Expenses", "EXPENSE", "EXPENSE"),
+    ("820", "Sales Tax", "CURRLIAB", "LIABILITY"),
+    ("825", "Tips Payable", "CURRLIAB", "LIABILITY"),
+];
+
+const TYPES: &[&str] = &[
+    "RECEIVE",
+    "SPEND",
+    "RECEIVE-OVERPAYMENT",
+    "SPEND-OVERPAYMENT",
+    "RECEIVE-PREPAYMENT",
+    "SPEND-PREPAYMENT",
+];
+
+#[derive(Debug)]
+struct Replay {
+    status: StatusCode,
+    body: Value,
+    request: Value,
+    at: Instant,
+}
+
+#[derive(Debug)]
+struct Tenant {
+    id: String,
+    name: String,
+    connection_id: String,
+    connected: Timestamp,
+    accounts: Vec<Value>,
+    contacts: Vec<Value>,
+    transactions: BTreeMap<String, Value>,
+    order: Vec<String>,
+    replays: HashMap<String, Replay>,
+}
+
+impl Tenant {
+    fn new(rng: &mut ChaCha8Rng, n: usize, currency: &str) -> Self {
+        let now = Timestamp::now();
+        let accounts = ACCOUNTS
+            .iter()
+            .map(|(code, name, kind, class)| {
+                let mut a = json!({
+                    "AccountID": data::guid(rng),
+                    "Code": code,
+                    "Name": name,
+                    "Type": kind,
+                    "Status": "ACTIVE",
+                    "Class": class,
+                    "TaxType": "NONE",
+                    "EnablePaymentsToAccount": false,
+                    "ShowInExpenseClaims": false,
+                    "UpdatedDateUTC": time::xero(now),
+                });
+                if *kind == "BANK" {
+                    a["BankAccountNumber"] = json!(format!("02090876543210{code}"));
+                    a["BankAccountType"] = json!("BANK");
+                    a["CurrencyCode"] = json!(currency);
+                }
+                a
+            })
+            .collect();
+        let contacts = ["Sysco", "Walk-in Customers", "Restaurant Depot"]
+            .iter()
+            .map(|name| json!({"ContactID": data::guid(rng), "Name": name, "ContactStatus": "ACTIVE"}))
+            .collect();
+        Self {
+            id: data::guid(rng),
+            name: if n == 0 {
+                "Demo Company (US)".into()
+            } else {
+                format!("Demo Company {}", n + 1)
+            },
+            connection_id: data::guid(rng),
+            connected: now,
+            accounts,
+            contacts,
+            transactions: BTreeMap::new(),
+            order: Vec::new(),
+            replays: HashMap::new(),
+        }
+    }
+
+    fn account_by(&self, field: &str, value: &str) -> Option<&Value> {
+        self.accounts.iter().find(|a| {
+            a.get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.eq_ignore_ascii_case(value))
+        })
+    }
+}
+
+#[derive(Debug)]
+struct XeroApp {
+    gate: Gate,
+    tokens: TokenStore,
+    config: XeroConfig,
+    tenants: Mutex<BTreeMap<String, Tenant>>,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+fn problem(status: StatusCode, detail: &str) -> Response {
+    json(
+        status,
+        &json!({
+            "Type": null,
+            "Title": status.canonical_reason().unwrap_or_default(),
+            "Status": status.as_u16(),
+            "Detail": detail,
+            "Instance": uuid::Uuid::new_v4().to_string(),
+            "Extensions": {},
+        }),
+    )
+}
+
+fn oauth_error(status: StatusCode, error: &str) -> Response {
+    json(status, &json!({"error": error}))
+}
+
+fn envelope(key: &str, items: Vec<Value>) -> Value {
+    let mut m = Map::new();
+    m.insert("Id".into(), json!(uuid::Uuid::new_v4().to_string()));
+    m.insert("Status".into(), json!("OK"));
+    m.insert("ProviderName".into(), json!("Integration Hub Sandbox"));
+    m.insert(
+        "DateTimeUTC".into(),
+        json!(format!("/Date({})/", Timestamp::now().as_millisecond())),
+    );
+    m.insert(key.into(), Value::Array(items));
+    Value::Object(m)
+}
+
+fn rate_headers(response: &mut Response, windows: &[WindowStatus]) {
+    for (name, header) in [
+        ("minute", "X-MinLimit-Remaining"),
+        ("day", "X-DayLimit-Remaining"),
+        ("appminute", "X-AppMinLimit-Remaining"),
+    ] {
+        if let Some(w) = windows.iter().find(|w| w.name == name) {
+            response
+                .headers_mut()
+                .insert(header, HeaderValue::from(w.remaining));
+        }
+    }
+}
+
+impl Shape for XeroApp {
+    fn rate_limited(&self, refused: &Refused) -> Response {
+        let mut response = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Rate limit exceeded: {}", refused.name),
+        );
+        if let Ok(v) = HeaderValue::from_str(&refused.name) {
+            response.headers_mut().insert("X-Rate-Limit-Problem", v);
+        }
+        rate_headers(&mut response, &refused.windows);
+        response
+    }
+
+    fn server_error(&self, status: StatusCode) -> Response {
+        problem(status, "Injected by the sandbox")
+    }
+
+    fn decorate(&self, response: &mut Response, windows: &[WindowStatus]) {
+        rate_headers(response, windows);
+    }
+}
+
+impl Rules for XeroApp {
+    fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    fn plan(&self, request: &Request, _conn: &ConnInfo) -> (Option<String>, LimitPlan) {
+        if !request.uri().path().starts_with("/api.xro/") {
+            return (None, LimitPlan::default());
+        }
+        let tenant = header(request.headers(), TENANT_HEADER)
+            .unwrap_or("no-tenant")
+            .to_lowercase();
+        (
+            Some(tenant),
+            LimitPlan {
+                scopes: vec![("tenant".into(), self.config.limits.clone())],
+                shared: vec![("app".into(), self.config.app_limits.clone())],
+                concurrency: self.config.concurrency,
+            },
+        )
+    }
+
+    fn authenticate(&self, request: &mut Request) -> Result<(), Response> {
+        let path = request.uri().path().to_string();
+        if path == "/connect/token" {
+            return Ok(());
+        }
+        let expired = self.gate.faults().expire_tokens;
+        if let Err(e) = self.tokens.check(request.headers(), expired) {
+            let detail = match e {
+                TokenError::Expired => "TokenExpired: token expired",
+                TokenError::Missing => "AuthenticationUnsuccessful: no bearer token",
+                TokenError::Unknown => "AuthenticationUnsuccessful: token invalid",
+            };
+            let mut r = problem(StatusCode::UNAUTHORIZED, detail);
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+            return Err(r);
+        }
+        if path.starts_with("/api.xro/") {
+            let known = header(request.headers(), TENANT_HEADER)
+                .is_some_and(|t| self.tenants.lock().unwrap().contains_key(&t.to_lowercase()));
+            if !known {
+                return Err(problem(
+                    StatusCode::FORBIDDEN,
+                    "AuthenticationUnsuccessful: missing or unknown xero-tenant-id",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn token(State(app): State<Arc<XeroApp>>, headers: HeaderMap, body: Bytes) -> Response {
+    app.gate.stats().update(|c| c.token_requests += 1);
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let client = tokens::basic(&headers).or_else(|| {
+        Some((
+            form.get("client_id")?.clone(),
+            form.get("client_secret")?.clone(),
+        ))
+    });
+    if client
+        != Some((
+            app.config.client_id.clone(),
+            app.config.client_secret.clone(),
+        ))
+    {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client");
+    }
+    let issued = match form.get("grant_type").map(String::as_str) {
+        Some("refresh_token") => {
+            app.gate.stats().update(|c| c.refreshes += 1);
+            match form.get("refresh_token") {
+                Some(rt) => app.tokens.refresh(rt),
+                None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request"),
+            }
+        }
+        Some("authorization_code") => match form.get("code") {
+            Some(code) => app.tokens.redeem_code(code),
+            None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request"),
+        },
+        Some(_) => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request"),
+    };
+    let Some(issued) = issued else {
+        app.gate.stats().update(|c| c.invalid_grants += 1);
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    };
+    json(
+        StatusCode::OK,
+        &json!({
+            "access_token": issued.access_token,
+            "expires_in": issued.expires_in.as_secs(),
+            "token_type": "Bearer",
+            "refresh_token": issued.refresh_token,
+            "scope": "offline_access accounting.transactions accounting.settings",
+        }),
+    )
+}
+
+async fn connections(State(app): State<Arc<XeroApp>>) -> Response {
+    let tenants = app.tenants.lock().unwrap();
+    let list: Vec<Value> = tenants
+        .values()
+        .map(|t| {
+            let when = t
+                .connected
+                .to_zoned_datetime(TimeZone::UTC)
+                .strftime("%Y-%m-%dT%H:%M:%S%.7f")
+                .to_string();
+            json!({
+                "id": t.connection_id,
+                "tenantId": t.id,
+                "tenantName": t.name,
+                "tenantType": "ORGANISATION",
+                "createdDateUtc": when,
+                "updatedDateUtc": when,
+            })
+        })
+        .collect();
+    json(StatusCode::OK, &Value::Array(list))
+}
+
+/// `Field=="value" AND ...` → the (field, value) pairs, or `None` if the
+/// filter uses anything else.
+fn parse_where(filter: &str) -> Option<Vec<(String, String)>> {
+    filter
+        .split(" AND ")
+        .map(|clause| {
+            let (field, value) = clause.split_once("==").or_else(|| clause.split_once('='))?;
+            let value = value.trim().strip_prefix('"')?.strip_suffix('"')?;
+            Some((field.trim().to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+fn matches(item: &Value, filter: &[(String, String)]) -> bool {
+    filter
+        .iter()
+        .all(|(field, value)| str_ci(item, field).is_some_and(|v| v.eq_ignore_ascii_case(value)))
+}
+
+fn tenant_id(headers: &HeaderMap) -> String {
+    header(headers, TENANT_HEADER)
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
+fn where_filter(pairs: &[(String, String)]) -> Result<Vec<(String, String)>, Response> {
+    match query_get_ci(pairs, "where") {
+        None => Ok(Vec::new()),
+        Some(w) => parse_where(w).ok_or_else(|| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "The sandbox supports only where filters of the form Field==\"value\" AND ...",
+            )
+        }),
+    }
+}
+
+async fn accounts(
+    State(app): State<Arc<XeroApp>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let pairs = query_pairs(raw.as_deref());
+    let filter = match where_filter(&pairs) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let tenants = app.tenants.lock().unwrap();
+    let Some(t) = tenants.get(&tenant_id(&headers)) else {
+        return problem(StatusCode::FORBIDDEN, "AuthenticationUnsuccessful");
+    };
+    let list = t
+        .accounts
+        .iter()
+        .filter(|a| matches(a, &filter))
+        .cloned()
+        .collect();
+    json(StatusCode::OK, &envelope("Accounts", list))
+}
+
+async fn list_bank_transactions(
+    State(app): State<Arc<XeroApp>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let pairs = query_pairs(raw.as_deref());
+    let filter = match where_filter(&pairs) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let page = match query_get_ci(&pairs, "page").map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(p)) if p >= 1 => p,
+        Some(_) => return problem(StatusCode::BAD_REQUEST, "page must be a positive integer"),
+    };
+    let since = match header(&headers, "If-Modified-Since") {
+        None => None,
+        Some(s) => match time::parse_rfc3339(s).or_else(|| time::parse_rfc3339(&format!("{s}Z"))) {
+            Some(t) => Some(t.as_millisecond()),
+            None => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "If-Modified-Since must be an ISO-8601 date-time",
+                );
+            }
+        },
+    };
+    let tenants = app.tenants.lock().unwrap();
+    let Some(t) = tenants.get(&tenant_id(&headers)) else {
+        return problem(StatusCode::FORBIDDEN, "AuthenticationUnsuccessful");
+    };
+    let list: Vec<Value> = t
+        .order
+        .iter()
+        .filter_map(|id| t.transactions.get(id))
+        .filter(|b| matches(b, &filter))
+        .filter(|b| {
+            since.is_none_or(|s| {
+                b.get("UpdatedDateUTC")
+                    .and_then(Value::as_str)
+                    .and_then(xero_ms)
+                    .is_some_and(|u| u > s)
+            })
+        })
+        .skip((page - 1).saturating_mul(PAGE_SIZE))
+        .take(PAGE_SIZE)
+        .cloned()
+        .collect();
+    json(StatusCode::OK, &envelope("BankTransactions", list))
+}
+
+fn xero_ms(s: &str) -> Option<i64> {
+    let inner = s.strip_prefix("/Date(")?;
+    let digits: String = inner.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+async fn get_bank_transaction(
+    State(app): State<Arc<XeroApp>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let tenants = app.tenants.lock().unwrap();
+    let Some(t) = tenants.get(&tenant_id(&headers)) else {
+        return problem(StatusCode::FORBIDDEN, "AuthenticationUnsuccessful");
+    };
+    match t.transactions.get(&id.to_lowercase()) {
+        Some(b) => json(
+            StatusCode::OK,
+            &envelope("BankTransactions", vec![b.clone()]),
+        ),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            &format!("BankTransaction {id} not found"),
+        ),
+    }
+}
+
+/// Money with at most `places` decimal places.
+fn amount(v: &Value, field: &str, places: u32, errors: &mut Vec<String>) -> Option<Decimal> {
+    match json_decimal(v) {
+        None => {
+            errors.push(format!("{field} must be a number."));
+            None
+        }
+        Some(d) if d.normalize().scale() > places => {
+            errors.push(format!(
+                "{field} {d} has more than {places} decimal places."
+            ));
+            None
+        }
+        Some(d) => Some(d),
+    }
+}
+
+impl XeroApp {
+    /// Validates one element and builds the saved BankTransaction, or lists
+    /// its validation errors.
+    fn build(
+        &self,
+        t: &mut Tenant,
+        input: &Value,
+        unit_places: u32,
+    ) -> Result<(Value, bool), Vec<String>> {
+        let mut errors = Vec::new();
+        let mut rng = self.rng.lock().unwrap();
+        let now = Timestamp::now();
+        let existing = str_ci(input, "BankTransactionID")
+            .filter(|id| *id != ZERO_ID)
+            .map(str::to_lowercase);
+        if let Some(id) = &existing
+            && !t.transactions.contains_key(id)
+        {
+            errors.push(format!("BankTransaction {id} could not be found."));
+        }
+        let kind = str_ci(input, "Type").map(str::to_uppercase);
+        if !kind.as_deref().is_some_and(|k| TYPES.contains(&k)) {
+            errors.push("Type must be one of RECEIVE, SPEND, RECEIVE-OVERPAYMENT, SPEND-OVERPAYMENT, RECEIVE-PREPAYMENT, SPEND-PREPAYMENT.".into());
+        }
+        // Contact: ContactID (existing) or Name (matched or created).
+        let contact = get_ci(input, "Contact").cloned().unwrap_or(Value::Null);
+        let contact_id = str_ci(&contact, "ContactID").filter(|s| !s.is_empty());
+        let contact_name = str_ci(&contact, "Name").filter(|s| !s.is_empty());
+        let contact_number = str_ci(&contact, "ContactNumber").filter(|s| !s.is_empty());
+        let contact = match (contact_id, contact_name, contact_number) {
+            (Some(id), _, _) => match t
+                .contacts
+                .iter()
+                .find(|c| str_ci(c, "ContactID").is_some_and(|x| x.eq_ignore_ascii_case(id)))
+            {
+                Some(c) => Some(c.clone()),
+                None => {
+                    errors.push(format!(
+                        "The contact with ContactID {id} could not be found."
+                    ));
+                    None
+                }
+            },
+            (None, Some(name), _) => Some(
+                match t
+                    .contacts
+                    .iter()
+                    .find(|c| str_ci(c, "Name").is_some_and(|x| x.eq_ignore_ascii_case(name)))
+                {
+                    Some(c) => c.clone(),
+                    None => {
+                        json!({"ContactID": data::guid(&mut rng), "Name": name, "ContactStatus": "ACTIVE"})
+                    }
+                },
+            ),
+            (None, None, Some(_)) => Some(contact.clone()),
+            (None, None, None) => {
+                errors.push("The Contact must contain at least 1 of the following elements to identify the contact: Name, ContactID, ContactNumber".into());
+                None
+            }
+        };
+        // Bank account: Code or AccountID of a BANK account.
+        let bank = get_ci(input, "BankAccount").cloned().unwrap_or(Value::Null);
+        let bank = match (str_ci(&bank, "AccountID"), str_ci(&bank, "Code")) {
+            (Some(id), _) => t.account_by("AccountID", id),
+            (None, Some(code)) => t.account_by("Code", code),
+            (None, None) => None,
+        }
+        .filter(|a| a["Type"] == "BANK")
+        .cloned();
+        if bank.is_none() {
+            errors.push(
+                "A valid BankAccount (Code or AccountID of a BANK account) is required.".into(),
+            );
+        }
+        let line_types = str_ci(input, "LineAmountTypes")
+            .unwrap_or("Exclusive")
+            .to_string();
+        if !["Exclusive", "Inclusive", "NoTax"]
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(&line_types))
+        {
+            errors.push("LineAmountTypes must be Exclusive, Inclusive or NoTax.".into());
+        }
+        let no_tax = line_types.eq_ignore_ascii_case("NoTax");
+        let lines = get_ci(input, "LineItems")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if lines.is_empty() {
+            errors.push("At least one line item is required.".into());
+        }
+        let mut out_lines = Vec::new();
+        let (mut line_sum, mut tax_sum) = (Decimal::ZERO, Decimal::ZERO);
+        for line in &lines {
+            let code = str_ci(line, "AccountCode").unwrap_or_default();
+            let account = t
+                .account_by("Code", code)
+                .filter(|a| a["Type"] != "BANK" && a["Status"] == "ACTIVE");
+            if account.is_none() {
+                errors.push(format!(
+                    "Account code '{code}' is not a valid code for this document."
+                ));
+            }
+            let quantity = match get_ci(line, "Quantity") {
+                None | Some(Value::Null) => Some(Decimal::ONE),
+                Some(v) => amount(v, "Quantity", 4, &mut errors),
+            };
+            let unit = get_ci(line, "UnitAmount").filter(|v| !v.is_null());
+            let given_line = get_ci(line, "LineAmount").filter(|v| !v.is_null());
+            let unit = match (unit, given_line) {
+                (Some(u), _) => amount(u, "UnitAmount", unit_places, &mut errors),
+                (None, Some(l)) => amount(l, "LineAmount", 2, &mut errors),
+                (None, None) => {
+                    errors
+                        .push("Either UnitAmount or LineAmount is required on a line item.".into());
+                    None
+                }
+            };
+            let (Some(q), Some(u)) = (quantity, unit) else {
+                continue;
+            };
+            let computed = round_cents(q * u);
+            let line_amount = match given_line.map(|l| amount(l, "LineAmount", 2, &mut errors)) {
+                Some(Some(l)) if l != computed => {
+                    errors.push(format!(
+                        "The line total {l} does not match the expected line total {computed}"
+                    ));
+                    l
+                }
+                Some(Some(l)) => l,
+                _ => computed,
+            };
+            let tax = if no_tax {
+                Decimal::ZERO
+            } else {
+                match get_ci(line, "TaxAmount").filter(|v| !v.is_null()) {
+                    Some(v) => amount(v, "TaxAmount", 2, &mut errors).unwrap_or_default(),
+                    None => Decimal::ZERO,
+                }
+            };
+            line_sum += line_amount;
+            tax_sum += tax;
+            out_lines.push(json!({
+                "Description": str_ci(line, "Description").unwrap_or_default(),
+                "UnitAmount": decimal_json(u),
+                "TaxType": str_ci(line, "TaxType").unwrap_or("NONE"),
+                "TaxAmount": decimal_json(tax),
+                "LineAmount": decimal_json(line_amount),
+                "AccountCode": code,
+                "AccountID": account.and_then(|a| a.get("AccountID")).cloned().unwrap_or(Value::Null),
+                "Tracking": get_ci(line, "Tracking").cloned().unwrap_or(json!([])),
+                "Quantity": decimal_json(q),
+                "LineItemID": data::guid(&mut rng),
+                "ValidationErrors": [],
+            }));
+        }
+        let date = match str_ci(input, "Date") {
+            None => Some(TimeZone::UTC.to_datetime(now).date()),
+            Some(d) => {
+                let parsed = time::parse_xero_date(d);
+                if parsed.is_none() {
+                    errors.push(format!("Date {d} is not a valid date."));
+                }
+                parsed
+            }
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let (Some(contact), Some(bank), Some(date), Some(kind)) = (contact, bank, date, kind)
+        else {
+            return Err(vec!["The element could not be read.".into()]);
+        };
+        if !t
+            .contacts
+            .iter()
+            .any(|c| c["ContactID"] == contact["ContactID"])
+        {
+            t.contacts.push(contact.clone());
+        }
+        let (sub_total, total) = if line_types.eq_ignore_ascii_case("Inclusive") {
+            (line_sum - tax_sum, line_sum)
+        } else {
+            (line_sum, line_sum + tax_sum)
+        };
+        let created = existing.is_none();
+        let id = existing.unwrap_or_else(|| data::guid(&mut rng));
+        let midnight = date
+            .to_zoned_datetime(TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .unwrap_or(now);
+        Ok((
+            json!({
+                "BankTransactionID": id,
+                "BankAccount": {"AccountID": bank["AccountID"], "Code": bank["Code"], "Name": bank["Name"]},
+                "Type": kind,
+                "Reference": str_ci(input, "Reference").unwrap_or_default(),
+                "IsReconciled": get_ci(input, "IsReconciled").and_then(Value::as_bool).unwrap_or(false),
+                "CurrencyRate": 1.0,
+                "Contact": contact,
+                "DateString": time::xero_date_string(date),
+                "Date": time::xero(midnight),
+                "Status": str_ci(input, "Status").unwrap_or("AUTHORISED"),
+                "LineAmountTypes": line_types,
+                "LineItems": out_lines,
+                "SubTotal": decimal_json(sub_total),
+                "TotalTax": decimal_json(tax_sum),
+                "Total": decimal_json(total),
+                "UpdatedDateUTC": time::xero(now),
+                "CurrencyCode": str_ci(input, "CurrencyCode").unwrap_or(&self.config.currency),
+            }),
+            created,
+        ))
+    }
+}
+
+/// The elements of a BankTransactions body (a list, or one object).
+fn elements(body: &Value) -> Option<Vec<Value>> {
+    match get_ci(body, "BankTransactions") {
+        Some(Value::Array(a)) => Some(a.clone()),
+        Some(_) => None,
+        None if body.is_object() => Some(vec![body.clone()]),
+        None => None,
+    }
+}
+
+async fn write_bank_transactions(
+    State(app): State<Arc<XeroApp>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let pairs = query_pairs(raw.as_deref());
+    let summarize =
+        !query_get_ci(&pairs, "summarizeErrors").is_some_and(|v| v.eq_ignore_ascii_case("false"));
+    let unit_places = match query_get(&pairs, "unitdp") {
+        Some("4") => 4,
+        _ => 2,
+    };
+    let tenant = tenant_id(&headers);
+    let key = header(&headers, IDEMPOTENCY_HEADER).map(str::to_string);
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &json!({"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": format!("The request body could not be read: {e}")}),
+            );
+        }
+    };
+    if let Some(k) = &key {
+        if k.len() > MAX_IDEMPOTENCY_KEY {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "Idempotency-Key is longer than 128 characters",
+            );
+        }
+        app.gate.stats().keyed_request(&tenant, k);
+    }
+    let mut tenants = app.tenants.lock().unwrap();
+    let Some(t) = tenants.get_mut(&tenant) else {
+        return problem(StatusCode::FORBIDDEN, "AuthenticationUnsuccessful");
+    };
+    if let Some(k) = &key {
+        let live = |r: &Replay| {
+            app.config
+                .idempotency_ttl
+                .is_none_or(|ttl| r.at.elapsed() < ttl)
+        };
+        if let Some(r) = t.replays.get(k).filter(|r| live(r)) {
+            if r.request != request {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "The Idempotency-Key was already used for a different request",
+                );
+            }
+            return json(r.status, &r.body);
+        }
+    }
+    let Some(items) = elements(&request) else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            &json!({"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": "Expected BankTransactions"}),
+        );
+    };
+    let results: Vec<Result<(Value, bool), Vec<String>>> =
+        items.iter().map(|i| app.build(t, i, unit_places)).collect();
+    let failed = results.iter().any(Result::is_err);
+    let echo = |input: &Value, errors: &[String]| {
+        let mut e = input.as_object().cloned().unwrap_or_default();
+        e.insert("BankTransactionID".into(), json!(ZERO_ID));
+        e.insert("StatusAttributeString".into(), json!("ERROR"));
+        e.insert(
+            "ValidationErrors".into(),
+            Value::Array(errors.iter().map(|m| json!({"Message": m})).collect()),
+        );
+        Value::Object(e)
+    };
+    let (status, answer, created) = if summarize && failed {
+        let elements: Vec<Value> = items
+            .iter()
+            .zip(&results)
+            .map(|(input, r)| match r {
+                Ok(_) => {
+                    let mut e = input.clone();
+                    e["ValidationErrors"] = json!([]);
+                    e
+                }
+                Err(errors) => echo(input, errors),
+            })
+            .collect();
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"ErrorNumber": 10, "Type": "ValidationException", "Message": "A validation exception occurred", "Elements": elements}),
+            0,
+        )
+    } else {
+        let mut created = 0u64;
+        let out: Vec<Value> = items
+            .iter()
+            .zip(results)
+            .map(|(input, r)| match r {
+                Ok((mut saved, new)) => {
+                    let id = saved["BankTransactionID"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    if new {
+                        created += 1;
+                        t.order.push(id.clone());
+                    }
+                    t.transactions.insert(id, saved.clone());
+                    if !summarize {
+                        saved["StatusAttributeString"] = json!("OK");
+                    }
+                    saved
+                }
+                Err(errors) => echo(input, &errors),
+            })
+            .collect();
+        (StatusCode::OK, envelope("BankTransactions", out), created)
+    };
+    if let Some(k) = &key {
+        t.replays.insert(
+            k.clone(),
+            Replay {
+                status,
+                body: answer.clone(),
+                request,
+                at: Instant::now(),
+            },
+        );
+        app.gate.stats().keyed_creates(&tenant, k, created);
+    }
+    json(status, &answer)
+}
+
+async fn not_found() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "The resource you're looking for cannot be found",
+    )
+}
+
+fn router(app: Arc<XeroApp>) -> Router {
+    Router::new()
+        .route("/connect/token", post(token))
+        .route("/connections", get(connections))
+        .route("/api.xro/2.0/Accounts", get(accounts))
+        .route(
+            "/api.xro/2.0/BankTransactions",
+            get(list_bank_transactions)
+                .put(write_bank_transactions)
+                .post(write_bank_transactions),
+        )
+        .route(
+            "/api.xro/2.0/BankTransactions/{id}",
+            get(get_bank_transaction),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            gate::middleware::<XeroApp>,
+        ))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_POST_BYTES))
+        .with_state(app)
+}
+
+/// A running Xero sandbox.
+#[derive(Debug)]
+pub struct XeroSandbox {
+    server: ServerHandle,
+    app: Arc<XeroApp>,
+}
+
+common_handle!(XeroSandbox);
+
+impl XeroSandbox {
+    /// Creates the organisations and starts serving.
+    pub async fn start(config: XeroConfig) -> Result<Self, StartError> {
+        let mut rng = data::rng(config.seed, 5);
+        let tenants = (0..config.tenants.max(1))
+            .map(|n| {
+                let t = Tenant::new(&mut rng, n, &config.currency);
+                (t.id.clone(), t)
+            })
+            .collect();
+        let app = Arc::new(XeroApp {
+            gate: Gate::new(config.seed, config.observe_window),
+            tokens: TokenStore::new(
+                TokenPolicy {
+                    access_ttl: config.access_ttl,
+                    refresh_ttl: config.refresh_ttl,
+                    rotate_refresh: true,
+                    reuse_grace: config.refresh_reuse_grace,
+                    prefix: "xero_",
+                },
+                config.seed,
+            ),
+            tenants: Mutex::new(tenants),
+            rng: Mutex::new(rng),
+            config,
+        });
+        let server = ServerHandle::start("xero", router(app.clone())).await?;
+        Ok(Self { server, app })
+    }
+
+    /// Every tenant id.
+    pub fn tenant_ids(&self) -> Vec<String> {
+        self.app.tenants.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// The first tenant id.
+    pub fn tenant_id(&self) -> String {
+        self.tenant_ids().into_iter().next().unwrap_or_default()
+    }
+
+    /// The OAuth client id.
+    pub fn client_id(&self) -> &str {
+        &self.app.config.client_id
+    }
+
+    /// The OAuth client secret.
+    pub fn client_secret(&self) -> &str {
+        &self.app.config.client_secret
+    }
+
+    /// Issues an access and a refresh token, as a completed connection would.
+    pub fn grant(&self) -> IssuedTokens {
+        self.app.tokens.issue(USER, true)
+    }
+
+    /// A valid refresh token (a fresh grant's).
+    pub fn valid_refresh_token(&self) -> String {
+        self.grant().refresh_token.unwrap_or_default()
+    }
+
+    /// Whether a refresh token would be accepted now.
+    pub fn refresh_token_is_valid(&self, refresh_token: &str) -> bool {
+        self.app.tokens.refresh_is_valid(refresh_token)
+    }
+
+    /// An authorization code.
+    pub fn authorization_code(&self) -> String {
+        self.app.tokens.issue_code(USER)
+    }
+
+    /// Expires every access token issued so far.
+    pub fn expire_access_tokens(&self) {
+        self.app.tokens.expire_access(None);
+    }
+
+    /// The chart of accounts of a tenant.
+    pub fn accounts(&self, tenant: &str) -> Vec<Value> {
+        self.app
+            .tenants
+            .lock()
+            .unwrap()
+            .get(tenant)
+            .map(|t| t.accounts.clone())
+            .unwrap_or_default()
+    }
+
+    /// BankTransactions created by the hub, in creation order, as they are now.
+    pub fn bank_transactions(&self, tenant: &str) -> Vec<Value> {
+        self.app
+            .tenants
+            .lock()
+            .unwrap()
+            .get(tenant)
+            .map(|t| {
+                t.order
+                    .iter()
+                    .filter_map(|id| t.transactions.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Archives an account (it stops being valid on new documents).
+    pub fn archive_account(&self, tenant: &str, code: &str) -> bool {
+        let mut tenants = self.app.tenants.lock().unwrap();
+        let Some(t) = tenants.get_mut(tenant) else {
+            return false;
+        };
+        match t
+            .accounts
+            .iter_mut()
+            .find(|a| a["Code"].as_str() == Some(code))
+        {
+            Some(a) => {
+                a["Status"] = json!("ARCHIVED");
+                true
+            }
+            None => false,
+        }
+    }
+}

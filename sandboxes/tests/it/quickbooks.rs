@@ -1,0 +1,482 @@
+//! QuickBooks Online: token rotation, query paging, requestid idempotency,
+//! SyncToken checks, validation faults, batch, concurrency.
+
+use crate::client;
+use crate::faults::futures_join;
+use hub_sandboxes::Faults;
+use hub_sandboxes::quickbooks::{QboEntity, QuickBooksConfig, QuickBooksSandbox};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const SALESRECEIPT: &str =
+    include_str!("../../../tests/fixtures/qbo/salesreceipt_create_request.json");
+const PURCHASE: &str = include_str!("../../../tests/fixtures/qbo/purchase_create_request.json");
+
+struct Qbo {
+    sb: QuickBooksSandbox,
+    realm: String,
+    token: String,
+}
+
+impl Qbo {
+    async fn start(config: QuickBooksConfig) -> Self {
+        let sb = QuickBooksSandbox::start(config).await.unwrap();
+        let realm = sb.realm_id();
+        let token = sb.grant(&realm).access_token;
+        Self { sb, realm, token }
+    }
+
+    fn url(&self, rest: &str) -> String {
+        format!("{}/v3/company/{}/{rest}", self.sb.base_url(), self.realm)
+    }
+
+    async fn post(&self, rest: &str, body: &Value) -> (u16, Value) {
+        let resp = client()
+            .post(self.url(rest))
+            .bearer_auth(&self.token)
+            .header("Accept", "application/json")
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    async fn query(&self, q: &str) -> (u16, Value) {
+        let resp = client()
+            .get(self.url("query"))
+            .query(&[("query", q), ("minorversion", "75")])
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+}
+
+fn fault_code(body: &Value) -> &str {
+    body["Fault"]["Error"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_refresh_token_and_a_spent_one_is_invalid_grant() {
+    let qbo = QuickBooksSandbox::start(QuickBooksConfig::seeded(3))
+        .await
+        .unwrap();
+    let realm = qbo.realm_id();
+    let first = qbo.valid_refresh_token(&realm);
+    let url = format!("{}/oauth2/v1/tokens/bearer", qbo.base_url());
+    let refresh = |rt: String, basic: bool| {
+        let mut req = client().post(&url).header("Accept", "application/json");
+        let mut form = vec![
+            ("grant_type", "refresh_token".to_string()),
+            ("refresh_token", rt),
+        ];
+        if basic {
+            req = req.basic_auth(qbo.client_id(), Some(qbo.client_secret()));
+        } else {
+            form.push(("client_id", qbo.client_id().to_string()));
+            form.push(("client_secret", qbo.client_secret().to_string()));
+        }
+        req.form(&form).send()
+    };
+    let resp = refresh(first.clone(), true).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert!(body["x_refresh_token_expires_in"].as_u64().unwrap() > 0);
+    let second = body["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(second, first, "a new refresh token on every refresh");
+    assert!(!qbo.refresh_token_is_valid(&first));
+
+    let reused = refresh(first, true).await.unwrap();
+    assert_eq!(reused.status(), 400);
+    assert_eq!(
+        reused.json::<Value>().await.unwrap(),
+        json!({"error": "invalid_grant"})
+    );
+
+    // client_secret_post works too, and the new access token reads the realm.
+    let third: Value = refresh(second, false).await.unwrap().json().await.unwrap();
+    let access = third["access_token"].as_str().unwrap();
+    let resp = client()
+        .get(format!("{}/v3/company/{realm}/account/35", qbo.base_url()))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["Account"]["Name"],
+        "Checking"
+    );
+
+    let bad = client()
+        .post(&url)
+        .basic_auth(qbo.client_id(), Some("wrong"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    assert_eq!(
+        bad.json::<Value>().await.unwrap()["error"],
+        "invalid_client"
+    );
+    let c = qbo.counters();
+    assert_eq!((c.token_requests, c.refreshes, c.invalid_grants), (4, 3, 1));
+}
+
+#[tokio::test]
+async fn query_pages_with_startposition_and_maxresults() {
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let (status, all) = q.query("select * from Account").await;
+    assert_eq!(status, 200);
+    let accounts = all["QueryResponse"]["Account"].as_array().unwrap();
+    assert_eq!(accounts.len(), hub_sandboxes::quickbooks::ACCOUNTS.len());
+    assert_eq!(all["QueryResponse"]["startPosition"], 1);
+    let mut paged = Vec::new();
+    let mut start = 1;
+    loop {
+        let (_, page) = q
+            .query(&format!(
+                "select * from Account STARTPOSITION {start} MAXRESULTS 5"
+            ))
+            .await;
+        let Some(rows) = page["QueryResponse"]["Account"].as_array() else {
+            break;
+        };
+        assert_eq!(page["QueryResponse"]["maxResults"], rows.len());
+        paged.extend(rows.iter().map(|a| a["Id"].clone()));
+        start += 5;
+    }
+    assert_eq!(
+        paged,
+        accounts.iter().map(|a| a["Id"].clone()).collect::<Vec<_>>()
+    );
+    let (_, banks) = q
+        .query("SELECT * FROM Account WHERE AccountType = 'Bank' ORDERBY Name DESC")
+        .await;
+    let names: Vec<&str> = banks["QueryResponse"]["Account"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Savings", "Checking"]);
+    let (_, count) = q.query("select count(*) from Item").await;
+    assert_eq!(
+        count["QueryResponse"]["totalCount"],
+        hub_sandboxes::quickbooks::ITEMS.len()
+    );
+    let (_, none) = q.query("select * from SalesReceipt").await;
+    assert_eq!(none["QueryResponse"], json!({}));
+    let (status, bad) = q.query("select * from Account where").await;
+    assert_eq!(status, 400);
+    assert_eq!(fault_code(&bad), "4000");
+}
+
+#[tokio::test]
+async fn a_repeated_requestid_creates_once_and_replays_the_answer() {
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let body: Value = serde_json::from_str(SALESRECEIPT).unwrap();
+    let (s1, first) = q
+        .post("salesreceipt?requestid=sr-0001&minorversion=75", &body)
+        .await;
+    assert_eq!(s1, 200, "{first}");
+    let sr = &first["SalesReceipt"];
+    assert_eq!(sr["SyncToken"], "0");
+    assert_eq!(sr["TotalAmt"], json!(35.0));
+    assert_eq!(
+        sr["DepositToAccountRef"],
+        json!({"value": "4", "name": "Undeposited Funds"})
+    );
+    assert_eq!(sr["Line"][1]["DetailType"], "SubTotalLineDetail");
+    let (s2, second) = q
+        .post("salesreceipt?requestid=sr-0001&minorversion=75", &body)
+        .await;
+    assert_eq!(
+        (s2, &second),
+        (200, &first),
+        "the original answer, byte for byte"
+    );
+    let (_, other) = q.post("salesreceipt?requestid=sr-0002", &body).await;
+    assert_ne!(other["SalesReceipt"]["Id"], sr["Id"]);
+    assert_eq!(q.sb.created_sales_receipts(&q.realm).len(), 2);
+    let c = q.sb.counters();
+    assert_eq!(c.creates_for("sr-0001"), 1);
+    assert_eq!(c.requests_for("sr-0001"), 2);
+    assert_eq!(
+        c.creates_per_key[&(q.realm.clone(), "sr-0002".to_string())],
+        1
+    );
+    assert_eq!(c.calls_to("POST", "/v3/company/{realmId}/salesreceipt"), 3);
+    // Read it back, and find it by query.
+    let id = sr["Id"].as_str().unwrap();
+    let (_, found) = q
+        .query(&format!("select * from SalesReceipt where Id = '{id}'"))
+        .await;
+    assert_eq!(found["QueryResponse"]["SalesReceipt"][0], *sr);
+}
+
+#[tokio::test]
+async fn a_stale_synctoken_is_fault_5010_and_sparse_updates_bump_it() {
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let body: Value = serde_json::from_str(PURCHASE).unwrap();
+    let (status, created) = q.post("purchase", &body).await;
+    assert_eq!(status, 200, "{created}");
+    let p = &created["Purchase"];
+    assert_eq!(p["TotalAmt"], json!(10.0));
+    assert_eq!(p["AccountRef"]["name"], "Visa");
+    let id = p["Id"].as_str().unwrap().to_string();
+
+    let update = json!({"sparse": true, "Id": id, "SyncToken": "0", "PrivateNote": "late edit"});
+    let (status, updated) = q.post("purchase", &update).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["Purchase"]["SyncToken"], "1");
+    assert_eq!(updated["Purchase"]["PrivateNote"], "late edit");
+    assert_eq!(
+        updated["Purchase"]["TotalAmt"],
+        json!(10.0),
+        "sparse keeps the lines"
+    );
+
+    let (status, stale) = q.post("purchase", &update).await;
+    assert_eq!(status, 400);
+    assert_eq!(stale["Fault"]["type"], "ValidationFault");
+    assert_eq!(fault_code(&stale), "5010");
+    assert_eq!(stale["Fault"]["Error"][0]["Message"], "Stale Object Error");
+    assert!(stale["time"].is_string());
+
+    // Someone else edits it in QuickBooks: the hub's token 1 is stale too.
+    assert_eq!(
+        q.sb.touch(&q.realm, QboEntity::Purchase, &id).as_deref(),
+        Some("2")
+    );
+    let (status, _) = q
+        .post(
+            "purchase",
+            &json!({"sparse": true, "Id": id, "SyncToken": "1", "PrivateNote": "x"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let resp = client()
+        .get(q.url(&format!("purchase/{id}")))
+        .bearer_auth(&q.token)
+        .send()
+        .await
+        .unwrap();
+    let read: Value = resp.json().await.unwrap();
+    assert_eq!(read["Purchase"]["SyncToken"], "2");
+}
+
+#[tokio::test]
+async fn unknown_references_and_bad_amounts_are_validation_faults() {
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let mut body: Value = serde_json::from_str(SALESRECEIPT).unwrap();
+    body["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"] = json!("999");
+    let (status, f) = q.post("salesreceipt?requestid=bad-item", &body).await;
+    assert_eq!(status, 400);
+    assert_eq!(f["Fault"]["type"], "ValidationFault");
+    assert_eq!(fault_code(&f), "610");
+    assert!(
+        f["Fault"]["Error"][0]["Detail"]
+            .as_str()
+            .unwrap()
+            .contains("999")
+    );
+
+    let mut body: Value = serde_json::from_str(PURCHASE).unwrap();
+    body["Line"][0]["AccountBasedExpenseLineDetail"]["AccountRef"]["value"] = json!("404");
+    let (status, f) = q.post("purchase", &body).await;
+    assert_eq!((status, fault_code(&f)), (400, "610"));
+
+    let mut body: Value = serde_json::from_str(SALESRECEIPT).unwrap();
+    body["Line"][0]["Amount"] = serde_json::from_str::<Value>("0.30000000000000004").unwrap();
+    let (status, f) = q.post("salesreceipt", &body).await;
+    assert_eq!(
+        (status, fault_code(&f)),
+        (400, "2170"),
+        "float money is refused"
+    );
+
+    let mut body: Value = serde_json::from_str(SALESRECEIPT).unwrap();
+    body["Line"][0]["SalesItemLineDetail"]["Qty"] = json!(2);
+    let (status, f) = q.post("salesreceipt", &body).await;
+    assert_eq!(
+        (status, fault_code(&f)),
+        (400, "6070"),
+        "Amount must be Qty x UnitPrice"
+    );
+    assert!(q.sb.created_sales_receipts(&q.realm).is_empty());
+    assert_eq!(q.sb.counters().creates_for("bad-item"), 0);
+}
+
+#[tokio::test]
+async fn batch_answers_per_item_and_replays_by_requestid() {
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let sr: Value = serde_json::from_str(SALESRECEIPT).unwrap();
+    let mut bad = sr.clone();
+    bad["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"] = json!("999");
+    let request = json!({"BatchItemRequest": [
+        {"bId": "b1", "operation": "create", "SalesReceipt": sr},
+        {"bId": "b2", "operation": "create", "SalesReceipt": bad},
+        {"bId": "b3", "operation": "update", "SalesReceipt": {"Id": "11", "SyncToken": "0", "sparse": true}},
+        {"bId": "b4", "Query": "select * from Account where Name = 'Checking'"},
+        {"bId": "b5", "operation": "create", "Vendor": {"DisplayName": "Smith Family Store"}},
+    ]});
+    let (status, resp) = q.post("batch?requestid=batch-1", &request).await;
+    assert_eq!(status, 200, "{resp}");
+    let items = resp["BatchItemResponse"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    assert_eq!(items[0]["bId"], "b1");
+    assert_eq!(items[0]["SalesReceipt"]["TotalAmt"], json!(35.0));
+    assert_eq!(fault_code(&items[1]), "610");
+    assert_eq!(items[1]["Fault"]["type"], "ValidationFault");
+    assert_eq!(fault_code(&items[2]), "610", "no SalesReceipt 11");
+    assert_eq!(items[3]["QueryResponse"]["Account"][0]["Id"], "35");
+    assert!(items[4]["Fault"].is_object());
+    let (_, again) = q.post("batch?requestid=batch-1", &request).await;
+    assert_eq!(again, resp);
+    assert_eq!(q.sb.created_sales_receipts(&q.realm).len(), 1);
+    assert_eq!(q.sb.counters().creates_for("batch-1"), 1);
+
+    let many: Vec<Value> = (0..31)
+        .map(|i| json!({"bId": format!("q{i}"), "Query": "select * from Item"}))
+        .collect();
+    let (status, f) = q.post("batch", &json!({"BatchItemRequest": many})).await;
+    assert_eq!(status, 400);
+    assert!(f["Fault"].is_object());
+}
+
+#[tokio::test]
+async fn concurrency_and_rate_limits_answer_throttle_faults() {
+    let q = Qbo::start(QuickBooksConfig {
+        concurrency: Some(2),
+        ..QuickBooksConfig::seeded(3)
+    })
+    .await;
+    q.sb.set_faults(Faults::latency(Duration::from_millis(1000)));
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            client()
+                .get(q.url("account/35"))
+                .bearer_auth(&q.token)
+                .send()
+        })
+        .collect();
+    let statuses = futures_join(calls).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
+    let c = q.sb.counters();
+    assert_eq!(c.max_in_flight[&q.realm], 2);
+    assert_eq!(c.rate_limited, 3);
+
+    let q = Qbo::start(QuickBooksConfig {
+        limits: vec![hub_sandboxes::Limit::sliding(
+            "minute",
+            3,
+            Duration::from_secs(60),
+        )],
+        ..QuickBooksConfig::seeded(3)
+    })
+    .await;
+    let mut last = None;
+    for _ in 0..4 {
+        last = Some(
+            client()
+                .get(q.url("account/35"))
+                .bearer_auth(&q.token)
+                .send()
+                .await
+                .unwrap(),
+        );
+    }
+    let last = last.unwrap();
+    assert_eq!(last.status(), 429);
+    let retry: u64 = last.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    let body: Value = last.json().await.unwrap();
+    assert!(
+        body["Fault"]["Error"][0]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("ThrottleExceeded")
+    );
+    assert_eq!(q.sb.counters().max_calls_per_window[&q.realm], 3);
+
+    // A token for one realm cannot read another; an expired one gets 401.
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let resp = client()
+        .get(format!("{}/v3/company/123/account/35", q.sb.base_url()))
+        .bearer_auth(&q.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    q.sb.expire_access_tokens();
+    let resp = client()
+        .get(q.url("account/35"))
+        .bearer_auth(&q.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["Fault"]["type"], "AUTHENTICATION");
+    assert_eq!(q.sb.counters().unauthorized, 1);
+}
+
+#[tokio::test]
+async fn a_write_whose_response_was_lost_is_replayed_not_repeated() {
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let body: Value = serde_json::from_str(SALESRECEIPT).unwrap();
+    q.sb.set_faults(Faults {
+        drop_rate: 1.0,
+        drop_after_handling: true,
+        ..Faults::none()
+    });
+    let lost = client()
+        .post(q.url("salesreceipt?requestid=lost-1"))
+        .bearer_auth(&q.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(lost.status().is_none(), "{lost:?}");
+    assert_eq!(
+        q.sb.created_sales_receipts(&q.realm).len(),
+        1,
+        "QuickBooks did create it"
+    );
+    q.sb.set_faults(Faults::none());
+    let (status, retried) = q.post("salesreceipt?requestid=lost-1", &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        retried["SalesReceipt"]["Id"],
+        q.sb.created_sales_receipts(&q.realm)[0]["Id"]
+    );
+    assert_eq!(
+        q.sb.created_sales_receipts(&q.realm).len(),
+        1,
+        "the retry created nothing"
+    );
+    let c = q.sb.counters();
+    assert_eq!((c.creates_for("lost-1"), c.requests_for("lost-1")), (1, 2));
+    assert_eq!(c.dropped_connections, 1);
+}
