@@ -454,3 +454,133 @@ fn webhook_sign_makes_headers_that_verify() {
         "intuit-signature: JC2GUwciPmRBwEO7WvrRmKqu9tGOKL8FFallocTFi8Q="
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_pull_reads_a_toast_restaurant_and_re_pulls_a_range() {
+    use hub_sandboxes::toast::{ToastConfig, ToastLimits, ToastSandbox};
+    let sandbox = ToastSandbox::start(ToastConfig {
+        days: 2,
+        orders_per_day: 30,
+        limits: ToastLimits::unlimited(),
+        ..ToastConfig::seeded(9)
+    })
+    .await
+    .unwrap();
+    let guid = sandbox.restaurant_guids()[0].clone();
+    let total = sandbox.orders(&guid).len();
+    let dir = temp_dir();
+    let run = |args: Vec<String>, stdin: Option<String>| {
+        let (dir, url) = (dir.clone(), sandbox.base_url());
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
+                .args(&args)
+                .env_clear()
+                .env("HUB_DATA_DIR", &dir)
+                .env("HUB_ENDPOINT_TOAST", url)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            if let Some(s) = stdin {
+                child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+            }
+            drop(child.stdin.take());
+            child.wait_with_output().unwrap()
+        })
+    };
+    let a = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let o = run(a(&["tenant", "add", "bistro", "--name", "Bistro"]), None)
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(
+        a(&[
+            "connection",
+            "add",
+            "--tenant",
+            "bistro",
+            "--id",
+            "pos",
+            "--provider",
+            "toast",
+            "--account",
+            &guid,
+            "--time-zone",
+            "America/New_York",
+        ]),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let creds = format!(
+        r#"{{"login":{{"client_id":"{}","client_secret":"{}"}}}}"#,
+        sandbox.client_id(),
+        sandbox.client_secret()
+    );
+    let o = run(a(&["secret", "set", "bistro/pos"]), Some(creds))
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stdout(&o).contains(sandbox.client_secret()),
+        "the secret is not echoed"
+    );
+
+    let o = run(a(&["pull", "toast", "--tenant", "bistro", "--json"]), None)
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reports: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let orders = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stream"] == "orders")
+        .unwrap();
+    assert_eq!(
+        orders["report"]["tally"]["created"].as_u64().unwrap() as usize,
+        total
+    );
+    assert!(
+        reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["stream"] == "menus")
+    );
+
+    // A re-pull of the whole range finds nothing new and leaves the cursor alone.
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    let from = (today - jiff::Span::new().days(5)).to_string();
+    let to = today.tomorrow().unwrap().to_string();
+    let o = run(
+        a(&[
+            "pull", "toast", "--tenant", "bistro", "--from", &from, "--to", &to,
+        ]),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "{total} record(s): 0 new, 0 changed, {total} unchanged"
+        )),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(a(&["pull", "square", "--tenant", "bistro"]), None)
+        .await
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("tenant bistro has no square connection"),
+        "{}",
+        stderr(&o)
+    );
+}
