@@ -82,6 +82,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Post what the push queue holds to QuickBooks and Xero, until it is empty
+    /// (the local stand-in for the push function).
+    Push,
+    /// Compare a business day's POS totals with what was posted, per location
+    /// and destination, to the cent.
+    Reconcile {
+        /// Whose.
+        #[arg(long)]
+        tenant: TenantId,
+        /// The business date (YYYY-MM-DD).
+        #[arg(long)]
+        date: jiff::civil::Date,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The latest inventory level per item and location.
     Inventory {
         /// Whose.
@@ -326,6 +342,85 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                 .context("open the configured stores")?;
             pull(&stores, config, provider, &tenant, from.zip(to), json).await
         }
+        Command::Push => {
+            let stores = Stores::from_config(config)
+                .await
+                .context("open the configured stores")?;
+            let clients = shared::providers::ProviderClients::new(
+                &stores,
+                config.endpoints.clone(),
+                &config.public_url,
+            );
+            let pusher = shared::pipelines::push::Pusher::new(stores.clone(), clients);
+            let outcomes = pusher.drain(stores.push_queue.as_ref(), 1000).await?;
+            let count = |f: fn(&shared::pipelines::push::PushOutcome) -> bool| {
+                outcomes.iter().filter(|o| f(o)).count()
+            };
+            println!(
+                "{} posted, {} skipped, {} to retry, {} parked in the dead-letter queue",
+                count(|o| matches!(o, shared::pipelines::push::PushOutcome::Posted(_))),
+                count(|o| matches!(o, shared::pipelines::push::PushOutcome::Skipped(_))),
+                count(|o| matches!(o, shared::pipelines::push::PushOutcome::Retry(..))),
+                count(|o| matches!(o, shared::pipelines::push::PushOutcome::Park(_))),
+            );
+            Ok(())
+        }
+        Command::Reconcile { tenant, date, json } => {
+            let stores = Stores::from_config(config)
+                .await
+                .context("open the configured stores")?;
+            let r = shared::pipelines::reconcile::reconcile(&stores, &tenant, date).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{tenant} business day {date}: {}",
+                    if r.reconciled {
+                        "reconciled"
+                    } else {
+                        "NOT reconciled"
+                    }
+                );
+                println!(
+                    "{:<16} {:<11} {:>8} {:>14} {:>14} {:>12} {:>7}",
+                    "LOCATION",
+                    "DESTINATION",
+                    "RECORDS",
+                    "POS TOTAL",
+                    "POSTED",
+                    "DIFFERENCE",
+                    "ISSUES"
+                );
+                for l in &r.locations {
+                    for d in &l.destinations {
+                        println!(
+                            "{:<16} {:<11} {:>8} {:>14} {:>14} {:>12} {:>7}",
+                            l.location,
+                            d.destination,
+                            l.records,
+                            l.pos_total,
+                            d.posted_total,
+                            d.difference,
+                            d.issues
+                        );
+                    }
+                }
+                for i in &r.issues {
+                    println!(
+                        "  {} {} {} {}{}",
+                        i.problem,
+                        i.destination,
+                        i.key,
+                        i.amount,
+                        i.reason
+                            .as_ref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Inventory { tenant, json } => {
             let stores = Stores::from_config(config)
                 .await
@@ -487,6 +582,8 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
         | Command::Config
         | Command::Connect { .. }
         | Command::Pull { .. }
+        | Command::Push
+        | Command::Reconcile { .. }
         | Command::Inventory { .. }
         | Command::Aws(_)
         | Command::Webhook(WebhookCmd::Verify { .. } | WebhookCmd::Sign { .. }) => {

@@ -4,6 +4,7 @@
 
 pub mod connect;
 pub mod pull;
+pub mod push;
 pub mod webhook;
 
 use shared::{Config, Stores};

@@ -5,5 +5,7 @@
 //!   outbound event stream.
 
 pub mod pull;
+pub mod push;
+pub mod reconcile;
 pub mod records;
 pub mod streams;

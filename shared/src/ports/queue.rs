@@ -96,6 +96,10 @@ pub trait WorkQueue: Send + Sync + std::fmt::Debug {
         timeout: Duration,
     ) -> StoreResult<()>;
 
+    /// Moves a received message to the dead-letter queue at once: its failure
+    /// is permanent and retrying cannot help (an operator fixes and redrives).
+    async fn park(&self, message: &ReceivedMessage) -> StoreResult<()>;
+
     /// Up to `max` messages of the dead-letter queue, without removing them.
     async fn dead_letters(&self, max: u32) -> StoreResult<Vec<DeadLetter>>;
 

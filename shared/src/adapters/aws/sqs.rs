@@ -306,6 +306,25 @@ impl WorkQueue for SqsQueue {
         Ok(())
     }
 
+    async fn park(&self, message: &ReceivedMessage) -> StoreResult<()> {
+        let dlq = self.dlq_url().await?.to_string();
+        self.client
+            .send_message()
+            .queue_url(&dlq)
+            .message_body(&message.body)
+            .send()
+            .await
+            .map_err(sdk_err("sqs", "send_message"))?;
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(message.receipt.as_str())
+            .send()
+            .await
+            .map_err(sdk_err("sqs", "delete_message"))?;
+        Ok(())
+    }
+
     async fn dead_letters(&self, max: u32) -> StoreResult<Vec<DeadLetter>> {
         let messages = self.walk_dlq(max as usize, |_| true).await?;
         let dlq = self.dlq_url().await?.to_string();

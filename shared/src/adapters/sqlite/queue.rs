@@ -189,6 +189,28 @@ impl WorkQueue for SqliteQueue {
             .await
     }
 
+    async fn park(&self, message: &ReceivedMessage) -> StoreResult<()> {
+        let (queue, receipt) = (self.name.clone(), message.receipt.0.clone());
+        self.store
+            .tx("queue.park", move |tx| {
+                let now = millis(Timestamp::now());
+                let n = tx
+                    .execute(
+                        "UPDATE queue_messages SET dead_at_ms = ?3, receipt = NULL
+                         WHERE queue = ?1 AND receipt = ?2 AND dead_at_ms IS NULL",
+                        params![queue, receipt, now],
+                    )
+                    .map_err(q("queue.park"))?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!(
+                        "message with receipt {receipt} in queue {queue}"
+                    )));
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn dead_letters(&self, max: u32) -> StoreResult<Vec<DeadLetter>> {
         let queue = self.name.clone();
         self.store

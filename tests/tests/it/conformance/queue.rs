@@ -8,6 +8,7 @@ conformance!(
     an_undeleted_message_returns_after_its_visibility_timeout_then_is_parked,
     changing_visibility_hides_or_releases_a_message,
     dead_letters_are_listed_and_redriven_by_id_or_all,
+    a_permanent_failure_is_parked_at_once,
 );
 
 const SHORT: Duration = Duration::from_secs(1);
@@ -145,4 +146,31 @@ async fn dead_letters_are_listed_and_redriven_by_id_or_all(b: Backend) {
         .map(|m| m.body)
         .collect();
     assert_eq!(rest, BTreeSet::from(["a".to_string(), "c".to_string()]));
+}
+
+async fn a_permanent_failure_is_parked_at_once(b: Backend) {
+    let q = b.queue(5).await;
+    q.send_batch(&[
+        OutgoingMessage::new("invalid account"),
+        OutgoingMessage::new("fine"),
+    ])
+    .await
+    .unwrap();
+    let got = receive_all(q.as_ref(), 2).await;
+    let bad = got.iter().find(|m| m.body == "invalid account").unwrap();
+    q.park(bad).await.unwrap();
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, "invalid account");
+    let good = got.iter().find(|m| m.body == "fine").unwrap();
+    q.change_visibility(&good.receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    let again = q.receive(10, LONG, SHORT).await.unwrap();
+    assert_eq!(
+        again.len(),
+        1,
+        "only the other message is still in the queue"
+    );
+    assert_eq!(again[0].body, "fine");
 }

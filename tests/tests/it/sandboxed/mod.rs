@@ -1,6 +1,7 @@
 //! Against the provider sandboxes, over real HTTP on loopback.
 
 mod clients;
+mod posting;
 mod pulls;
 
 use crate::backends::Backend;

@@ -1,0 +1,269 @@
+//! Exactly-once posting end to end: Toast orders pulled into the ledger and
+//! posted to the QuickBooks sandbox while it injects 30% faults (5xx, and
+//! connections dropped after QuickBooks already saved the receipt). The books
+//! end with exactly one SalesReceipt per order and the ledger's totals to the
+//! cent; a tip edited afterwards updates the same receipt; a record the books
+//! refuse is marked failed and parked, not retried forever.
+
+use super::{Hub, login, token_credentials};
+use crate::backends::{Backend, conformance};
+use hub_sandboxes::Faults;
+use hub_sandboxes::quickbooks::{QboEntity, QuickBooksConfig, QuickBooksSandbox};
+use hub_sandboxes::toast::{ToastConfig, ToastLimits, ToastSandbox};
+use jiff::SignedDuration;
+use rust_decimal::Decimal;
+use shared::model::{AccountMapping, Provider};
+use shared::pipelines::pull::{PullSettings, Puller, RunOptions};
+use shared::pipelines::push::{PushOutcome, Pusher};
+use shared::pipelines::reconcile::reconcile;
+use shared::pipelines::streams::ToastOrders;
+use shared::ports::DestinationStatus;
+use shared::providers::Endpoints;
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+conformance!(orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent);
+
+async fn orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent(b: Backend) {
+    let toast = ToastSandbox::start(ToastConfig {
+        days: 2,
+        orders_per_day: 25,
+        limits: ToastLimits::unlimited(),
+        ..ToastConfig::seeded(21)
+    })
+    .await
+    .unwrap();
+    let qbo = QuickBooksSandbox::start(QuickBooksConfig {
+        limits: Vec::new(),
+        ..QuickBooksConfig::seeded(22)
+    })
+    .await
+    .unwrap();
+    let hub = Hub::new(b).await;
+    let guid = toast.restaurant_guids()[0].clone();
+    let realm = qbo.realm_id();
+    let grant = qbo.grant(&realm);
+    hub.app(Provider::QuickBooks, qbo.client_id(), qbo.client_secret())
+        .await;
+    let mut pos = hub
+        .connect(
+            "pos",
+            Provider::Toast,
+            &guid,
+            "America/New_York",
+            login(&[
+                ("client_id", toast.client_id()),
+                ("client_secret", toast.client_secret()),
+            ]),
+        )
+        .await;
+    pos.mappings.insert(
+        Provider::QuickBooks,
+        AccountMapping {
+            sales_item: Some("20".into()),
+            deposit_account: Some("4".into()),
+            ..AccountMapping::default()
+        },
+    );
+    hub.stores.connections.register(&pos).await.unwrap();
+    hub.connect(
+        "books",
+        Provider::QuickBooks,
+        &realm,
+        "America/New_York",
+        token_credentials(
+            &grant.access_token,
+            grant.refresh_token.as_deref(),
+            SignedDuration::from_hours(1),
+        ),
+    )
+    .await;
+    let endpoints = Endpoints {
+        toast: toast.base_url(),
+        quickbooks: qbo.base_url(),
+        quickbooks_token: format!("{}/oauth2/v1/tokens/bearer", qbo.base_url()),
+        ..Endpoints::default()
+    };
+    let clients = hub.clients(endpoints);
+    let puller = Puller::new(
+        hub.stores.clone(),
+        PullSettings {
+            initial_lookback: SignedDuration::from_hours(24 * 5),
+            settle: SignedDuration::ZERO,
+            ..PullSettings::default()
+        },
+    );
+    let pull = || async {
+        let stream = ToastOrders {
+            client: clients.toast(&pos).unwrap(),
+            connection: pos.clone(),
+        };
+        puller
+            .run_windowed(&pos, &stream, RunOptions::default())
+            .await
+            .unwrap()
+    };
+    let report = pull().await;
+    let orders = toast.orders(&guid).len();
+    assert_eq!(report.tally.created as usize, orders);
+
+    // Push through faults: 15% 5xx, 15% of connections dropped after QuickBooks saved the receipt.
+    qbo.set_faults(Faults {
+        error_rate: 0.15,
+        drop_rate: 0.15,
+        drop_after_handling: true,
+        ..Faults::none()
+    });
+    let mut pusher = Pusher::new(hub.stores.clone(), clients.clone());
+    pusher.retry_base = Duration::ZERO;
+    let mut posted = 0;
+    for _ in 0..20 {
+        let outcomes = pusher
+            .drain(hub.stores.push_queue.as_ref(), 100)
+            .await
+            .unwrap();
+        posted += outcomes
+            .iter()
+            .filter(|o| matches!(o, PushOutcome::Posted(_)))
+            .count();
+        assert!(
+            outcomes.iter().all(|o| !matches!(o, PushOutcome::Park(_))),
+            "{outcomes:?}"
+        );
+        if hub.stores.push_queue.depth().await.unwrap().visible == 0
+            && hub.stores.push_queue.depth().await.unwrap().in_flight == 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    qbo.set_faults(Faults::none());
+    assert_eq!(posted, orders);
+    let receipts = qbo.created_sales_receipts(&realm);
+    assert_eq!(receipts.len(), orders, "exactly one SalesReceipt per order");
+    let docs: BTreeSet<&str> = receipts
+        .iter()
+        .map(|r| r["DocNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(docs.len(), orders);
+    let books: Decimal = receipts
+        .iter()
+        .map(|r| Decimal::from_str(&r["TotalAmt"].to_string()).unwrap())
+        .sum();
+    let mut ledger_total = Decimal::ZERO;
+    let mut dates = BTreeSet::new();
+    for r in &receipts {
+        dates.insert(
+            r["TxnDate"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::civil::Date>()
+                .unwrap(),
+        );
+    }
+    for d in &dates {
+        let rec = reconcile(&hub.stores, &hub.tenant, *d).await.unwrap();
+        assert!(rec.reconciled, "{rec:?}");
+        ledger_total += rec.locations.iter().map(|l| l.pos_total).sum::<Decimal>();
+    }
+    assert_eq!(
+        books, ledger_total,
+        "the books hold the ledger's totals to the cent"
+    );
+
+    // A tip added later is a new version: the same receipt is updated.
+    let first = toast.orders(&guid)[0].guid.clone();
+    toast
+        .edit_order(&guid, &first, |o| o.checks[0].payments[0].tip_cents += 250)
+        .unwrap();
+    let report = pull().await;
+    assert_eq!(report.tally.changed, 1);
+    let outcomes = pusher
+        .drain(hub.stores.push_queue.as_ref(), 10)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcomes.as_slice(), [PushOutcome::Posted(_)]),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        qbo.created_sales_receipts(&realm).len(),
+        orders,
+        "updated, not created again"
+    );
+    let key = shared::ports::LedgerKey {
+        tenant: hub.tenant.clone(),
+        provider: Provider::Toast,
+        kind: shared::model::RecordKind::Transaction,
+        source_id: shared::ids::ExternalId::new(&first).unwrap(),
+    };
+    let row = hub.stores.ledger.get(&key).await.unwrap().unwrap();
+    let state = &row.destinations[&Provider::QuickBooks];
+    assert_eq!(
+        (state.status, state.version),
+        (DestinationStatus::Posted, 2)
+    );
+    let remote = qbo
+        .entity(
+            &realm,
+            QboEntity::SalesReceipt,
+            state.remote_id.as_ref().unwrap(),
+        )
+        .unwrap();
+    let amount = row.payload["record"]["amount"].as_str().unwrap();
+    assert_eq!(
+        Decimal::from_str(&remote["TotalAmt"].to_string()).unwrap(),
+        Decimal::from_str(amount).unwrap()
+    );
+
+    // A mapping the books refuse: failed in the ledger with QuickBooks' message, parked.
+    let mut broken = pos.clone();
+    broken
+        .mappings
+        .get_mut(&Provider::QuickBooks)
+        .unwrap()
+        .sales_item = Some("9999".into());
+    hub.stores.connections.register(&broken).await.unwrap();
+    let second = toast.orders(&guid)[1].guid.clone();
+    toast
+        .edit_order(&guid, &second, |o| o.checks[0].payments[0].tip_cents += 100)
+        .unwrap();
+    pull().await;
+    let outcomes = pusher
+        .drain(hub.stores.push_queue.as_ref(), 10)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcomes.as_slice(), [PushOutcome::Park(_)]),
+        "{outcomes:?}"
+    );
+    let dead = hub.stores.push_queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    let key2 = shared::ports::LedgerKey {
+        source_id: shared::ids::ExternalId::new(&second).unwrap(),
+        ..key
+    };
+    let row = hub.stores.ledger.get(&key2).await.unwrap().unwrap();
+    let state = &row.destinations[&Provider::QuickBooks];
+    assert_eq!(state.status, DestinationStatus::Failed);
+    assert!(
+        state
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("refused as invalid"),
+        "{:?}",
+        state.last_error
+    );
+    let date = row.business_date.unwrap();
+    let rec = reconcile(&hub.stores, &hub.tenant, date).await.unwrap();
+    assert!(!rec.reconciled);
+    assert!(
+        rec.issues
+            .iter()
+            .any(|i| i.problem == "failed" && i.key == key2.storage_key()),
+        "{:?}",
+        rec.issues
+    );
+}
