@@ -82,6 +82,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Process what the webhook work queue holds, until it is empty (the local
+    /// stand-in for the process-events function).
+    Work,
     /// Post what the push queue holds to QuickBooks and Xero, until it is empty
     /// (the local stand-in for the push function).
     Push,
@@ -342,6 +345,22 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                 .context("open the configured stores")?;
             pull(&stores, config, provider, &tenant, from.zip(to), json).await
         }
+        Command::Work => {
+            let stores = Stores::from_config(config)
+                .await
+                .context("open the configured stores")?;
+            let clients = shared::providers::ProviderClients::new(
+                &stores,
+                config.endpoints.clone(),
+                &config.public_url,
+            );
+            let t = shared::pipelines::events::drain(&stores, &clients, 1000).await?;
+            println!(
+                "{} record(s): {} new, {} changed, {} unchanged; {} push(es) queued",
+                t.records, t.created, t.changed, t.unchanged, t.pushes
+            );
+            Ok(())
+        }
         Command::Push => {
             let stores = Stores::from_config(config)
                 .await
@@ -583,6 +602,7 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
         | Command::Connect { .. }
         | Command::Pull { .. }
         | Command::Push
+        | Command::Work
         | Command::Reconcile { .. }
         | Command::Inventory { .. }
         | Command::Aws(_)

@@ -3,6 +3,7 @@
 //! calling into here; everything else lives in `shared`.
 
 pub mod connect;
+pub mod events;
 pub mod pull;
 pub mod push;
 pub mod webhook;

@@ -4,6 +4,7 @@
 //! - [`records`]: a normalized record into the ledger, the push queue and the
 //!   outbound event stream.
 
+pub mod events;
 pub mod pull;
 pub mod push;
 pub mod reconcile;

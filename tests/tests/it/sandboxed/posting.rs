@@ -23,7 +23,10 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::time::Duration;
 
-conformance!(orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent);
+conformance!(
+    orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent,
+    webhooks_delivered_three_times_are_booked_once_beside_the_pull,
+);
 
 async fn orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent(b: Backend) {
     let toast = ToastSandbox::start(ToastConfig {
@@ -265,5 +268,154 @@ async fn orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent
             .any(|i| i.problem == "failed" && i.key == key2.storage_key()),
         "{:?}",
         rec.issues
+    );
+}
+
+async fn webhooks_delivered_three_times_are_booked_once_beside_the_pull(b: Backend) {
+    use hub::serve::{AppState, run};
+    use shared::webhooks::signing_key_secret;
+    let toast = ToastSandbox::start(ToastConfig {
+        days: 1,
+        orders_per_day: 12,
+        limits: ToastLimits::unlimited(),
+        ..ToastConfig::seeded(31)
+    })
+    .await
+    .unwrap();
+    let qbo = QuickBooksSandbox::start(QuickBooksConfig {
+        limits: Vec::new(),
+        ..QuickBooksConfig::seeded(32)
+    })
+    .await
+    .unwrap();
+    let hub = Hub::new(b).await;
+    let guid = toast.restaurant_guids()[0].clone();
+    let realm = qbo.realm_id();
+    let grant = qbo.grant(&realm);
+    hub.app(Provider::QuickBooks, qbo.client_id(), qbo.client_secret())
+        .await;
+    let mut pos = hub
+        .connect(
+            "pos",
+            Provider::Toast,
+            &guid,
+            "America/New_York",
+            login(&[
+                ("client_id", toast.client_id()),
+                ("client_secret", toast.client_secret()),
+            ]),
+        )
+        .await;
+    pos.mappings.insert(
+        Provider::QuickBooks,
+        AccountMapping {
+            sales_item: Some("20".into()),
+            deposit_account: Some("4".into()),
+            ..AccountMapping::default()
+        },
+    );
+    hub.stores.connections.register(&pos).await.unwrap();
+    hub.connect(
+        "books",
+        Provider::QuickBooks,
+        &realm,
+        "America/New_York",
+        token_credentials(
+            &grant.access_token,
+            grant.refresh_token.as_deref(),
+            SignedDuration::from_hours(1),
+        ),
+    )
+    .await;
+    hub.stores
+        .secrets
+        .put(
+            &signing_key_secret(Provider::Toast),
+            &"toast-subscription-secret".to_string().into(),
+        )
+        .await
+        .unwrap();
+    let clients = hub.clients(Endpoints {
+        toast: toast.base_url(),
+        quickbooks: qbo.base_url(),
+        quickbooks_token: format!("{}/oauth2/v1/tokens/bearer", qbo.base_url()),
+        ..Endpoints::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/toast", listener.local_addr().unwrap());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run(
+        listener,
+        AppState::new(hub.stores.clone(), Default::default()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    // Every order's webhook, delivered three times (the provider retried).
+    let orders: Vec<String> = toast.orders(&guid).iter().map(|o| o.guid.clone()).collect();
+    for o in &orders {
+        let body = toast.order_updated_event(&guid, o).unwrap();
+        for _ in 0..3 {
+            let status = hub_sandboxes::send_webhook(
+                Provider::Toast,
+                &url,
+                &body,
+                "toast-subscription-secret",
+            )
+            .await
+            .unwrap();
+            assert_eq!(status.as_u16(), 200);
+        }
+    }
+    let tally = shared::pipelines::events::drain(&hub.stores, &clients, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        tally.created as usize,
+        orders.len(),
+        "each order ingested once"
+    );
+    // The scheduled pull finds the same orders: nothing new.
+    let puller = Puller::new(
+        hub.stores.clone(),
+        PullSettings {
+            initial_lookback: SignedDuration::from_hours(72),
+            settle: SignedDuration::ZERO,
+            ..PullSettings::default()
+        },
+    );
+    let stream = ToastOrders {
+        client: clients.toast(&pos).unwrap(),
+        connection: pos.clone(),
+    };
+    let report = puller
+        .run_windowed(&pos, &stream, RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((report.tally.created, report.tally.changed), (0, 0));
+
+    qbo.set_faults(Faults {
+        error_rate: 0.15,
+        drop_rate: 0.15,
+        drop_after_handling: true,
+        ..Faults::none()
+    });
+    let mut pusher = Pusher::new(hub.stores.clone(), clients.clone());
+    pusher.retry_base = Duration::ZERO;
+    for _ in 0..20 {
+        pusher
+            .drain(hub.stores.push_queue.as_ref(), 100)
+            .await
+            .unwrap();
+        let d = hub.stores.push_queue.depth().await.unwrap();
+        if d.visible + d.in_flight == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        qbo.created_sales_receipts(&realm).len(),
+        orders.len(),
+        "one receipt per order, not three"
     );
 }
