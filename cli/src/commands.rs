@@ -205,6 +205,14 @@ pub enum DlqCmd {
         #[arg(long)]
         json: bool,
     },
+    /// One parked message, whole.
+    Show {
+        /// work, push or pull.
+        #[arg(long, default_value = "work")]
+        queue: String,
+        /// The message id (from `hub dlq list`).
+        id: MessageId,
+    },
     /// Send parked messages back to their queue.
     Redrive {
         /// work or push.
@@ -547,6 +555,22 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
                     );
                 }
             }
+        }
+        Command::Dlq(DlqCmd::Show { queue, id }) => {
+            let q = queue_named(stores, &queue)?;
+            let dead = q.dead_letters(1000).await?;
+            let d = dead
+                .into_iter()
+                .find(|d| d.id == id)
+                .ok_or_else(|| anyhow!("no message {id} in the {queue} dead-letter queue"))?;
+            let body: serde_json::Value =
+                serde_json::from_str(&d.body).unwrap_or(serde_json::Value::String(d.body.clone()));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"id": d.id, "receive_count": d.receive_count, "sent_at": d.sent_at, "body": body})
+                )?
+            );
         }
         Command::Dlq(DlqCmd::Redrive { queue, all, ids }) => {
             let q = queue_named(stores, &queue)?;

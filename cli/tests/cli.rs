@@ -223,6 +223,18 @@ async fn parked_messages_are_listed_and_redriven() {
     assert_eq!(dead.as_array().unwrap().len(), 1);
     assert_eq!(dead[0]["body"], "{\"event\":\"poison\"}");
 
+    let id = dead[0]["id"].as_str().unwrap();
+    let o = hub(&dir, &["dlq", "show", id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(shown["body"]["event"], "poison");
+    let o = hub(&dir, &["dlq", "show", "no-such-id"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no message no-such-id"),
+        "{}",
+        stderr(&o)
+    );
     let o = hub(&dir, &["dlq", "redrive"]);
     assert!(!o.status.success(), "redrive needs ids or --all");
     let o = hub(&dir, &["dlq", "redrive", "--all"]);

@@ -26,6 +26,7 @@ use std::time::Duration;
 conformance!(
     orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent,
     webhooks_delivered_three_times_are_booked_once_beside_the_pull,
+    square_sales_and_refunds_are_booked_in_xero_once_through_faults,
 );
 
 async fn orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent(b: Backend) {
@@ -418,4 +419,139 @@ async fn webhooks_delivered_three_times_are_booked_once_beside_the_pull(b: Backe
         orders.len(),
         "one receipt per order, not three"
     );
+}
+
+async fn square_sales_and_refunds_are_booked_in_xero_once_through_faults(b: Backend) {
+    use hub_sandboxes::square::{SquareConfig, SquareSandbox};
+    use hub_sandboxes::xero::{XeroConfig, XeroSandbox};
+    use shared::pipelines::streams::SquarePayments;
+    let square = SquareSandbox::start(SquareConfig {
+        days: 1,
+        payments_per_day: 15,
+        ..SquareConfig::seeded(41)
+    })
+    .await
+    .unwrap();
+    let xero = XeroSandbox::start(XeroConfig {
+        limits: Vec::new(),
+        ..XeroConfig::seeded(42)
+    })
+    .await
+    .unwrap();
+    let hub = Hub::new(b).await;
+    hub.app(Provider::Square, square.client_id(), square.client_secret())
+        .await;
+    hub.app(Provider::Xero, xero.client_id(), xero.client_secret())
+        .await;
+    let sq = square.grant();
+    let mut pos = hub
+        .connect(
+            "cafe",
+            Provider::Square,
+            &square.merchant_id(),
+            "America/Los_Angeles",
+            token_credentials(
+                &sq.access_token,
+                sq.refresh_token.as_deref(),
+                SignedDuration::from_hours(1),
+            ),
+        )
+        .await;
+    pos.mappings.insert(
+        Provider::Xero,
+        AccountMapping {
+            sales_account: Some("200".into()),
+            expense_account: Some("429".into()),
+            deposit_account: Some("090".into()),
+            ..AccountMapping::default()
+        },
+    );
+    hub.stores.connections.register(&pos).await.unwrap();
+    let tenant = xero.tenant_id();
+    let xg = xero.grant();
+    hub.connect(
+        "books",
+        Provider::Xero,
+        &tenant,
+        "America/Los_Angeles",
+        token_credentials(
+            &xg.access_token,
+            xg.refresh_token.as_deref(),
+            SignedDuration::from_hours(1),
+        ),
+    )
+    .await;
+    let clients = hub.clients(Endpoints {
+        square: square.base_url(),
+        square_token: format!("{}/oauth2/token", square.base_url()),
+        xero: xero.base_url(),
+        xero_token: format!("{}/connect/token", xero.base_url()),
+        ..Endpoints::default()
+    });
+    let puller = Puller::new(
+        hub.stores.clone(),
+        PullSettings {
+            initial_lookback: SignedDuration::from_hours(72),
+            settle: SignedDuration::ZERO,
+            ..PullSettings::default()
+        },
+    );
+    let stream = SquarePayments {
+        client: clients.square(&pos).await.unwrap(),
+        connection: pos.clone(),
+    };
+    let report = puller
+        .run_windowed(&pos, &stream, RunOptions::default())
+        .await
+        .unwrap();
+    let records = report.tally.created as usize;
+    assert!(records >= 15, "{records}");
+
+    xero.set_faults(Faults {
+        error_rate: 0.15,
+        drop_rate: 0.15,
+        drop_after_handling: true,
+        ..Faults::none()
+    });
+    let mut pusher = Pusher::new(hub.stores.clone(), clients.clone());
+    pusher.retry_base = Duration::ZERO;
+    for _ in 0..20 {
+        let outcomes = pusher
+            .drain(hub.stores.push_queue.as_ref(), 100)
+            .await
+            .unwrap();
+        assert!(
+            outcomes.iter().all(|o| !matches!(o, PushOutcome::Park(_))),
+            "{outcomes:?}"
+        );
+        let d = hub.stores.push_queue.depth().await.unwrap();
+        if d.visible + d.in_flight == 0 {
+            break;
+        }
+    }
+    xero.set_faults(Faults::none());
+    let booked = xero.bank_transactions(&tenant);
+    assert_eq!(
+        booked.len(),
+        records,
+        "one bank transaction per sale or refund"
+    );
+    let net: Decimal = booked
+        .iter()
+        .map(|t| {
+            let total = Decimal::from_str(&t["Total"].to_string()).unwrap();
+            if t["Type"] == "SPEND" { -total } else { total }
+        })
+        .sum();
+    let mut ledger = Decimal::ZERO;
+    let dates: BTreeSet<jiff::civil::Date> = booked
+        .iter()
+        .map(|t| t["DateString"].as_str().unwrap()[..10].parse().unwrap())
+        .collect();
+    for d in dates {
+        let rec = reconcile(&hub.stores, &hub.tenant, d).await.unwrap();
+        assert!(rec.reconciled, "{rec:?}");
+        ledger += rec.locations.iter().map(|l| l.pos_total).sum::<Decimal>();
+    }
+    assert_eq!(net, ledger, "Xero holds the ledger's net to the cent");
 }
