@@ -101,6 +101,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every connection's health: state, reasons, last pull, last post, DLQ
+    /// depth (JSON schema: docs/status.md).
+    Status {
+        /// Check now (calls each provider once) instead of showing the last
+        /// check; alerts on changes like the monitor does.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The latest inventory level per item and location.
     Inventory {
         /// Whose.
@@ -352,6 +363,77 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                 .await
                 .context("open the configured stores")?;
             pull(&stores, config, provider, &tenant, from.zip(to), json).await
+        }
+        Command::Status { check, json } => {
+            use shared::pipelines::health;
+            let stores = Stores::from_config(config)
+                .await
+                .context("open the configured stores")?;
+            let reports = if check {
+                let clients = shared::providers::ProviderClients::new(
+                    &stores,
+                    config.endpoints.clone(),
+                    &config.public_url,
+                );
+                let alerter = health::Alerter::new(config.alert_webhook_url.clone());
+                health::monitor(&stores, &clients, &alerter, &health::Thresholds::default()).await?
+            } else {
+                let mut out = Vec::new();
+                for c in stores.connections.list_all().await? {
+                    if let Some(r) = health::last_report(&stores, &c).await? {
+                        out.push(r);
+                    } else {
+                        out.push(health::ConnectionHealth {
+                            tenant: c.tenant.to_string(),
+                            connection: c.id.to_string(),
+                            provider: c.provider,
+                            state: health::State::Degraded,
+                            reasons: vec![
+                                "never checked: run `hub status --check` or the health monitor"
+                                    .into(),
+                            ],
+                            checked_at: jiff::Timestamp::UNIX_EPOCH,
+                            reachability_ms: None,
+                            calls: 0,
+                            success_permille: None,
+                            p50_ms: None,
+                            p95_ms: None,
+                            last_pull: None,
+                            last_post: None,
+                            unposted: 0,
+                            dlq_depth: 0,
+                            refresh_token_days_left: None,
+                        });
+                    }
+                }
+                out
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                println!(
+                    "{:<14} {:<14} {:<11} {:<10} {:<22} {:<22} {:>4}  REASONS",
+                    "TENANT", "CONNECTION", "PROVIDER", "STATE", "LAST PULL", "LAST POST", "DLQ"
+                );
+                let t = |x: Option<jiff::Timestamp>| {
+                    x.map(|v| v.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+                        .unwrap_or_else(|| "-".into())
+                };
+                for r in &reports {
+                    println!(
+                        "{:<14} {:<14} {:<11} {:<10} {:<22} {:<22} {:>4}  {}",
+                        r.tenant,
+                        r.connection,
+                        r.provider,
+                        format!("{:?}", r.state).to_lowercase(),
+                        t(r.last_pull),
+                        t(r.last_post),
+                        r.dlq_depth,
+                        r.reasons.join("; ")
+                    );
+                }
+            }
+            Ok(())
         }
         Command::Work => {
             let stores = Stores::from_config(config)
@@ -627,6 +709,7 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
         | Command::Pull { .. }
         | Command::Push
         | Command::Work
+        | Command::Status { .. }
         | Command::Reconcile { .. }
         | Command::Inventory { .. }
         | Command::Aws(_)

@@ -596,3 +596,50 @@ async fn hub_pull_reads_a_toast_restaurant_and_re_pulls_a_range() {
         stderr(&o)
     );
 }
+
+#[test]
+fn status_lists_connections_never_checked_as_degraded() {
+    let dir = temp_dir();
+    hub(&dir, &["tenant", "add", "bistro", "--name", "Bistro"]);
+    let o = hub(
+        &dir,
+        &[
+            "connection",
+            "add",
+            "--tenant",
+            "bistro",
+            "--id",
+            "pos",
+            "--provider",
+            "toast",
+            "--account",
+            "r-1",
+            "--time-zone",
+            "UTC",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hub(&dir, &["status", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["connection"], "pos");
+    assert_eq!(v[0]["state"], "degraded");
+    assert!(
+        v[0]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("never checked")
+    );
+    for field in [
+        "last_pull",
+        "last_post",
+        "dlq_depth",
+        "refresh_token_days_left",
+        "success_permille",
+    ] {
+        assert!(
+            v[0].get(field).is_some(),
+            "{field} is part of the documented JSON"
+        );
+    }
+}

@@ -91,6 +91,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "the providers' production hosts",
         "override a provider endpoint (TOAST, SQUARE, MARKETMAN, QUICKBOOKS, QUICKBOOKS_TOKEN, XERO, XERO_TOKEN, SQUARE_TOKEN, QUICKBOOKS_AUTHORIZE, XERO_AUTHORIZE, SQUARE_AUTHORIZE), e.g. to a sandbox",
     ),
+    (
+        "HUB_ALERT_WEBHOOK_URL",
+        "(unset: alerts are only logged)",
+        "Slack-compatible incoming webhook the health monitor posts state changes to",
+    ),
     ("HUB_LOG_FORMAT", "json", "json or pretty"),
     (
         "RUST_LOG",
@@ -193,6 +198,8 @@ pub struct Config {
     pub public_url: String,
     /// Where the providers' APIs are.
     pub endpoints: crate::providers::Endpoints,
+    /// Where health alerts go.
+    pub alert_webhook_url: Option<String>,
 }
 
 impl Config {
@@ -336,6 +343,10 @@ impl Config {
                 *field = v;
             }
         }
+        let alert_webhook_url = get("HUB_ALERT_WEBHOOK_URL");
+        if let Some(u) = &alert_webhook_url {
+            check_url("HUB_ALERT_WEBHOOK_URL", u)?;
+        }
         Ok(Config {
             backend,
             secrets_ttl,
@@ -344,6 +355,7 @@ impl Config {
             square_notification_url,
             public_url,
             endpoints,
+            alert_webhook_url,
         })
     }
 }

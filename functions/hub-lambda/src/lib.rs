@@ -4,6 +4,7 @@
 
 pub mod connect;
 pub mod events;
+pub mod health;
 pub mod pull;
 pub mod push;
 pub mod webhook;

@@ -5,6 +5,7 @@
 //!   outbound event stream.
 
 pub mod events;
+pub mod health;
 pub mod pull;
 pub mod push;
 pub mod reconcile;

@@ -1,6 +1,7 @@
 //! Against the provider sandboxes, over real HTTP on loopback.
 
 mod clients;
+mod health;
 mod posting;
 mod pulls;
 

@@ -1,0 +1,454 @@
+//! Connection health: per connection, a cheap authenticated reachability
+//! check and its latency; success rate and latency percentiles over the last
+//! hour of recorded provider calls; and business checks (age of the last
+//! successful pull, records not posted, dead-letter depth, days until the
+//! refresh token expires). Each connection is healthy, degraded or unhealthy
+//! with the reasons. The state is stored, and an alert is sent only when it
+//! changes (with a recovery notice when it heals), never once per check.
+//! Metrics go out as CloudWatch embedded-metric-format log lines.
+
+use crate::Stores;
+use crate::ids::StreamName;
+use crate::model::{Connection, Provider};
+use crate::ports::{CallOutcome, CasOutcome, CursorKey, DestinationStatus, StoreError};
+use crate::providers::{ProviderClients, ProviderError};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A connection's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// All checks pass.
+    Healthy,
+    /// Something needs attention soon.
+    Degraded,
+    /// Something is broken now.
+    Unhealthy,
+}
+
+/// Thresholds of the checks.
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    /// Calls considered for rates and latencies.
+    pub window: SignedDuration,
+    /// Success rate (per mille) under which a connection is degraded / unhealthy.
+    pub success_degraded_permille: u32,
+    /// See `success_degraded_permille`.
+    pub success_unhealthy_permille: u32,
+    /// p95 latency over which a connection is degraded.
+    pub p95_degraded_ms: u64,
+    /// Age of the last successful pull over which a source is degraded / unhealthy.
+    pub pull_degraded: SignedDuration,
+    /// See `pull_degraded`.
+    pub pull_unhealthy: SignedDuration,
+    /// Days before refresh-token expiry at which a destination is degraded / unhealthy.
+    pub token_degraded_days: i64,
+    /// See `token_degraded_days`.
+    pub token_unhealthy_days: i64,
+    /// Business days back checked for records not posted.
+    pub unposted_lookback_days: i64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            window: SignedDuration::from_hours(1),
+            success_degraded_permille: 950,
+            success_unhealthy_permille: 500,
+            p95_degraded_ms: 5_000,
+            pull_degraded: SignedDuration::from_hours(2),
+            pull_unhealthy: SignedDuration::from_hours(24),
+            token_degraded_days: 14,
+            token_unhealthy_days: 3,
+            unposted_lookback_days: 3,
+        }
+    }
+}
+
+/// One connection's health report (the `hub status --json` element; stable,
+/// documented in `docs/status.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionHealth {
+    /// Whose.
+    pub tenant: String,
+    /// Which connection.
+    pub connection: String,
+    /// Its provider.
+    pub provider: Provider,
+    /// The verdict.
+    pub state: State,
+    /// Why, one line per failed check.
+    pub reasons: Vec<String>,
+    /// When checked.
+    pub checked_at: Timestamp,
+    /// The reachability check's latency, when it answered.
+    pub reachability_ms: Option<u64>,
+    /// Calls in the window.
+    pub calls: u64,
+    /// Successful calls per thousand in the window.
+    pub success_permille: Option<u32>,
+    /// Median latency in the window.
+    pub p50_ms: Option<u64>,
+    /// 95th-percentile latency in the window.
+    pub p95_ms: Option<u64>,
+    /// When a pull of this connection last succeeded.
+    pub last_pull: Option<Timestamp>,
+    /// When a record was last posted to this destination.
+    pub last_post: Option<Timestamp>,
+    /// Records not posted (pending or failed) in the last business days.
+    pub unposted: u64,
+    /// Messages in the dead-letter queues.
+    pub dlq_depth: u64,
+    /// Days until the refresh token expires, where known.
+    pub refresh_token_days_left: Option<i64>,
+}
+
+fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = (sorted.len() * p)
+        .div_ceil(100)
+        .saturating_sub(1)
+        .min(sorted.len() - 1);
+    Some(sorted[idx])
+}
+
+async fn ping(clients: &ProviderClients, c: &Connection) -> Result<(), ProviderError> {
+    match c.provider {
+        Provider::Toast => clients.toast(c)?.menus_metadata().await.map(|_| ()),
+        Provider::Square => {
+            let now = Timestamp::now();
+            clients
+                .square(c)
+                .await?
+                .list_payments(now - SignedDuration::from_mins(1), now, None, None)
+                .await
+                .map(|_| ())
+        }
+        Provider::QuickBooks => clients.quickbooks(c).await?.accounts().await.map(|_| ()),
+        Provider::Xero => clients.xero(c).await?.accounts().await.map(|_| ()),
+        // 500 calls a day: no active check; the call log speaks for it.
+        Provider::MarketMan => Ok(()),
+    }
+}
+
+/// Checks one connection.
+pub async fn check(
+    stores: &Stores,
+    clients: &ProviderClients,
+    c: &Connection,
+    t: &Thresholds,
+) -> Result<ConnectionHealth, StoreError> {
+    let now = Timestamp::now();
+    let mut unhealthy = Vec::new();
+    let mut degraded = Vec::new();
+
+    // Reachability.
+    let t0 = std::time::Instant::now();
+    let reachability_ms = match ping(clients, c).await {
+        Ok(()) if c.provider != Provider::MarketMan => {
+            Some(u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX))
+        }
+        Ok(()) => None,
+        Err(e) => {
+            unhealthy.push(format!("unreachable: {e}"));
+            None
+        }
+    };
+
+    // The call log.
+    let account = format!("{}:{}", c.provider, c.account_id);
+    let calls = stores.calls.since(&account, now - t.window).await?;
+    let total = calls.len() as u64;
+    let ok = calls
+        .iter()
+        .filter(|x| x.outcome == CallOutcome::Ok)
+        .count() as u64;
+    let success_permille = (total > 0).then(|| u32::try_from(ok * 1000 / total).unwrap_or(0));
+    let mut latencies: Vec<u64> = calls.iter().map(|x| x.latency_ms).collect();
+    latencies.sort_unstable();
+    let (p50_ms, p95_ms) = (percentile(&latencies, 50), percentile(&latencies, 95));
+    if let Some(rate) = success_permille {
+        if rate < t.success_unhealthy_permille {
+            unhealthy.push(format!(
+                "success rate {}.{}% over the last {}",
+                rate / 10,
+                rate % 10,
+                t.window
+            ));
+        } else if rate < t.success_degraded_permille {
+            degraded.push(format!(
+                "success rate {}.{}% over the last {}",
+                rate / 10,
+                rate % 10,
+                t.window
+            ));
+        }
+    }
+    if let Some(p95) = p95_ms
+        && p95 > t.p95_degraded_ms
+    {
+        degraded.push(format!("p95 latency {p95} ms"));
+    }
+
+    // Last successful pull (sources).
+    let mut last_pull = None;
+    if matches!(
+        c.provider,
+        Provider::Toast | Provider::Square | Provider::MarketMan
+    ) {
+        let streams: &[&str] = match c.provider {
+            Provider::Toast => &["orders", "menus"],
+            Provider::Square => &["payments", "inventory"],
+            _ => &["inventory"],
+        };
+        for s in streams {
+            let key = CursorKey {
+                tenant: c.tenant.clone(),
+                provider: c.provider,
+                stream: StreamName::new(format!("{}.{s}", c.id))
+                    .map_err(|e| StoreError::corrupt("stream name", e))?,
+            };
+            if let Some(cur) = stores.cursors.get(&key).await? {
+                last_pull = last_pull.max(Some(cur.updated_at));
+            }
+        }
+        match last_pull {
+            None => degraded.push("never pulled".into()),
+            Some(at) if now.duration_since(at) > t.pull_unhealthy => {
+                unhealthy.push(format!("last successful pull {at}"))
+            }
+            Some(at) if now.duration_since(at) > t.pull_degraded => {
+                degraded.push(format!("last successful pull {at}"))
+            }
+            _ => {}
+        }
+    }
+
+    // Records not posted (destinations).
+    let mut unposted = 0u64;
+    let mut last_post = None;
+    if c.provider.is_accounting() {
+        let today = now.to_zoned_datetime(c.time_zone.zone()).date();
+        for back in 0..=t.unposted_lookback_days {
+            let Some(day) = today.checked_sub(jiff::Span::new().days(back)).ok() else {
+                continue;
+            };
+            for row in stores.ledger.list_for_business_date(&c.tenant, day).await? {
+                if let Some(s) = row.destinations.get(&c.provider) {
+                    match s.status {
+                        DestinationStatus::Posted if s.version == row.version => {
+                            last_post = last_post.max(Some(s.updated_at))
+                        }
+                        _ if now.duration_since(row.updated_at) > SignedDuration::from_mins(30) => {
+                            unposted += 1
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if unposted > 0 {
+            degraded.push(format!(
+                "{unposted} record(s) of the last {} business days not posted",
+                t.unposted_lookback_days + 1
+            ));
+        }
+    }
+
+    // Dead letters.
+    let mut dlq_depth = 0;
+    for q in [&stores.work_queue, &stores.push_queue, &stores.pull_queue] {
+        dlq_depth += q.depth().await?.dead;
+    }
+    if dlq_depth > 0 {
+        degraded.push(format!("{dlq_depth} message(s) in dead-letter queues"));
+    }
+
+    // Refresh token expiry.
+    let mut refresh_token_days_left = None;
+    if let Ok(raw) = stores.secrets.get(&c.credentials).await
+        && let Ok(creds) = crate::providers::auth::Credentials::parse(&raw, &c.credentials)
+        && let Some(exp) = creds.token.and_then(|t| t.refresh_expires_at)
+    {
+        let days = exp.duration_since(now).as_hours() / 24;
+        refresh_token_days_left = Some(days);
+        if days < t.token_unhealthy_days {
+            unhealthy.push(format!("refresh token expires in {days} day(s): reconnect"));
+        } else if days < t.token_degraded_days {
+            degraded.push(format!("refresh token expires in {days} day(s)"));
+        }
+    }
+
+    let state = if !unhealthy.is_empty() {
+        State::Unhealthy
+    } else if !degraded.is_empty() {
+        State::Degraded
+    } else {
+        State::Healthy
+    };
+    unhealthy.extend(degraded);
+    Ok(ConnectionHealth {
+        tenant: c.tenant.to_string(),
+        connection: c.id.to_string(),
+        provider: c.provider,
+        state,
+        reasons: unhealthy,
+        checked_at: now,
+        reachability_ms,
+        calls: total,
+        success_permille,
+        p50_ms,
+        p95_ms,
+        last_pull,
+        last_post,
+        unposted,
+        dlq_depth,
+        refresh_token_days_left,
+    })
+}
+
+/// The CloudWatch embedded-metric-format line for a report.
+pub fn emf_line(h: &ConnectionHealth) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": h.checked_at.as_millisecond(),
+            "CloudWatchMetrics": [{
+                "Namespace": "IntegrationHub",
+                "Dimensions": [["Provider", "Tenant", "Connection"]],
+                "Metrics": [
+                    {"Name": "Healthy", "Unit": "Count"},
+                    {"Name": "SuccessPermille", "Unit": "Count"},
+                    {"Name": "LatencyP95", "Unit": "Milliseconds"},
+                    {"Name": "ReachabilityLatency", "Unit": "Milliseconds"},
+                    {"Name": "DeadLetters", "Unit": "Count"},
+                    {"Name": "Unposted", "Unit": "Count"}
+                ]
+            }]
+        },
+        "Provider": h.provider,
+        "Tenant": h.tenant,
+        "Connection": h.connection,
+        "Healthy": u8::from(h.state == State::Healthy),
+        "SuccessPermille": h.success_permille,
+        "LatencyP95": h.p95_ms,
+        "ReachabilityLatency": h.reachability_ms,
+        "DeadLetters": h.dlq_depth,
+        "Unposted": h.unposted,
+    })
+    .to_string()
+}
+
+/// Where alerts go: a Slack-compatible incoming webhook.
+#[derive(Debug, Clone)]
+pub struct Alerter {
+    client: reqwest::Client,
+    webhook_url: Option<String>,
+}
+
+impl Alerter {
+    /// Alerts to `webhook_url` (none: alerts are only logged).
+    pub fn new(webhook_url: Option<String>) -> Self {
+        Alerter {
+            client: reqwest::Client::new(),
+            webhook_url,
+        }
+    }
+
+    async fn send(&self, text: &str) {
+        tracing::warn!(alert = %text, "connection health changed");
+        if let Some(url) = &self.webhook_url {
+            match self
+                .client
+                .post(url)
+                .json(&serde_json::json!({ "text": text }))
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => tracing::error!(
+                    status = r.status().as_u16(),
+                    "alert webhook refused the alert"
+                ),
+                Err(e) => tracing::error!(error = %e, "alert webhook unreachable"),
+            }
+        }
+    }
+}
+
+fn health_key(c: &Connection) -> Result<CursorKey, StoreError> {
+    Ok(CursorKey {
+        tenant: c.tenant.clone(),
+        provider: c.provider,
+        stream: StreamName::new(format!("{}.health", c.id))
+            .map_err(|e| StoreError::corrupt("stream name", e))?,
+    })
+}
+
+/// The last stored report of a connection.
+pub async fn last_report(
+    stores: &Stores,
+    c: &Connection,
+) -> Result<Option<ConnectionHealth>, StoreError> {
+    Ok(stores
+        .cursors
+        .get(&health_key(c)?)
+        .await?
+        .and_then(|cur| serde_json::from_str(&cur.value).ok()))
+}
+
+/// Checks every connection, stores each report, logs its metrics, and alerts
+/// on every change of state (a recovery notice when one heals).
+pub async fn monitor(
+    stores: &Stores,
+    clients: &ProviderClients,
+    alerter: &Alerter,
+    t: &Thresholds,
+) -> Result<Vec<ConnectionHealth>, StoreError> {
+    let mut out = Vec::new();
+    for c in stores.connections.list_all().await? {
+        let report = check(stores, clients, &c, t).await?;
+        println!("{}", emf_line(&report));
+        let key = health_key(&c)?;
+        let previous = stores.cursors.get(&key).await?;
+        let before: Option<ConnectionHealth> = previous
+            .as_ref()
+            .and_then(|p| serde_json::from_str(&p.value).ok());
+        let value =
+            serde_json::to_string(&report).map_err(|e| StoreError::corrupt("health report", e))?;
+        // Only the run that moves the stored state sends the alert.
+        if let CasOutcome::Set(_) = stores
+            .cursors
+            .compare_and_set(&key, previous.map(|p| p.version), &value)
+            .await?
+        {
+            let was = before.map(|b| b.state).unwrap_or(State::Healthy);
+            if was != report.state {
+                let text = if report.state == State::Healthy {
+                    format!(
+                        "RECOVERED: {} {}/{} is healthy again",
+                        c.provider, c.tenant, c.id
+                    )
+                } else {
+                    let label = if report.state == State::Unhealthy {
+                        "UNHEALTHY"
+                    } else {
+                        "DEGRADED"
+                    };
+                    format!(
+                        "{label}: {} {}/{}: {}",
+                        c.provider,
+                        c.tenant,
+                        c.id,
+                        report.reasons.join("; ")
+                    )
+                };
+                alerter.send(&text).await;
+            }
+        }
+        out.push(report);
+    }
+    Ok(out)
+}
