@@ -759,6 +759,7 @@ fn connection_from(a: ConnectionArgs) -> Result<Connection> {
         business_day_close: BusinessDayClose(close),
         credentials,
         mappings: Default::default(),
+        codes: Default::default(),
     })
 }
 

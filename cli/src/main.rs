@@ -53,7 +53,8 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
                     config.webhook_settings(),
                     config.endpoints.clone(),
                     &config.public_url,
-                ),
+                )
+                .with_intake_token(config.intake_token.clone()),
                 async {
                     let _ = tokio::signal::ctrl_c().await;
                 },

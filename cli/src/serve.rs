@@ -34,6 +34,8 @@ pub struct AppState {
     pub webhooks: Arc<WebhookIntake>,
     /// The OAuth connect flow.
     pub connect: Arc<ConnectService>,
+    /// The back office's intake.
+    pub intake: Arc<shared::ops::intake::Intake>,
 }
 
 impl AppState {
@@ -64,8 +66,21 @@ impl AppState {
                 endpoints,
                 public_url,
             )),
+            intake: Arc::new(shared::ops::intake::Intake::new(
+                stores.clone(),
+                shared::ops::intake::IntakeAuth::Bearer(None),
+            )),
             stores,
         }
+    }
+
+    /// The same state with the intake's bearer token.
+    pub fn with_intake_token(mut self, token: Option<secrecy::SecretString>) -> Self {
+        self.intake = Arc::new(shared::ops::intake::Intake::new(
+            self.stores.clone(),
+            shared::ops::intake::IntakeAuth::Bearer(token),
+        ));
+        self
     }
 }
 
@@ -78,6 +93,7 @@ pub fn router(state: AppState) -> Router {
             any(webhook).layer(DefaultBodyLimit::disable()),
         )
         .route("/connect/{*rest}", any(connect))
+        .route("/intake/{*rest}", any(intake))
         .layer(middleware::from_fn(with_request_id))
         .with_state(state)
 }
@@ -230,6 +246,35 @@ async fn connect(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+    }
+    resp
+}
+
+async fn intake(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match axum::body::to_bytes(body, shared::ops::intake::MAX_BODY + 1).await {
+        Ok(b) => b,
+        Err(_) => axum::body::Bytes::from(vec![0u8; shared::ops::intake::MAX_BODY + 1]),
+    };
+    let r = state
+        .intake
+        .handle(method.as_str(), &rest, &headers, &bytes)
+        .await;
+    let mut resp = Response::new(Body::from(r.body));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if r.replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     resp
 }

@@ -110,7 +110,7 @@ pub fn signed_headers(
                 &crate::common::time::rfc3339_ms(Timestamp::now()),
             );
         }
-        Provider::QuickBooks | Provider::Xero | Provider::MarketMan => {}
+        Provider::QuickBooks | Provider::Xero | Provider::MarketMan | Provider::TimeTracking => {}
     }
     Ok(headers)
 }

@@ -111,6 +111,7 @@ fn bench_intake_embedded(c: &mut Criterion) {
                 business_day_close: Default::default(),
                 credentials: SecretName::new("bench/toast").unwrap(),
                 mappings: Default::default(),
+                codes: Default::default(),
             })
             .await
             .unwrap();

@@ -96,6 +96,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "(unset: alerts are only logged)",
         "Slack-compatible incoming webhook the health monitor posts state changes to",
     ),
+    (
+        "HUB_INTAKE_TOKEN",
+        "(unset: hub serve refuses intake requests)",
+        "bearer token the back office sends to hub serve's /intake routes (production uses IAM)",
+    ),
     ("HUB_LOG_FORMAT", "json", "json or pretty"),
     (
         "RUST_LOG",
@@ -182,7 +187,7 @@ pub enum LogFormat {
 }
 
 /// The hub's configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Where state lives.
     pub backend: BackendConfig,
@@ -200,6 +205,8 @@ pub struct Config {
     pub endpoints: crate::providers::Endpoints,
     /// Where health alerts go.
     pub alert_webhook_url: Option<String>,
+    /// `hub serve`'s intake bearer token.
+    pub intake_token: Option<secrecy::SecretString>,
 }
 
 impl Config {
@@ -356,6 +363,7 @@ impl Config {
             public_url,
             endpoints,
             alert_webhook_url,
+            intake_token: get("HUB_INTAKE_TOKEN").map(secrecy::SecretString::from),
         })
     }
 }

@@ -13,6 +13,8 @@
 //!   DynamoDB, SQS and Secrets Manager (AWS).
 //! - [`providers`]: provider clients on one HTTP foundation (shared rate
 //!   budgets, retries, typed errors, call log) and single-flight token renewal.
+//! - [`ops`]: purchase orders, deliveries and time entries from the back
+//!   office: intake, validation, worked hours.
 //! - [`stores`]: the ports wired to the configured backend.
 //! - [`config`]: configuration from the environment, validated once.
 //! - [`telemetry`]: JSON logs with request ids; redacted secrets.
@@ -23,6 +25,7 @@ pub mod adapters;
 pub mod config;
 pub mod ids;
 pub mod model;
+pub mod ops;
 pub mod pipelines;
 pub mod ports;
 pub mod providers;

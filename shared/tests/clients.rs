@@ -520,7 +520,7 @@ async fn time_entries_are_posted_with_the_bearer_token() {
         .mount(&server)
         .await;
     let client = TimeTrackingClient::new(e.http.clone(), e.secrets.clone(), &server.uri(), secret);
-    assert_eq!(client.create(&entry).await.unwrap()["id"], "te-1");
+    assert_eq!(client.create(&entry, None).await.unwrap()["id"], "te-1");
 }
 
 #[tokio::test]

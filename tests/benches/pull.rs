@@ -83,6 +83,7 @@ fn main() {
             business_day_close: Default::default(),
             credentials: secret,
             mappings: Default::default(),
+            codes: Default::default(),
         };
         stores.connections.register(&connection).await.unwrap();
         stores

@@ -5,6 +5,7 @@
 pub mod connect;
 pub mod events;
 pub mod health;
+pub mod intake;
 pub mod pull;
 pub mod push;
 pub mod webhook;

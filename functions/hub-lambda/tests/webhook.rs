@@ -61,6 +61,7 @@ async fn intake(notification_url: Option<&str>) -> WebhookIntake {
             business_day_close: Default::default(),
             credentials: SecretName::new("bistro/square").unwrap(),
             mappings: Default::default(),
+            codes: Default::default(),
         })
         .await
         .unwrap();

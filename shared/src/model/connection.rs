@@ -23,16 +23,20 @@ pub enum Provider {
     QuickBooks,
     /// Xero accounting.
     Xero,
+    /// The time-tracking system shifts are sent to (a generic REST API).
+    #[serde(rename = "timetracking")]
+    TimeTracking,
 }
 
 impl Provider {
     /// Every provider, in a stable order.
-    pub const ALL: [Provider; 5] = [
+    pub const ALL: [Provider; 6] = [
         Provider::Toast,
         Provider::Square,
         Provider::MarketMan,
         Provider::QuickBooks,
         Provider::Xero,
+        Provider::TimeTracking,
     ];
 
     /// The lowercase name used in URLs, keys and configuration.
@@ -43,6 +47,7 @@ impl Provider {
             Provider::MarketMan => "marketman",
             Provider::QuickBooks => "quickbooks",
             Provider::Xero => "xero",
+            Provider::TimeTracking => "timetracking",
         }
     }
 
@@ -60,7 +65,9 @@ impl fmt::Display for Provider {
 
 /// A provider name the hub does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown provider {0:?}: expected one of toast, square, marketman, quickbooks, xero")]
+#[error(
+    "unknown provider {0:?}: expected one of toast, square, marketman, quickbooks, xero, timetracking"
+)]
 pub struct UnknownProvider(pub String);
 
 impl FromStr for Provider {
@@ -180,6 +187,10 @@ pub struct Connection {
     /// For a source connection: where its records are booked, per destination.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mappings: BTreeMap<Provider, AccountMapping>,
+    /// The back office's ids to this provider's codes: `supplier:<id>` → a
+    /// MarketMan vendor GUID, `item:<id>` → a catalog item code.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub codes: BTreeMap<String, String>,
 }
 
 impl Connection {

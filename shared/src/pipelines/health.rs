@@ -130,7 +130,7 @@ async fn ping(clients: &ProviderClients, c: &Connection) -> Result<(), ProviderE
         Provider::QuickBooks => clients.quickbooks(c).await?.accounts().await.map(|_| ()),
         Provider::Xero => clients.xero(c).await?.accounts().await.map(|_| ()),
         // 500 calls a day: no active check; the call log speaks for it.
-        Provider::MarketMan => Ok(()),
+        Provider::MarketMan | Provider::TimeTracking => Ok(()),
     }
 }
 
@@ -148,7 +148,7 @@ pub async fn check(
     // Reachability.
     let t0 = std::time::Instant::now();
     let reachability_ms = match ping(clients, c).await {
-        Ok(()) if c.provider != Provider::MarketMan => {
+        Ok(()) if !matches!(c.provider, Provider::MarketMan | Provider::TimeTracking) => {
             Some(u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX))
         }
         Ok(()) => None,

@@ -328,7 +328,11 @@ impl Pusher {
             }
             Err(e) => e,
         };
+        if let Failure::Held(why) = &reason {
+            return Ok(PushOutcome::Skipped(why.clone()));
+        }
         let outcome = match &reason {
+            Failure::Held(why) => PushOutcome::Skipped(why.clone()),
             Failure::Invalid(why) => PushOutcome::Park(why.clone()),
             Failure::Provider(ProviderError::RateLimited { retry_after }) => PushOutcome::Retry(
                 retry_after.unwrap_or(Duration::from_secs(30)),
@@ -363,6 +367,17 @@ impl Pusher {
         entry: &LedgerEntry,
         state: Option<&crate::ports::DestinationState>,
     ) -> Result<(String, Option<String>), Failure> {
+        let record: Record = serde_json::from_value(entry.payload.clone())
+            .map_err(|e| Failure::Invalid(format!("ledger payload is not a record: {e}")))?;
+        match (&record, item.destination) {
+            (Record::PurchaseOrder(_) | Record::Delivery(_), Provider::MarketMan) => {
+                return self.post_marketman(item, &record, state).await;
+            }
+            (Record::TimeEntry(e), Provider::TimeTracking) => {
+                return self.post_time_entry(item, e, state).await;
+            }
+            _ => {}
+        }
         let t = transaction(entry).map_err(Failure::Invalid)?;
         let source = self
             .stores
@@ -466,6 +481,185 @@ impl Pusher {
     }
 }
 
+impl Pusher {
+    async fn destination(
+        &self,
+        tenant: &crate::ids::TenantId,
+        provider: Provider,
+    ) -> Result<Connection, Failure> {
+        self.stores
+            .connections
+            .list_for_tenant(tenant)
+            .await
+            .map_err(|e| Failure::Provider(ProviderError::Transient(e.to_string())))?
+            .into_iter()
+            .find(|c| c.provider == provider)
+            .ok_or_else(|| {
+                Failure::Invalid(format!("tenant {tenant} has no {provider} connection"))
+            })
+    }
+
+    async fn post_marketman(
+        &self,
+        item: &PushItem,
+        record: &Record,
+        state: Option<&crate::ports::DestinationState>,
+    ) -> Result<(String, Option<String>), Failure> {
+        if let Some(id) = state.and_then(|s| s.remote_id.clone()) {
+            // MarketMan has no update for orders or documents: a changed one
+            // is left as sent, and said so.
+            return Err(Failure::Invalid(format!(
+                "already sent to MarketMan as {id}; MarketMan cannot update it"
+            )));
+        }
+        let dest = self
+            .destination(&item.key.tenant, Provider::MarketMan)
+            .await?;
+        let client = self.clients.marketman(&dest).map_err(Failure::provider)?;
+        let code = |kind: &str, id: &str| {
+            dest.codes
+                .get(&format!("{kind}:{id}"))
+                .cloned()
+                .ok_or_else(|| {
+                    Failure::Invalid(format!(
+                        "no MarketMan {kind} code mapped for {id} on connection {}/{}",
+                        dest.tenant, dest.id
+                    ))
+                })
+        };
+        match record {
+            Record::PurchaseOrder(po) => {
+                let vendor = code("supplier", &po.supplier_id)?;
+                let mut lines = Vec::new();
+                for l in &po.lines {
+                    lines.push(crate::providers::marketman::OrderLine {
+                        catalog_item_code: code("item", &l.item_id)?,
+                        quantity: l.quantity,
+                    });
+                }
+                let delivery = po
+                    .delivery_date
+                    .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+                    .map_err(|e| Failure::Invalid(format!("delivery_date: {e}")))?
+                    .timestamp();
+                let v = client
+                    .create_order(
+                        &vendor,
+                        delivery,
+                        po.notes.as_deref().unwrap_or(po.id.as_str()),
+                        &lines,
+                    )
+                    .await
+                    .map_err(Failure::provider)?;
+                let number = v["OrderNumber"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| v["OrderNumber"].as_i64().map(|n| n.to_string()));
+                Ok((number.unwrap_or_else(|| po.id.to_string()), None))
+            }
+            Record::Delivery(d) => {
+                // The vendor is the order's supplier; the order number, MarketMan's.
+                let po_row = match &d.purchase_order {
+                    Some(po) => self
+                        .stores
+                        .ledger
+                        .get(&crate::ports::LedgerKey {
+                            kind: crate::model::RecordKind::PurchaseOrder,
+                            source_id: po.clone(),
+                            ..item.key.clone()
+                        })
+                        .await
+                        .map_err(|e| Failure::Provider(ProviderError::Transient(e.to_string())))?,
+                    None => None,
+                };
+                let po: Option<crate::model::PurchaseOrder> = po_row.as_ref().and_then(|r| {
+                    match serde_json::from_value::<Record>(r.payload.clone()) {
+                        Ok(Record::PurchaseOrder(p)) => Some(p),
+                        _ => None,
+                    }
+                });
+                let Some(po) = po else {
+                    return Err(Failure::Invalid(format!(
+                        "delivery {}: its purchase order is not known to the hub",
+                        d.id
+                    )));
+                };
+                let order_number = po_row.and_then(|r| {
+                    r.destinations
+                        .get(&Provider::MarketMan)
+                        .and_then(|s| s.remote_id.clone())
+                });
+                let vendor = code("supplier", &po.supplier_id)?;
+                let mut items = Vec::new();
+                for l in &d.lines {
+                    items.push((code("item", &l.item_id)?, l.quantity_received, l.unit_cost));
+                }
+                let doc = d.invoice_number.clone().unwrap_or_else(|| d.id.to_string());
+                client
+                    .set_docs(
+                        &vendor,
+                        &doc,
+                        d.received_at,
+                        order_number.as_deref(),
+                        &items,
+                    )
+                    .await
+                    .map_err(Failure::provider)?;
+                Ok((doc, None))
+            }
+            _ => Err(Failure::Invalid("not a MarketMan record".into())),
+        }
+    }
+
+    async fn post_time_entry(
+        &self,
+        item: &PushItem,
+        e: &crate::model::TimeEntry,
+        state: Option<&crate::ports::DestinationState>,
+    ) -> Result<(String, Option<String>), Failure> {
+        let Some(hours) = crate::ops::hours::worked_hours(e).map_err(Failure::Invalid)? else {
+            return Err(Failure::Held(
+                "the shift is open: held until it closes".into(),
+            ));
+        };
+        let dest = self
+            .destination(&item.key.tenant, Provider::TimeTracking)
+            .await?;
+        let client = self
+            .clients
+            .timetracking(&dest)
+            .await
+            .map_err(Failure::provider)?;
+        let minutes = (hours * rust_decimal::Decimal::from(60)).round();
+        let body = json!({
+            "externalId": e.id,
+            "employeeId": e.employee_id,
+            "location": e.location,
+            "job": e.job,
+            "start": e.clock_in,
+            "end": e.clock_out,
+            "breaks": e.breaks,
+            "hours": format!("{hours:.2}"),
+            "workedMinutes": minutes.to_string(),
+            "businessDate": dest.business_date(e.clock_in),
+        });
+        let saved = match state.and_then(|s| s.remote_id.clone()) {
+            Some(id) => client.update(&id, &body).await,
+            None => client.create(&body, Some(&request_id(item))).await,
+        }
+        .map_err(Failure::provider)?;
+        let id = saved["id"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| saved["id"].as_i64().map(|n| n.to_string()));
+        id.map(|id| (id, None)).ok_or_else(|| {
+            Failure::Provider(ProviderError::Permanent(
+                "the time-tracking system answered no id".into(),
+            ))
+        })
+    }
+}
+
 /// Why a post failed.
 #[derive(Debug)]
 enum Failure {
@@ -473,6 +667,8 @@ enum Failure {
     Invalid(String),
     /// The provider refused or failed.
     Provider(ProviderError),
+    /// Not to be sent yet (an open shift): dropped until a new version comes.
+    Held(String),
 }
 
 impl Failure {
@@ -486,6 +682,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Invalid(s) => f.write_str(s),
             Failure::Provider(e) => write!(f, "{e}"),
+            Failure::Held(s) => f.write_str(s),
         }
     }
 }

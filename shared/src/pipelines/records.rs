@@ -136,10 +136,11 @@ pub async fn ingest(
     for record in records {
         tally.records += 1;
         let sr = source_record(tenant, source, &record);
-        let dests: &[Provider] = if record.kind() == RecordKind::Transaction {
-            destinations
-        } else {
-            &[]
+        let dests: &[Provider] = match record.kind() {
+            RecordKind::Transaction => destinations,
+            RecordKind::PurchaseOrder | RecordKind::Delivery => &[Provider::MarketMan],
+            RecordKind::TimeEntry => &[Provider::TimeTracking],
+            RecordKind::MenuItem | RecordKind::InventoryLevel => &[],
         };
         let outcome = stores.ledger.upsert(&sr, dests).await?;
         match outcome {

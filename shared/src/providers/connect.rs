@@ -279,6 +279,7 @@ impl ConnectService {
                 business_day_close: pending.business_day_close,
                 credentials: secret,
                 mappings: Default::default(),
+                codes: Default::default(),
             };
             self.stores.connections.register(&connection).await?;
             tracing::info!(tenant = %connection.tenant, connection = %connection.id, %provider, account = %connection.account_id, "connected");

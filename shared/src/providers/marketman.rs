@@ -218,6 +218,60 @@ impl MarketManClient {
             .unwrap_or_default())
     }
 
+    /// Records a delivery received (a document) from `vendor` (UNVERIFIED
+    /// endpoint: the vendor API's `docs/SetDocs`, the closest documented call;
+    /// see providers.md §5). `items`: (catalog item code, quantity, unit price).
+    pub async fn set_docs(
+        &self,
+        vendor: &str,
+        doc_number: &str,
+        received: Timestamp,
+        order_number: Option<&str>,
+        items: &[(String, Decimal, Decimal)],
+    ) -> Result<Value, ProviderError> {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(code, qty, price)| json!({"CatalogItemCode": code, "Quantity": qty, "Price": price}))
+            .collect();
+        let mut doc = json!({
+            "BuyerGuid": self.buyer.as_str(),
+            "DocNumber": doc_number,
+            "DocType": "DeliveryNote",
+            "DocDateUTC": format_utc(received),
+            "Items": items,
+        });
+        if let Some(o) = order_number {
+            doc["OrderNumber"] = o.into();
+        }
+        let url = format!("{}/v3/vendors/docs/SetDocs", self.base_url);
+        let body = json!({"VendorGuid": vendor, "Docs": [doc]});
+        with_token(&self.tokens, &self.secret, &self.login, |token| {
+            let (url, body) = (&url, &body);
+            async move {
+                let reply = self
+                    .http
+                    .send(
+                        &self.scope,
+                        "marketman.SetDocs",
+                        Idempotence::Unsafe,
+                        errors,
+                        || {
+                            self.http
+                                .client()
+                                .post(url)
+                                .header("AUTH_TOKEN", token.expose_secret())
+                                .json(body)
+                        },
+                    )
+                    .await?;
+                let v: Value = reply.json()?;
+                check_success(&v)?;
+                Ok(v)
+            }
+        })
+        .await
+    }
+
     /// Sends an order to a vendor; returns MarketMan's answer.
     pub async fn create_order(
         &self,

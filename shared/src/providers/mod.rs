@@ -223,6 +223,26 @@ impl ProviderClients {
         ))
     }
 
+    /// A time-tracking client: base URL and API token from the connection's
+    /// secret (`login.base_url`, `login.api_token`).
+    pub async fn timetracking(
+        &self,
+        c: &crate::model::Connection,
+    ) -> Result<timetracking::TimeTrackingClient, ProviderError> {
+        Self::check(c, crate::model::Provider::TimeTracking)?;
+        let raw = self.stores.secrets.get(&c.credentials).await.map_err(|e| {
+            ProviderError::Unauthorized(format!("credentials of {}/{}: {e}", c.tenant, c.id))
+        })?;
+        let creds = auth::Credentials::parse(&raw, &c.credentials)?;
+        let base = creds.login("base_url", &c.credentials)?;
+        Ok(timetracking::TimeTrackingClient::new(
+            self.http.clone(),
+            self.stores.secrets.clone(),
+            base.expose_secret(),
+            c.credentials.clone(),
+        ))
+    }
+
     /// A Xero client.
     pub async fn xero(
         &self,

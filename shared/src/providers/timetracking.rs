@@ -72,22 +72,37 @@ impl TimeTrackingClient {
         super::auth::Credentials::parse(&raw, &self.secret)?.login("api_token", &self.secret)
     }
 
-    /// Creates an entry; returns the system's answer (with its id).
-    pub async fn create(&self, entry: &Value) -> Result<Value, ProviderError> {
+    /// Creates an entry; returns the system's answer (with its id). With an
+    /// idempotency key a retry replays the first answer instead of creating twice.
+    pub async fn create(
+        &self,
+        entry: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, ProviderError> {
         let token = self.token().await?;
         let url = format!("{}/api/timeentries", self.base_url);
+        let idempotence = if idempotency_key.is_some() {
+            Idempotence::Safe
+        } else {
+            Idempotence::Unsafe
+        };
         self.http
             .send(
                 &self.scope,
                 "timetracking.create",
-                Idempotence::Unsafe,
+                idempotence,
                 errors,
                 || {
-                    self.http
+                    let req = self
+                        .http
                         .client()
                         .post(&url)
                         .bearer_auth(token.expose_secret())
-                        .json(entry)
+                        .json(entry);
+                    match idempotency_key {
+                        Some(k) => req.header("idempotency-key", k),
+                        None => req,
+                    }
                 },
             )
             .await?

@@ -81,6 +81,7 @@ mod tests {
             business_day_close: Default::default(),
             credentials: SecretName::new("bistro/mm").unwrap(),
             mappings: Default::default(),
+            codes: Default::default(),
         };
         let now = Timestamp::now();
         let item = serde_json::json!({"ID": 42, "Name": "Flour", "OnHand": 12.75, "UOMName": "kg", "LastCountDateUTC": "2026/11/28 06:00:00"});

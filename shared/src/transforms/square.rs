@@ -162,6 +162,7 @@ mod tests {
             business_day_close: Default::default(),
             credentials: SecretName::new("cafe/square").unwrap(),
             mappings: Default::default(),
+            codes: Default::default(),
         }
     }
 

@@ -299,6 +299,7 @@ mod tests {
             business_day_close: BusinessDayClose(close.parse().unwrap_or(time(0, 0, 0, 0))),
             credentials: SecretName::new("bistro/toast").unwrap(),
             mappings: Default::default(),
+            codes: Default::default(),
         }
     }
 

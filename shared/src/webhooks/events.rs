@@ -114,7 +114,7 @@ pub fn parse_envelope(
         Provider::Square => vec![square(bytes)?],
         Provider::QuickBooks => quickbooks(bytes)?,
         Provider::Xero => xero(bytes)?,
-        Provider::MarketMan => {
+        Provider::MarketMan | Provider::TimeTracking => {
             return Err(EnvelopeError {
                 provider,
                 detail: "MarketMan webhooks are not accepted".into(),

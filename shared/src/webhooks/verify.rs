@@ -33,7 +33,7 @@ pub fn signature_header(provider: Provider) -> Option<&'static str> {
         Provider::QuickBooks => Some("intuit-signature"),
         Provider::Xero => Some("x-xero-signature"),
         Provider::Toast => Some("toast-signature"),
-        Provider::MarketMan => None,
+        Provider::MarketMan | Provider::TimeTracking => None,
     }
 }
 
@@ -125,7 +125,7 @@ fn message<'a>(provider: Provider, parts: SignedParts<'a>) -> Result<Signed<'a>,
             let ts = toast_timestamp(parts.body).ok_or(VerifyError::MissingTimestamp)?;
             Ok(signed(b"", ts.into_bytes()))
         }
-        Provider::MarketMan => Err(VerifyError::Unsupported(provider)),
+        Provider::MarketMan | Provider::TimeTracking => Err(VerifyError::Unsupported(provider)),
     }
 }
 

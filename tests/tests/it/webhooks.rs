@@ -142,6 +142,7 @@ async fn register_connection(
             business_day_close: Default::default(),
             credentials: SecretName::new(format!("{tenant}/{id}")).unwrap(),
             mappings: Default::default(),
+            codes: Default::default(),
         })
         .await
         .unwrap();

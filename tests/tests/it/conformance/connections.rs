@@ -42,6 +42,7 @@ fn connection(tenant: &TenantId, id: &str, provider: Provider, account: &str) ->
         business_day_close: Default::default(),
         credentials: SecretName::new(format!("{tenant}/{id}")).unwrap(),
         mappings,
+        codes: Default::default(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod clients;
 mod health;
+mod ops;
 mod posting;
 mod pulls;
 
@@ -67,6 +68,7 @@ impl Hub {
             business_day_close: Default::default(),
             credentials: secret,
             mappings: Default::default(),
+            codes: Default::default(),
         };
         self.stores.connections.register(&c).await.unwrap();
         c

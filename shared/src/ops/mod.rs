@@ -1,0 +1,8 @@
+//! Operations going out: purchase orders and deliveries to MarketMan, time
+//! entries to the time-tracking system. The back office submits them through
+//! the intake (`intake`); they are validated (`validate`), recorded in the
+//! ledger and queued like any other push; `hours` computes worked time.
+
+pub mod hours;
+pub mod intake;
+pub mod validate;
