@@ -211,7 +211,10 @@ impl Puller {
     ) -> Result<PullReport, PullError> {
         let key = cursor_key(connection, stream.name());
         let dests = destinations(&self.stores, &connection.tenant).await?;
-        let now = Timestamp::now();
+        // Whole milliseconds: providers take window bounds to the millisecond,
+        // and a bound rounded on the wire must be the bound recorded.
+        let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond())
+            .unwrap_or_else(|_| Timestamp::now());
         let end_bound = now - self.settings.settle;
         let mut report = PullReport::default();
 

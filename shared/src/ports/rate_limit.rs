@@ -5,9 +5,10 @@
 //! the whole of it.
 //!
 //! A [`Limit`] of `max` calls per `per` is enforced as a bucket holding at
-//! most `max / 10` (at least 1) tokens, refilled at `(max - burst) / per`:
-//! that never lets more than `max` calls through in any window of `per`,
-//! however the calls are spread.
+//! most `max / 10` tokens, refilled at `(max - burst) / per`: that never lets
+//! more than `max` calls through in any window of `per`, however the calls are
+//! spread. Small limits (10 or fewer a window) keep an exact log of their
+//! grants instead, so their whole allowance can be used at once.
 
 use super::StoreResult;
 use async_trait::async_trait;
@@ -60,13 +61,22 @@ pub enum Acquire {
 }
 
 /// One bucket's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Bucket {
     /// Milli-tokens held.
     pub milli: u64,
     /// When they were last counted (ms since the epoch).
     pub at_ms: i64,
+    /// Small limits (at most [`SLIDING_LOG_MAX`] calls a window): the grants
+    /// in the current window, exactly (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<i64>,
 }
+
+/// Limits of at most this many calls a window keep an exact log of grants
+/// instead of a token bucket, so "2 logins an hour" means 2 whenever asked,
+/// never more in any hour.
+pub const SLIDING_LOG_MAX: u32 = 10;
 
 /// The stored state of one account's budget: what both adapters read and
 /// write; the rules live here so they cannot drift apart.
@@ -92,11 +102,28 @@ impl Budget {
         }
         let mut wait_ms: i64 = 0;
         let mut refilled = Vec::with_capacity(limits.len());
-        for limit in limits {
+        let mut logged = Vec::new();
+        for limit in limits.iter().filter(|l| l.max <= SLIDING_LOG_MAX) {
+            let per_ms = i64::try_from(limit.per.as_millis()).unwrap_or(i64::MAX);
+            let mut log = self
+                .buckets
+                .get(limit.name)
+                .map(|b| b.log.clone())
+                .unwrap_or_default();
+            log.retain(|t| now_ms - t < per_ms);
+            log.sort_unstable();
+            if log.len() >= limit.max as usize {
+                let oldest = log[log.len() - limit.max as usize];
+                wait_ms = wait_ms.max(oldest + per_ms - now_ms);
+            }
+            logged.push((limit.name, log));
+        }
+        for limit in limits.iter().filter(|l| l.max > SLIDING_LOG_MAX) {
             let cap = limit.burst() * 1000;
-            let b = self.buckets.get(limit.name).copied().unwrap_or(Bucket {
+            let b = self.buckets.get(limit.name).cloned().unwrap_or(Bucket {
                 milli: cap,
                 at_ms: now_ms,
+                log: Vec::new(),
             });
             let (num, den) = limit.refill();
             let elapsed = u64::try_from(now_ms.saturating_sub(b.at_ms)).unwrap_or(0);
@@ -115,12 +142,24 @@ impl Budget {
         if wait_ms > 0 {
             return Acquire::Wait(ms(wait_ms));
         }
+        for (name, mut log) in logged {
+            log.push(now_ms);
+            self.buckets.insert(
+                name.to_string(),
+                Bucket {
+                    milli: 0,
+                    at_ms: now_ms,
+                    log,
+                },
+            );
+        }
         for (name, milli) in refilled {
             self.buckets.insert(
                 name.to_string(),
                 Bucket {
                     milli: milli - 1000,
                     at_ms: now_ms,
+                    log: Vec::new(),
                 },
             );
         }

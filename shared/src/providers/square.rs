@@ -164,7 +164,10 @@ impl SquareClient {
         updated_after: Option<Timestamp>,
         cursor: Option<&str>,
     ) -> Result<Page, ProviderError> {
-        let mut body = serde_json::json!({ "location_ids": locations });
+        let mut body = serde_json::json!({});
+        if !locations.is_empty() {
+            body["location_ids"] = serde_json::json!(locations);
+        }
         if let Some(t) = updated_after {
             body["updated_after"] = t.to_string().into();
         }

@@ -8,6 +8,7 @@ conformance!(
     a_block_stops_every_caller_until_it_ends,
     concurrency_slots_are_shared_and_expire,
     fifty_concurrent_callers_never_exceed_the_limit,
+    a_small_limit_grants_its_whole_allowance_at_once_and_no_more,
 );
 
 fn key() -> String {
@@ -147,4 +148,40 @@ async fn fifty_concurrent_callers_never_exceed_the_limit(b: Backend) {
             .count();
         assert!(in_window <= 30, "{in_window} grants within 2 s of {g:?}");
     }
+}
+
+async fn a_small_limit_grants_its_whole_allowance_at_once_and_no_more(b: Backend) {
+    // Toast: two logins an hour, whenever they are needed.
+    let k = key();
+    let limits = [Limit::new("hour", 2, Duration::from_secs(3600))];
+    assert_eq!(
+        b.rate_limits.acquire(&k, &limits).await.unwrap(),
+        Acquire::Granted
+    );
+    assert_eq!(
+        b.rate_limits.acquire(&k, &limits).await.unwrap(),
+        Acquire::Granted
+    );
+    match b.rate_limits.acquire(&k, &limits).await.unwrap() {
+        Acquire::Wait(d) => assert!(d > Duration::from_secs(3590), "{d:?}"),
+        Acquire::Granted => panic!("a third login within the hour"),
+    }
+    // A short window frees its slots as they age out.
+    let k = key();
+    let limits = [Limit::new("second", 3, Duration::from_millis(500))];
+    for _ in 0..3 {
+        assert_eq!(
+            b.rate_limits.acquire(&k, &limits).await.unwrap(),
+            Acquire::Granted
+        );
+    }
+    assert!(matches!(
+        b.rate_limits.acquire(&k, &limits).await.unwrap(),
+        Acquire::Wait(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        b.rate_limits.acquire(&k, &limits).await.unwrap(),
+        Acquire::Granted
+    );
 }

@@ -177,12 +177,32 @@ async fn orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent
     );
 
     // A tip added later is a new version: the same receipt is updated.
-    let first = toast.orders(&guid)[0].guid.clone();
+    // Orders whose first check and its first payment stand (a voided one books zero whatever its tip).
+    let live: Vec<String> = toast
+        .orders(&guid)
+        .iter()
+        .filter(|o| {
+            !o.voided
+                && !o.deleted
+                && o.checks
+                    .first()
+                    .is_some_and(|c| !c.voided && c.payments.first().is_some_and(|p| !p.voided))
+        })
+        .map(|o| o.guid.clone())
+        .collect();
+    let first = live[0].clone();
     toast
         .edit_order(&guid, &first, |o| o.checks[0].payments[0].tip_cents += 250)
         .unwrap();
+    // A pull's window ends at the millisecond it starts; let the edit be older.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let report = pull().await;
-    assert_eq!(report.tally.changed, 1);
+    assert_eq!(
+        report.tally.changed,
+        1,
+        "{report:?} edited {:?}",
+        toast.order(&guid, &first).map(|o| o.modified)
+    );
     let outcomes = pusher
         .drain(hub.stores.push_queue.as_ref(), 10)
         .await
@@ -229,10 +249,11 @@ async fn orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent
         .unwrap()
         .sales_item = Some("9999".into());
     hub.stores.connections.register(&broken).await.unwrap();
-    let second = toast.orders(&guid)[1].guid.clone();
+    let second = live[1].clone();
     toast
         .edit_order(&guid, &second, |o| o.checks[0].payments[0].tip_cents += 100)
         .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
     pull().await;
     let outcomes = pusher
         .drain(hub.stores.push_queue.as_ref(), 10)

@@ -17,6 +17,8 @@ use std::time::Duration;
 conformance!(
     an_edit_inside_the_overlap_becomes_a_new_version_with_a_push,
     a_pull_killed_after_two_pages_resumes_with_nothing_lost_or_doubled,
+    a_schedule_fans_out_one_job_per_connection_and_each_job_pulls_every_stream,
+    inventory_from_square_and_marketman_lands_as_the_latest_level_per_item,
 );
 
 // Thousands of ledger rows take minutes on the AWS emulator; the embedded
@@ -240,4 +242,164 @@ async fn a_pull_killed_after_two_pages_resumes_with_nothing_lost_or_doubled(b: B
         ledger.len(),
         "one push per order across both runs"
     );
+}
+
+async fn a_schedule_fans_out_one_job_per_connection_and_each_job_pulls_every_stream(b: Backend) {
+    use shared::pipelines::pull::{run_job, schedule};
+    let s = setup(b, 20, 2).await;
+    // A second restaurant of the same provider, and a QuickBooks connection the Toast schedule ignores.
+    let guid2 = s.sandbox.seed_restaurant("Second");
+    s.hub
+        .connect(
+            "toast-2",
+            Provider::Toast,
+            &guid2,
+            "America/Chicago",
+            login(&[
+                ("client_id", s.sandbox.client_id()),
+                ("client_secret", s.sandbox.client_secret()),
+            ]),
+        )
+        .await;
+    assert_eq!(schedule(&s.hub.stores, Provider::Toast).await.unwrap(), 2);
+    let jobs = drain(s.hub.stores.pull_queue.as_ref()).await;
+    assert_eq!(jobs.len(), 2);
+    let puller = Puller::new(
+        s.hub.stores.clone(),
+        PullSettings {
+            initial_lookback: SignedDuration::from_hours(24 * 5),
+            settle: SignedDuration::ZERO,
+            ..PullSettings::default()
+        },
+    );
+    let mut orders = 0;
+    for job in &jobs {
+        let reports = run_job(&puller, &s.clients, job).await.unwrap();
+        let streams: Vec<&str> = reports.iter().map(|(s, _)| *s).collect();
+        assert_eq!(streams, ["orders", "menus"]);
+        orders += reports[0].1.tally.created;
+    }
+    let expected = s.sandbox_orders() + s.sandbox.orders(&guid2).len();
+    assert_eq!(orders as usize, expected);
+    assert!(
+        run_job(
+            &puller,
+            &s.clients,
+            "{\"tenant\":\"bistro\",\"connection\":\"gone\"}"
+        )
+        .await
+        .is_err()
+    );
+}
+
+async fn inventory_from_square_and_marketman_lands_as_the_latest_level_per_item(b: Backend) {
+    use hub_sandboxes::marketman::{MarketManConfig, MarketManSandbox};
+    use hub_sandboxes::square::{SquareConfig, SquareSandbox};
+    use shared::pipelines::pull::pull_connection;
+    let square = SquareSandbox::start(SquareConfig {
+        days: 1,
+        payments_per_day: 5,
+        ..SquareConfig::seeded(71)
+    })
+    .await
+    .unwrap();
+    let mm = MarketManSandbox::start(MarketManConfig::seeded(72))
+        .await
+        .unwrap();
+    let hub = Hub::new(b).await;
+    let sq = hub
+        .connect(
+            "sq",
+            Provider::Square,
+            &square.merchant_id(),
+            "America/Los_Angeles",
+            login(&[("access_token", &square.grant().access_token)]),
+        )
+        .await;
+    let buyer = mm.buyer_guid();
+    let mmc = hub
+        .connect(
+            "mm",
+            Provider::MarketMan,
+            &buyer,
+            "UTC",
+            login(&[
+                ("api_key", mm.api_key()),
+                ("api_password", mm.api_password()),
+            ]),
+        )
+        .await;
+    let clients = hub.clients(Endpoints {
+        square: square.base_url(),
+        marketman: mm.base_url(),
+        ..Endpoints::default()
+    });
+    let puller = Puller::new(
+        hub.stores.clone(),
+        PullSettings {
+            settle: SignedDuration::ZERO,
+            ..PullSettings::default()
+        },
+    );
+    let reports = pull_connection(&puller, &clients, &sq, RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        reports.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        ["payments", "inventory"]
+    );
+    pull_connection(&puller, &clients, &mmc, RunOptions::default())
+        .await
+        .unwrap();
+    let levels = hub
+        .stores
+        .ledger
+        .list_undated(&hub.tenant, RecordKind::InventoryLevel)
+        .await
+        .unwrap();
+    let in_stock = square
+        .inventory_counts()
+        .iter()
+        .filter(|c| c.to_json()["state"] == "IN_STOCK")
+        .count();
+    let items = mm.items(&buyer).len();
+    let from_square = levels
+        .iter()
+        .filter(|r| r.key.provider == Provider::Square)
+        .count();
+    let from_marketman = levels
+        .iter()
+        .filter(|r| r.key.provider == Provider::MarketMan)
+        .count();
+    assert_eq!(
+        (from_square, from_marketman),
+        (in_stock, items),
+        "one level per item and location"
+    );
+    // A recount is a new version of the same level, not a second one.
+    let c = square.inventory_counts()[0].clone();
+    let json = c.to_json();
+    let (location, item) = (
+        json["location_id"].as_str().unwrap().to_string(),
+        json["catalog_object_id"].as_str().unwrap().to_string(),
+    );
+    square.set_inventory_count(&location, &item, "123.5".parse().unwrap());
+    pull_connection(&puller, &clients, &sq, RunOptions::default())
+        .await
+        .unwrap();
+    let levels = hub
+        .stores
+        .ledger
+        .list_undated(&hub.tenant, RecordKind::InventoryLevel)
+        .await
+        .unwrap();
+    assert_eq!(
+        levels.len(),
+        in_stock + items + usize::from(json["state"] != "IN_STOCK")
+    );
+    let row = levels
+        .iter()
+        .find(|r| r.key.source_id.as_str() == format!("{location}:{item}"))
+        .unwrap();
+    assert_eq!(row.payload["record"]["quantity"], "123.5");
 }
