@@ -6,9 +6,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use shared::Stores;
-use shared::ids::{MessageId, ReceiptHandle};
 use shared::pipelines::events::process;
-use shared::ports::ReceivedMessage;
 use shared::providers::ProviderClients;
 use tracing::Instrument;
 
@@ -32,12 +30,7 @@ pub async fn handle(
                 }
                 Err(e) => {
                     tracing::error!(message_id = %id, error = %e, "event parked");
-                    let message = ReceivedMessage {
-                        id: MessageId::new(if id.is_empty() { "unknown" } else { &id }).unwrap_or_else(|_| MessageId::new("unknown").unwrap_or_else(|_| unreachable!())),
-                        receipt: ReceiptHandle(r["receiptHandle"].as_str().unwrap_or_default().to_string()),
-                        body: body.to_string(),
-                        receive_count: 1,
-                    };
+                    let message = crate::sqs_message(r);
                     if stores.work_queue.park(&message).await.is_err() {
                         failures.push(json!({ "itemIdentifier": id }));
                     }

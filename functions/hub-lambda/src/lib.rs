@@ -20,3 +20,27 @@ pub async fn cold_start() -> anyhow::Result<(Config, Stores)> {
     let stores = Stores::from_config(&config).await?;
     Ok((config, stores))
 }
+
+/// An SQS record of a Lambda event as the queue port's received message.
+pub fn sqs_message(record: &serde_json::Value) -> shared::ports::ReceivedMessage {
+    use shared::ids::{MessageId, ReceiptHandle};
+    let id = record["messageId"]
+        .as_str()
+        .filter(|i| !i.is_empty())
+        .unwrap_or("unknown");
+    shared::ports::ReceivedMessage {
+        id: MessageId::new(id)
+            .unwrap_or_else(|_| MessageId::new("unknown").unwrap_or_else(|_| unreachable!())),
+        receipt: ReceiptHandle(
+            record["receiptHandle"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        body: record["body"].as_str().unwrap_or_default().to_string(),
+        receive_count: record["attributes"]["ApproximateReceiveCount"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1),
+    }
+}

@@ -7,9 +7,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use shared::Stores;
-use shared::ids::{MessageId, ReceiptHandle};
 use shared::pipelines::push::{PushOutcome, Pusher};
-use shared::ports::ReceivedMessage;
 use shared::providers::ProviderClients;
 use tracing::Instrument;
 
@@ -18,13 +16,8 @@ pub async fn handle(stores: &Stores, pusher: &Pusher, event: Value, request_id: 
     async {
         let mut failures = Vec::new();
         for r in event["Records"].as_array().into_iter().flatten() {
-            let id = r["messageId"].as_str().unwrap_or_default().to_string();
-            let message = ReceivedMessage {
-                id: MessageId::new(if id.is_empty() { "unknown" } else { &id }).unwrap_or_else(|_| MessageId::new("unknown").unwrap_or_else(|_| unreachable!())),
-                receipt: ReceiptHandle(r["receiptHandle"].as_str().unwrap_or_default().to_string()),
-                body: r["body"].as_str().unwrap_or_default().to_string(),
-                receive_count: r["attributes"]["ApproximateReceiveCount"].as_str().and_then(|c| c.parse().ok()).unwrap_or(1),
-            };
+            let message = crate::sqs_message(r);
+            let id = message.id.to_string();
             match pusher.handle(stores.push_queue.as_ref(), &message).await {
                 Ok(PushOutcome::Retry(after, why)) => {
                     tracing::warn!(message_id = %id, retry_in = ?after, reason = %why, "push delayed");
