@@ -972,9 +972,11 @@ async fn orders_bulk(
             return bad("Give startDate and endDate, or businessDate");
         }
     };
-    let mut orders: Vec<ToastOrder> = {
+    // Select and sort by reference; only the page's orders are copied out.
+    let (total, page_orders): (usize, Vec<ToastOrder>) = {
         let data = app.data.lock().unwrap();
-        data.orders
+        let mut selected: Vec<&ToastOrder> = data
+            .orders
             .get(&restaurant.guid)
             .map(|o| {
                 o.values()
@@ -984,19 +986,21 @@ async fn orders_bulk(
                         }
                         Selection::BusinessDate(d) => o.business_date == *d,
                     })
-                    .cloned()
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        selected.sort_by(|a, b| (a.modified, &a.guid).cmp(&(b.modified, &b.guid)));
+        let total = selected.len();
+        let from = (page - 1).saturating_mul(page_size).min(total);
+        let to = from.saturating_add(page_size).min(total);
+        (
+            total,
+            selected[from..to].iter().map(|o| (*o).clone()).collect(),
+        )
     };
-    orders.sort_by(|a, b| (a.modified, &a.guid).cmp(&(b.modified, &b.guid)));
-    let total = orders.len();
     let from = (page - 1).saturating_mul(page_size).min(total);
     let to = from.saturating_add(page_size).min(total);
-    let body: Vec<Value> = orders[from..to]
-        .iter()
-        .map(|o| o.to_json(&restaurant))
-        .collect();
+    let body: Vec<Value> = page_orders.iter().map(|o| o.to_json(&restaurant)).collect();
     let host = header(&headers, "host").unwrap_or("127.0.0.1");
     let link = |p: usize| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
