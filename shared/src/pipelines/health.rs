@@ -134,12 +134,22 @@ async fn ping(clients: &ProviderClients, c: &Connection) -> Result<(), ProviderE
     }
 }
 
-/// Checks one connection.
+/// Messages waiting in the work, push and pull dead-letter queues.
+pub async fn dead_letters(stores: &Stores) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for q in [&stores.work_queue, &stores.push_queue, &stores.pull_queue] {
+        n += q.depth().await?.dead;
+    }
+    Ok(n)
+}
+
+/// Checks one connection; `dlq_depth` is [`dead_letters`], read once per run.
 pub async fn check(
     stores: &Stores,
     clients: &ProviderClients,
     c: &Connection,
     t: &Thresholds,
+    dlq_depth: u64,
 ) -> Result<ConnectionHealth, StoreError> {
     let now = Timestamp::now();
     let mut unhealthy = Vec::new();
@@ -259,10 +269,6 @@ pub async fn check(
     }
 
     // Dead letters.
-    let mut dlq_depth = 0;
-    for q in [&stores.work_queue, &stores.push_queue, &stores.pull_queue] {
-        dlq_depth += q.depth().await?.dead;
-    }
     if dlq_depth > 0 {
         degraded.push(format!("{dlq_depth} message(s) in dead-letter queues"));
     }
@@ -408,8 +414,9 @@ pub async fn monitor(
     t: &Thresholds,
 ) -> Result<Vec<ConnectionHealth>, StoreError> {
     let mut out = Vec::new();
+    let dlq_depth = dead_letters(stores).await?;
     for c in stores.connections.list_all().await? {
-        let report = check(stores, clients, &c, t).await?;
+        let report = check(stores, clients, &c, t, dlq_depth).await?;
         println!("{}", emf_line(&report));
         let key = health_key(&c)?;
         let previous = stores.cursors.get(&key).await?;

@@ -328,11 +328,9 @@ impl Pusher {
             }
             Err(e) => e,
         };
-        if let Failure::Held(why) = &reason {
-            return Ok(PushOutcome::Skipped(why.clone()));
-        }
         let outcome = match &reason {
-            Failure::Held(why) => PushOutcome::Skipped(why.clone()),
+            // Nothing was attempted: nothing to record.
+            Failure::Held(why) => return Ok(PushOutcome::Skipped(why.clone())),
             Failure::Invalid(why) => PushOutcome::Park(why.clone()),
             Failure::Provider(ProviderError::RateLimited { retry_after }) => PushOutcome::Retry(
                 retry_after.unwrap_or(Duration::from_secs(30)),
@@ -396,20 +394,7 @@ impl Pusher {
             .get(&item.destination)
             .cloned()
             .unwrap_or_default();
-        let dest = self
-            .stores
-            .connections
-            .list_for_tenant(&t.tenant)
-            .await
-            .map_err(|e| Failure::Provider(ProviderError::Transient(e.to_string())))?
-            .into_iter()
-            .find(|c| c.provider == item.destination)
-            .ok_or_else(|| {
-                Failure::Invalid(format!(
-                    "tenant {} has no {} connection",
-                    t.tenant, item.destination
-                ))
-            })?;
+        let dest = self.destination(&t.tenant, item.destination).await?;
         let rid = request_id(item);
         let remote = state.and_then(|s| s.remote_id.clone());
         match item.destination {
@@ -418,7 +403,7 @@ impl Pusher {
                     .clients
                     .quickbooks(&dest)
                     .await
-                    .map_err(Failure::provider)?;
+                    .map_err(Failure::Provider)?;
                 let (entity, body) =
                     quickbooks_entity(&t, &mapping, &source).map_err(Failure::Invalid)?;
                 let saved = match remote {
@@ -430,7 +415,7 @@ impl Pusher {
                                 client
                                     .read(entity, &id)
                                     .await
-                                    .map_err(Failure::provider)?
+                                    .map_err(Failure::Provider)?
                                     .sync_token
                             }
                         };
@@ -438,7 +423,7 @@ impl Pusher {
                             Err(ProviderError::Conflict(_)) => {
                                 // Someone else edited it: take the current SyncToken and try once more.
                                 let fresh =
-                                    client.read(entity, &id).await.map_err(Failure::provider)?;
+                                    client.read(entity, &id).await.map_err(Failure::Provider)?;
                                 client
                                     .sparse_update(
                                         entity,
@@ -453,17 +438,17 @@ impl Pusher {
                         }
                     }
                 }
-                .map_err(Failure::provider)?;
+                .map_err(Failure::Provider)?;
                 Ok((saved.id, Some(saved.sync_token)))
             }
             Provider::Xero => {
-                let client = self.clients.xero(&dest).await.map_err(Failure::provider)?;
+                let client = self.clients.xero(&dest).await.map_err(Failure::Provider)?;
                 let body = xero_entity(&t, &mapping, &source, remote.as_deref())
                     .map_err(Failure::Invalid)?;
                 let results = client
                     .put_bank_transactions(&[body], &rid)
                     .await
-                    .map_err(Failure::provider)?;
+                    .map_err(Failure::Provider)?;
                 match results.into_iter().next() {
                     Some(ItemResult::Saved { id, .. }) => Ok((id, None)),
                     Some(ItemResult::Invalid(m)) => {
@@ -515,7 +500,7 @@ impl Pusher {
         let dest = self
             .destination(&item.key.tenant, Provider::MarketMan)
             .await?;
-        let client = self.clients.marketman(&dest).map_err(Failure::provider)?;
+        let client = self.clients.marketman(&dest).map_err(Failure::Provider)?;
         let code = |kind: &str, id: &str| {
             dest.codes
                 .get(&format!("{kind}:{id}"))
@@ -550,7 +535,7 @@ impl Pusher {
                         &lines,
                     )
                     .await
-                    .map_err(Failure::provider)?;
+                    .map_err(Failure::Provider)?;
                 let number = v["OrderNumber"]
                     .as_str()
                     .map(str::to_string)
@@ -604,7 +589,7 @@ impl Pusher {
                         &items,
                     )
                     .await
-                    .map_err(Failure::provider)?;
+                    .map_err(Failure::Provider)?;
                 Ok((doc, None))
             }
             _ => Err(Failure::Invalid("not a MarketMan record".into())),
@@ -629,7 +614,7 @@ impl Pusher {
             .clients
             .timetracking(&dest)
             .await
-            .map_err(Failure::provider)?;
+            .map_err(Failure::Provider)?;
         let minutes = (hours * rust_decimal::Decimal::from(60)).round();
         let body = json!({
             "externalId": e.id,
@@ -647,7 +632,7 @@ impl Pusher {
             Some(id) => client.update(&id, &body).await,
             None => client.create(&body, Some(&request_id(item))).await,
         }
-        .map_err(Failure::provider)?;
+        .map_err(Failure::Provider)?;
         let id = saved["id"]
             .as_str()
             .map(str::to_string)
@@ -669,12 +654,6 @@ enum Failure {
     Provider(ProviderError),
     /// Not to be sent yet (an open shift): dropped until a new version comes.
     Held(String),
-}
-
-impl Failure {
-    fn provider(e: ProviderError) -> Self {
-        Failure::Provider(e)
-    }
 }
 
 impl std::fmt::Display for Failure {
