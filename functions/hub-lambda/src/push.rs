@@ -1,6 +1,6 @@
 //! The push function: consumes the push queue (QuickBooks and Xero items
-//! alike) and reports partial batch failures, so only the messages to retry
-//! come back. A retry is delayed on the message itself (its visibility: the
+//! alike, grouped into the providers' batch requests per account) and
+//! reports partial batch failures, so only the messages to retry come back. A retry is delayed on the message itself (its visibility: the
 //! provider's `Retry-After`, or a growing backoff); a permanent failure is
 //! parked in the dead-letter queue at once and the ledger row marked failed.
 
@@ -14,20 +14,38 @@ use tracing::Instrument;
 /// Handles one SQS batch; returns the `batchItemFailures` answer.
 pub async fn handle(stores: &Stores, pusher: &Pusher, event: Value, request_id: &str) -> Value {
     async {
+        let messages: Vec<_> = event["Records"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(crate::sqs_message)
+            .collect();
         let mut failures = Vec::new();
-        for r in event["Records"].as_array().into_iter().flatten() {
-            let message = crate::sqs_message(r);
-            let id = message.id.to_string();
-            match pusher.handle(stores.push_queue.as_ref(), &message).await {
-                Ok(PushOutcome::Retry(after, why)) => {
-                    tracing::warn!(message_id = %id, retry_in = ?after, reason = %why, "push delayed");
-                    failures.push(json!({ "itemIdentifier": id }));
+        match pusher
+            .handle_many(stores.push_queue.as_ref(), &messages)
+            .await
+        {
+            Ok(outcomes) => {
+                for (message, outcome) in messages.iter().zip(outcomes) {
+                    let id = message.id.to_string();
+                    match outcome {
+                        PushOutcome::Retry(after, why) => {
+                            tracing::warn!(message_id = %id, retry_in = ?after, reason = %why, "push delayed");
+                            failures.push(json!({ "itemIdentifier": id }));
+                        }
+                        outcome => tracing::info!(message_id = %id, ?outcome, "push settled"),
+                    }
                 }
-                Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "push settled"),
-                Err(e) => {
-                    tracing::error!(message_id = %id, error = %e, "push could not be settled");
-                    failures.push(json!({ "itemIdentifier": id }));
-                }
+            }
+            Err(e) => {
+                // The store failed mid-way: every message comes back; what
+                // was posted is skipped on the next delivery.
+                tracing::error!(error = %e, "push batch could not be settled");
+                failures.extend(
+                    messages
+                        .iter()
+                        .map(|m| json!({ "itemIdentifier": m.id.to_string() })),
+                );
             }
         }
         json!({ "batchItemFailures": failures })

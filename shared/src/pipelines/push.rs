@@ -5,31 +5,51 @@
 //! newer version has its own message); a version already posted is dropped.
 //! Otherwise the transaction is booked with the tenant's account mappings:
 //!
-//! - QuickBooks: a credit is a SalesReceipt, a debit a Purchase. A row never
-//!   posted is created with `requestid` = a hash of the row's key and version,
-//!   so a retry after a lost answer replays instead of creating twice. A row
-//!   posted before is a sparse update with the stored SyncToken; a stale one is
-//!   re-read and the update tried again.
-//! - Xero: a credit is a RECEIVE, a debit a SPEND bank transaction, sent with
-//!   `summarizeErrors=false` and an `Idempotency-Key` from the same hash; a row
-//!   posted before carries its `BankTransactionID`, so it is updated.
+//! - QuickBooks: a credit is a SalesReceipt, a debit a Purchase. New ones of
+//!   one realm go 10 to a batch request while the realm's 40 batches a minute
+//!   last, and one by one beyond that (both count against its 500 calls a
+//!   minute). A single create carries `requestid` = a hash of the row's key
+//!   and version, so a retry after a lost answer replays instead of creating
+//!   twice. A row posted before is a sparse update with the stored SyncToken;
+//!   a stale one is re-read and the update tried again.
+//! - Xero: a credit is a RECEIVE, a debit a SPEND bank transaction, up to 50
+//!   to a request, sent with `summarizeErrors=false` (each item its own
+//!   result) and an `Idempotency-Key` derived from the request's contents; a
+//!   row posted before carries its `BankTransactionID`, so it is updated.
 //!
-//! What comes back decides the message's fate: posted (deleted); refused as
+//! A batch key names its contents, so a batch must never be regrouped: a
+//! redelivered message whose rows went out in another grouping would carry a
+//! new key and book them twice. So before anything is sent, each row is
+//! promised to its request (a compare-and-set on the ledger row's send
+//! marker; a row promised elsewhere is left to that request), and the batch
+//! is written to the idempotency store. A redelivery of any member resends
+//! that written batch with the same key, and the provider replays its first
+//! answer. A promise whose batch was never written (the worker died between
+//! the two writes) is declared abandoned in the store, after which no one can
+//! write it, and its rows are sent afresh.
+//!
+//! What comes back decides each message's fate: posted (deleted); refused as
 //! invalid or unauthorized (the ledger row marked failed with the provider's
-//! message, the message parked in the dead-letter queue for an operator);
-//! rate limited or transient (delayed by the `Retry-After` or a backoff that
-//! grows with each receive, then tried again; after the queue's receive limit
-//! it lands in the dead-letter queue).
+//! message, its promise released, the message parked in the dead-letter
+//! queue for an operator); rate limited or transient (delayed by the
+//! `Retry-After` or a backoff that grows with each receive, then tried
+//! again; after the queue's receive limit it lands in the dead-letter queue).
 
 use super::records::PushItem;
 use crate::Stores;
+use crate::ids::IdempotencyKey;
 use crate::model::{AccountMapping, Connection, Direction, Provider, Record, Transaction};
-use crate::ports::{LedgerEntry, ReceivedMessage, StoreError, WorkQueue};
+use crate::ports::{
+    ClaimOutcome, DestinationState, LedgerEntry, LedgerKey, ReceivedMessage, StoreError, WorkQueue,
+};
+use crate::providers::quickbooks::BatchResult;
 use crate::providers::xero::ItemResult;
 use crate::providers::{ProviderClients, ProviderError};
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -225,6 +245,65 @@ pub struct Pusher {
     pub retry_base: Duration,
 }
 
+/// The idempotency-store key a batch's contents are kept under.
+fn batch_store_key(batch: &str) -> Result<IdempotencyKey, StoreError> {
+    IdempotencyKey::new(format!("push-batch:{batch}")).map_err(|e| StoreError::Corrupt {
+        what: "batch key".into(),
+        detail: e.to_string(),
+    })
+}
+
+/// What a batch send marker holds in place of contents when a worker found
+/// it promised but never written (its writer died before sending it).
+const ABANDONED: &str = "abandoned";
+
+/// How long a batch's contents are kept: as long as a message can live in
+/// a queue or its dead-letter queue (SQS keeps them at most 14 days).
+const BATCH_RETENTION: Duration = Duration::from_secs(14 * 86_400);
+
+/// A short delay for a message whose row another worker is sending now.
+const BUSY: Duration = Duration::from_secs(2);
+
+/// A push message read and checked against its ledger row.
+#[derive(Debug, Clone)]
+struct Ready {
+    /// Its index in the receive.
+    msg: usize,
+    receive_count: u32,
+    item: PushItem,
+    entry: LedgerEntry,
+    state: Option<DestinationState>,
+}
+
+/// One member of a batch: which row version, and its id in the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Member {
+    key: LedgerKey,
+    version: u32,
+    bid: String,
+}
+
+/// A batch exactly as sent (and as resent after a lost answer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SentBatch {
+    destination: Provider,
+    tenant: crate::ids::TenantId,
+    members: Vec<Member>,
+    /// QuickBooks: `[[bId, entity, body], ...]`; Xero: the bank transactions.
+    request: Value,
+}
+
+impl SentBatch {
+    /// The provider's idempotency key: derived from the contents (members
+    /// and bodies), at most 32 characters (QuickBooks takes 36 for a batch).
+    fn key(&self) -> String {
+        let bytes = serde_json::to_vec(&(&self.members, &self.request)).unwrap_or_default();
+        hex::encode(&Sha256::digest(&bytes)[..16])
+    }
+}
+
+type Posted = (String, Option<String>);
+
 impl Pusher {
     /// A pusher on `stores`, calling providers through `clients`.
     pub fn new(stores: Stores, clients: ProviderClients) -> Self {
@@ -248,19 +327,34 @@ impl Pusher {
         queue: &dyn WorkQueue,
         m: &ReceivedMessage,
     ) -> Result<PushOutcome, StoreError> {
-        let outcome = match serde_json::from_str::<PushItem>(&m.body) {
-            Ok(item) => self.push(&item, m.receive_count).await?,
-            Err(e) => PushOutcome::Park(format!("unreadable push message: {e}")),
-        };
-        match &outcome {
-            PushOutcome::Posted(_) | PushOutcome::Skipped(_) => queue.delete(&m.receipt).await?,
-            PushOutcome::Retry(after, _) => queue.change_visibility(&m.receipt, *after).await?,
-            PushOutcome::Park(_) => queue.park(m).await?,
-        }
-        Ok(outcome)
+        let mut out = self.handle_many(queue, std::slice::from_ref(m)).await?;
+        Ok(out.remove(0))
     }
 
-    /// Receives and handles until the queue has nothing visible (local runs, tests).
+    /// Handles messages received together, grouping what one request can
+    /// carry (QuickBooks creates of one realm, 10 to a batch while the
+    /// realm's batch budget lasts; Xero bank transactions of one tenant, 50 to
+    /// a request), and settles each on `queue`. Outcomes are in message order.
+    pub async fn handle_many(
+        &self,
+        queue: &dyn WorkQueue,
+        messages: &[ReceivedMessage],
+    ) -> Result<Vec<PushOutcome>, StoreError> {
+        let outcomes = self.push_many(messages).await?;
+        for (m, outcome) in messages.iter().zip(&outcomes) {
+            match outcome {
+                PushOutcome::Posted(_) | PushOutcome::Skipped(_) => {
+                    queue.delete(&m.receipt).await?
+                }
+                PushOutcome::Retry(after, _) => queue.change_visibility(&m.receipt, *after).await?,
+                PushOutcome::Park(_) => queue.park(m).await?,
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Receives and handles until the queue has nothing visible (local runs,
+    /// tests), up to 50 messages at a time as the push function gets them.
     pub async fn drain(
         &self,
         queue: &dyn WorkQueue,
@@ -268,45 +362,160 @@ impl Pusher {
     ) -> Result<Vec<PushOutcome>, StoreError> {
         let mut out = Vec::new();
         for _ in 0..max_rounds {
-            let batch = queue
-                .receive(10, Duration::from_secs(60), Duration::ZERO)
-                .await?;
+            let mut batch = Vec::new();
+            while batch.len() < 50 {
+                let got = queue
+                    .receive(10, Duration::from_secs(120), Duration::ZERO)
+                    .await?;
+                if got.is_empty() {
+                    break;
+                }
+                batch.extend(got);
+            }
             if batch.is_empty() {
                 break;
             }
-            for m in &batch {
-                out.push(self.handle(queue, m).await?);
-            }
+            out.extend(self.handle_many(queue, &batch).await?);
         }
         Ok(out)
     }
 
-    /// Posts one version of one row; records the result in the ledger.
+    /// Posts one version of one row (as a receive of one message would).
     pub async fn push(
         &self,
         item: &PushItem,
         receive_count: u32,
     ) -> Result<PushOutcome, StoreError> {
+        match self.prepare(0, item.clone(), receive_count).await? {
+            Err(outcome) => Ok(outcome),
+            Ok(ready) => {
+                let mut out = vec![None];
+                self.route(vec![ready], &mut out).await?;
+                Ok(out
+                    .remove(0)
+                    .unwrap_or_else(|| PushOutcome::Retry(BUSY, "no outcome for the push".into())))
+            }
+        }
+    }
+
+    async fn push_many(
+        &self,
+        messages: &[ReceivedMessage],
+    ) -> Result<Vec<PushOutcome>, StoreError> {
+        let mut out: Vec<Option<PushOutcome>> = vec![None; messages.len()];
+        let mut seen = std::collections::HashSet::new();
+        let mut readies = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            let item = match serde_json::from_str::<PushItem>(&m.body) {
+                Ok(item) => item,
+                Err(e) => {
+                    out[i] = Some(PushOutcome::Park(format!("unreadable push message: {e}")));
+                    continue;
+                }
+            };
+            if !seen.insert((item.key.clone(), item.version, item.destination)) {
+                out[i] = Some(PushOutcome::Skipped(
+                    "the same push twice in one receive".into(),
+                ));
+                continue;
+            }
+            match self.prepare(i, item, m.receive_count).await? {
+                Ok(ready) => readies.push(ready),
+                Err(outcome) => out[i] = Some(outcome),
+            }
+        }
+        self.route(readies, &mut out).await?;
+        Ok(out
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| PushOutcome::Retry(BUSY, "no outcome for the push".into()))
+            })
+            .collect())
+    }
+
+    /// Reads the row a push names; an outcome where nothing is to be sent.
+    async fn prepare(
+        &self,
+        msg: usize,
+        item: PushItem,
+        receive_count: u32,
+    ) -> Result<Result<Ready, PushOutcome>, StoreError> {
         let Some(entry) = self.stores.ledger.get(&item.key).await? else {
-            return Ok(PushOutcome::Park(format!(
+            return Ok(Err(PushOutcome::Park(format!(
                 "ledger row {} does not exist",
                 item.key.storage_key()
-            )));
+            ))));
         };
         if entry.version != item.version {
-            return Ok(PushOutcome::Skipped(format!(
+            return Ok(Err(PushOutcome::Skipped(format!(
                 "superseded by version {}",
                 entry.version
-            )));
+            ))));
         }
         let state = entry.destinations.get(&item.destination).cloned();
         if let Some(s) = &state
             && s.status == crate::ports::DestinationStatus::Posted
             && s.version == entry.version
         {
-            return Ok(PushOutcome::Skipped("already posted".into()));
+            return Ok(Err(PushOutcome::Skipped("already posted".into())));
         }
-        let result = self.post(item, &entry, state.as_ref()).await;
+        Ok(Ok(Ready {
+            msg,
+            receive_count,
+            item,
+            entry,
+            state,
+        }))
+    }
+
+    /// Sends what is ready: resends of promised requests first, then new
+    /// batches per account, then the rest one by one.
+    async fn route(
+        &self,
+        readies: Vec<Ready>,
+        out: &mut [Option<PushOutcome>],
+    ) -> Result<(), StoreError> {
+        let mut resends: BTreeMap<String, Vec<Ready>> = BTreeMap::new();
+        let mut groups: BTreeMap<(crate::ids::TenantId, Provider), Vec<Ready>> = BTreeMap::new();
+        let mut singles = Vec::new();
+        for r in readies {
+            let remote = r.state.as_ref().and_then(|s| s.remote_id.as_ref());
+            if let Some(send) = r.state.as_ref().and_then(|s| s.send.clone()) {
+                resends.entry(send).or_default().push(r);
+            } else if r.item.destination == Provider::Xero
+                || (r.item.destination == Provider::QuickBooks && remote.is_none())
+            {
+                groups
+                    .entry((r.item.key.tenant.clone(), r.item.destination))
+                    .or_default()
+                    .push(r);
+            } else {
+                singles.push(r);
+            }
+        }
+        for (send, rs) in resends {
+            self.resend(&send, rs, out).await?;
+        }
+        for ((tenant, destination), rs) in groups {
+            self.send_group(&tenant, destination, rs, out).await?;
+        }
+        for r in singles {
+            let result = self.post(&r.item, &r.entry, r.state.as_ref()).await;
+            out[r.msg] = Some(self.record(&r.item, result, r.receive_count, None).await?);
+        }
+        Ok(())
+    }
+
+    /// Records what a post came to in the ledger; the message's outcome.
+    /// `send`: the row's send marker, released when the failure is permanent
+    /// (a fixed and redriven row is sent afresh).
+    async fn record(
+        &self,
+        item: &PushItem,
+        result: Result<Posted, Failure>,
+        receive_count: u32,
+        send: Option<&str>,
+    ) -> Result<PushOutcome, StoreError> {
         let reason = match result {
             Ok((remote_id, sync_token)) => {
                 return match self
@@ -341,6 +550,17 @@ impl Pusher {
             }
             Failure::Provider(_) => PushOutcome::Park(reason.to_string()),
         };
+        if let (PushOutcome::Park(_), Some(send)) = (&outcome, send) {
+            match self
+                .stores
+                .ledger
+                .mark_send(&item.key, item.destination, item.version, None, Some(send))
+                .await
+            {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         match self
             .stores
             .ledger
@@ -359,23 +579,13 @@ impl Pusher {
         Ok(outcome)
     }
 
-    async fn post(
+    /// What one accounting post needs: the transaction, its source
+    /// connection's mapping, and the destination connection.
+    async fn accounting(
         &self,
         item: &PushItem,
         entry: &LedgerEntry,
-        state: Option<&crate::ports::DestinationState>,
-    ) -> Result<(String, Option<String>), Failure> {
-        let record: Record = serde_json::from_value(entry.payload.clone())
-            .map_err(|e| Failure::Invalid(format!("ledger payload is not a record: {e}")))?;
-        match (&record, item.destination) {
-            (Record::PurchaseOrder(_) | Record::Delivery(_), Provider::MarketMan) => {
-                return self.post_marketman(item, &record, state).await;
-            }
-            (Record::TimeEntry(e), Provider::TimeTracking) => {
-                return self.post_time_entry(item, e, state).await;
-            }
-            _ => {}
-        }
+    ) -> Result<(Transaction, AccountMapping, Connection, Connection), Failure> {
         let t = transaction(entry).map_err(Failure::Invalid)?;
         let source = self
             .stores
@@ -395,6 +605,435 @@ impl Pusher {
             .cloned()
             .unwrap_or_default();
         let dest = self.destination(&t.tenant, item.destination).await?;
+        Ok((t, mapping, source, dest))
+    }
+
+    /// New creates (QuickBooks) or bank transactions (Xero) of one account.
+    async fn send_group(
+        &self,
+        tenant: &crate::ids::TenantId,
+        destination: Provider,
+        readies: Vec<Ready>,
+        out: &mut [Option<PushOutcome>],
+    ) -> Result<(), StoreError> {
+        // Bodies first: a row that cannot be built fails alone.
+        let mut built = Vec::new();
+        let mut dest_conn = None;
+        for r in readies {
+            let body = match self.accounting(&r.item, &r.entry).await {
+                Ok((t, mapping, source, dest)) => {
+                    dest_conn = Some(dest);
+                    match destination {
+                        Provider::QuickBooks => quickbooks_entity(&t, &mapping, &source)
+                            .map(|(entity, body)| json!([entity, body])),
+                        _ => {
+                            let remote = r.state.as_ref().and_then(|s| s.remote_id.as_deref());
+                            xero_entity(&t, &mapping, &source, remote)
+                        }
+                    }
+                    .map_err(Failure::Invalid)
+                }
+                Err(e) => Err(e),
+            };
+            match body {
+                Ok(body) => built.push((r, body)),
+                Err(e) => {
+                    out[r.msg] = Some(self.record(&r.item, Err(e), r.receive_count, None).await?)
+                }
+            }
+        }
+        let Some(dest) = dest_conn else {
+            return Ok(());
+        };
+        let per_request = match destination {
+            Provider::QuickBooks => crate::providers::quickbooks::MAX_BATCH,
+            _ => crate::providers::xero::MAX_BATCH,
+        };
+        let mut rest = built;
+        while !rest.is_empty() {
+            let chunk: Vec<_> = rest.drain(..rest.len().min(per_request)).collect();
+            let batch = match destination {
+                // A batch of one is a single call spent from a smaller budget.
+                Provider::QuickBooks if chunk.len() < 2 => false,
+                Provider::QuickBooks => match self.clients.quickbooks(&dest).await {
+                    Ok(c) => c.try_batch_budget().await.unwrap_or(false),
+                    Err(_) => false,
+                },
+                _ => true,
+            };
+            if batch {
+                self.send_new_batch(tenant, destination, &dest, chunk, out)
+                    .await?;
+            } else {
+                for (r, _) in chunk {
+                    self.send_single(&r, None, out).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A QuickBooks create on its own, promised to its `requestid` first so
+    /// no other worker batches the same row meanwhile.
+    async fn send_single(
+        &self,
+        r: &Ready,
+        promised: Option<&str>,
+        out: &mut [Option<PushOutcome>],
+    ) -> Result<(), StoreError> {
+        let send = format!("s:{}", request_id(&r.item));
+        if promised.is_none() {
+            match self
+                .stores
+                .ledger
+                .mark_send(
+                    &r.item.key,
+                    r.item.destination,
+                    r.item.version,
+                    Some(&send),
+                    None,
+                )
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::Conflict(why)) => {
+                    out[r.msg] = Some(PushOutcome::Retry(BUSY, why));
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let result = self.post(&r.item, &r.entry, r.state.as_ref()).await;
+        out[r.msg] = Some(
+            self.record(&r.item, result, r.receive_count, Some(&send))
+                .await?,
+        );
+        Ok(())
+    }
+
+    /// Promises rows to a new batch, writes the batch down, then sends it.
+    async fn send_new_batch(
+        &self,
+        tenant: &crate::ids::TenantId,
+        destination: Provider,
+        dest: &Connection,
+        chunk: Vec<(Ready, Value)>,
+        out: &mut [Option<PushOutcome>],
+    ) -> Result<(), StoreError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let send = format!("b:{id}");
+        let mut members = Vec::new();
+        for (r, body) in chunk {
+            match self
+                .stores
+                .ledger
+                .mark_send(
+                    &r.item.key,
+                    r.item.destination,
+                    r.item.version,
+                    Some(&send),
+                    None,
+                )
+                .await
+            {
+                Ok(()) => members.push((r, body)),
+                Err(StoreError::Conflict(why)) => out[r.msg] = Some(PushOutcome::Retry(BUSY, why)),
+                Err(e) => return Err(e),
+            }
+        }
+        if members.is_empty() {
+            return Ok(());
+        }
+        let request = match destination {
+            Provider::QuickBooks => Value::Array(
+                members
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, b))| json!([format!("b{i}"), b[0], b[1]]))
+                    .collect(),
+            ),
+            _ => Value::Array(members.iter().map(|(_, b)| b.clone()).collect()),
+        };
+        let batch = SentBatch {
+            destination,
+            tenant: tenant.clone(),
+            members: members
+                .iter()
+                .enumerate()
+                .map(|(i, (r, _))| Member {
+                    key: r.item.key.clone(),
+                    version: r.item.version,
+                    bid: format!("b{i}"),
+                })
+                .collect(),
+            request,
+        };
+        // Written before it is sent: a redelivery resends exactly this.
+        let key = batch_store_key(&id)?;
+        let now = jiff::Timestamp::now();
+        let written = match self.stores.idempotency.claim(&key, now + BUSY * 60).await? {
+            ClaimOutcome::Claimed(token) => {
+                let text = serde_json::to_string(&batch).map_err(|e| StoreError::Corrupt {
+                    what: format!("batch {id}"),
+                    detail: e.to_string(),
+                })?;
+                self.stores
+                    .idempotency
+                    .complete(&key, &token, Some(&text), now + BATCH_RETENTION)
+                    .await
+                    .is_ok()
+            }
+            _ => false,
+        };
+        let readies: Vec<Ready> = members.into_iter().map(|(r, _)| r).collect();
+        if !written {
+            // Another worker declared it abandoned: each row is sent afresh
+            // on its next delivery.
+            for r in &readies {
+                out[r.msg] = Some(PushOutcome::Retry(
+                    BUSY,
+                    "batch abandoned before it was sent".into(),
+                ));
+            }
+            return Ok(());
+        }
+        self.send_batch(&batch, dest, &send, &readies, out).await
+    }
+
+    /// Sends a written batch and records every member's result. The
+    /// messages in `readies` get their outcome; members received elsewhere
+    /// are recorded in the ledger and skipped when their message comes.
+    async fn send_batch(
+        &self,
+        batch: &SentBatch,
+        dest: &Connection,
+        send: &str,
+        readies: &[Ready],
+        out: &mut [Option<PushOutcome>],
+    ) -> Result<(), StoreError> {
+        let key = batch.key();
+        let results: Result<Vec<Result<Posted, Failure>>, Failure> = match batch.destination {
+            Provider::QuickBooks => {
+                async {
+                    let client = self
+                        .clients
+                        .quickbooks(dest)
+                        .await
+                        .map_err(Failure::Provider)?;
+                    let items: Vec<(String, String, Value)> = batch
+                        .request
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|v| {
+                            (
+                                v[0].as_str().unwrap_or_default().to_string(),
+                                v[1].as_str().unwrap_or_default().to_string(),
+                                v[2].clone(),
+                            )
+                        })
+                        .collect();
+                    let answers = client
+                        .batch_create(&items, &key)
+                        .await
+                        .map_err(Failure::Provider)?;
+                    Ok(batch
+                        .members
+                        .iter()
+                        .map(|m| {
+                            match answers
+                                .iter()
+                                .find(|(bid, _)| *bid == m.bid)
+                                .map(|(_, r)| r)
+                            {
+                                Some(BatchResult::Saved(s)) => {
+                                    Ok((s.id.clone(), Some(s.sync_token.clone())))
+                                }
+                                Some(BatchResult::Failed(e)) => Err(Failure::Provider(e.clone())),
+                                None => Err(Failure::Provider(ProviderError::Transient(format!(
+                                    "the batch answered nothing for {}",
+                                    m.bid
+                                )))),
+                            }
+                        })
+                        .collect())
+                }
+                .await
+            }
+            _ => {
+                async {
+                    let client = self.clients.xero(dest).await.map_err(Failure::Provider)?;
+                    let bodies: Vec<Value> = batch.request.as_array().cloned().unwrap_or_default();
+                    let answers = client
+                        .put_bank_transactions(&bodies, &key)
+                        .await
+                        .map_err(Failure::Provider)?;
+                    Ok(answers
+                        .into_iter()
+                        .map(|a| match a {
+                            ItemResult::Saved { id, .. } => Ok((id, None)),
+                            ItemResult::Invalid(m) => {
+                                Err(Failure::Provider(ProviderError::Validation(m)))
+                            }
+                        })
+                        .collect())
+                }
+                .await
+            }
+        };
+        let per_member: Vec<Result<Posted, Failure>> = match results {
+            Ok(r) => r,
+            Err(e) => batch.members.iter().map(|_| Err(e.clone())).collect(),
+        };
+        for (m, result) in batch.members.iter().zip(per_member) {
+            let item = PushItem {
+                key: m.key.clone(),
+                version: m.version,
+                destination: batch.destination,
+            };
+            let mine = readies.iter().find(|r| r.item == item);
+            let receive_count = mine.map_or(1, |r| r.receive_count);
+            let outcome = self
+                .record(&item, result, receive_count, Some(send))
+                .await?;
+            if let Some(r) = mine {
+                out[r.msg] = Some(outcome);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resends what rows were promised to: the same single request, or the
+    /// same batch as written. A batch promised but never written was
+    /// abandoned by a worker that died: it is declared so (no one can write
+    /// it after that), the promise released, and the rows sent afresh.
+    async fn resend(
+        &self,
+        send: &str,
+        readies: Vec<Ready>,
+        out: &mut [Option<PushOutcome>],
+    ) -> Result<(), StoreError> {
+        if send.starts_with("s:") {
+            for r in &readies {
+                self.send_single(r, Some(send), out).await?;
+            }
+            return Ok(());
+        }
+        let id = send.trim_start_matches("b:");
+        let key = batch_store_key(id)?;
+        let now = jiff::Timestamp::now();
+        let written = match self.stores.idempotency.claim(&key, now + BUSY * 60).await? {
+            ClaimOutcome::Done {
+                result: Some(text), ..
+            } if text != ABANDONED => serde_json::from_str::<SentBatch>(&text).ok(),
+            ClaimOutcome::Done { .. } => None,
+            ClaimOutcome::Claimed(token) => {
+                match self
+                    .stores
+                    .idempotency
+                    .complete(&key, &token, Some(ABANDONED), now + BATCH_RETENTION)
+                    .await
+                {
+                    Ok(()) | Err(StoreError::Conflict(_)) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            ClaimOutcome::InProgress { lease_until } => {
+                let wait = Duration::try_from(lease_until.duration_since(now)).unwrap_or(BUSY);
+                for r in &readies {
+                    out[r.msg] = Some(PushOutcome::Retry(
+                        wait.max(BUSY),
+                        "its batch is being written".into(),
+                    ));
+                }
+                return Ok(());
+            }
+        };
+        match written {
+            Some(batch) => {
+                let dest = match self.destination(&batch.tenant, batch.destination).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        for r in &readies {
+                            let f = match &e {
+                                Failure::Invalid(s) => Failure::Invalid(s.clone()),
+                                other => Failure::Invalid(other.to_string()),
+                            };
+                            out[r.msg] = Some(
+                                self.record(&r.item, Err(f), r.receive_count, Some(send))
+                                    .await?,
+                            );
+                        }
+                        return Ok(());
+                    }
+                };
+                if batch.destination == Provider::QuickBooks {
+                    let budget = match self.clients.quickbooks(&dest).await {
+                        Ok(c) => c.wait_batch_budget().await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = budget {
+                        for r in &readies {
+                            out[r.msg] = Some(
+                                self.record(
+                                    &r.item,
+                                    Err(Failure::Provider(e.clone())),
+                                    r.receive_count,
+                                    Some(send),
+                                )
+                                .await?,
+                            );
+                        }
+                        return Ok(());
+                    }
+                }
+                self.send_batch(&batch, &dest, send, &readies, out).await
+            }
+            None => {
+                for r in &readies {
+                    match self
+                        .stores
+                        .ledger
+                        .mark_send(
+                            &r.item.key,
+                            r.item.destination,
+                            r.item.version,
+                            None,
+                            Some(send),
+                        )
+                        .await
+                    {
+                        Ok(()) | Err(StoreError::Conflict(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                    out[r.msg] = Some(PushOutcome::Retry(
+                        Duration::from_secs(1),
+                        "its batch was abandoned before it was sent; sending afresh".into(),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        item: &PushItem,
+        entry: &LedgerEntry,
+        state: Option<&crate::ports::DestinationState>,
+    ) -> Result<Posted, Failure> {
+        let record: Record = serde_json::from_value(entry.payload.clone())
+            .map_err(|e| Failure::Invalid(format!("ledger payload is not a record: {e}")))?;
+        match (&record, item.destination) {
+            (Record::PurchaseOrder(_) | Record::Delivery(_), Provider::MarketMan) => {
+                return self.post_marketman(item, &record, state).await;
+            }
+            (Record::TimeEntry(e), Provider::TimeTracking) => {
+                return self.post_time_entry(item, e, state).await;
+            }
+            _ => {}
+        }
+        let (t, mapping, source, dest) = self.accounting(item, entry).await?;
         let rid = request_id(item);
         let remote = state.and_then(|s| s.remote_id.clone());
         match item.destination {
@@ -489,7 +1128,7 @@ impl Pusher {
         item: &PushItem,
         record: &Record,
         state: Option<&crate::ports::DestinationState>,
-    ) -> Result<(String, Option<String>), Failure> {
+    ) -> Result<Posted, Failure> {
         if let Some(id) = state.and_then(|s| s.remote_id.clone()) {
             // MarketMan has no update for orders or documents: a changed one
             // is left as sent, and said so.
@@ -601,7 +1240,7 @@ impl Pusher {
         item: &PushItem,
         e: &crate::model::TimeEntry,
         state: Option<&crate::ports::DestinationState>,
-    ) -> Result<(String, Option<String>), Failure> {
+    ) -> Result<Posted, Failure> {
         let Some(hours) = crate::ops::hours::worked_hours(e).map_err(Failure::Invalid)? else {
             return Err(Failure::Held(
                 "the shift is open: held until it closes".into(),
@@ -646,7 +1285,7 @@ impl Pusher {
 }
 
 /// Why a post failed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Failure {
     /// The hub cannot build a valid request (mapping missing, wrong record).
     Invalid(String),

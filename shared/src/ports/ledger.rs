@@ -142,6 +142,12 @@ pub struct DestinationState {
     /// The last failure's reason, as the destination gave it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The send this version is promised to (a batch id, or the single
+    /// request's id), written before the request leaves. A redelivery sends
+    /// that same request again instead of grouping the row into a new one,
+    /// so a batch key always names the same contents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
     /// When this state was written.
     pub updated_at: Timestamp,
 }
@@ -201,6 +207,7 @@ impl LedgerEntry {
             state.version = self.version;
             state.attempts = 0;
             state.last_error = None;
+            state.send = None;
             state.updated_at = now;
         }
         UpsertOutcome::Changed {
@@ -245,6 +252,7 @@ impl LedgerEntry {
             .entry(destination)
             .or_insert_with(|| DestinationState::pending(version, now));
         state.status = DestinationStatus::Posted;
+        state.send = None;
         state.remote_id = Some(remote_id.to_string());
         state.sync_token = sync_token.map(str::to_string);
         state.last_error = None;
@@ -272,6 +280,34 @@ impl LedgerEntry {
         Ok(state.attempts)
     }
 
+    /// Moves `version`'s send marker at `destination` from `expected` to
+    /// `send`: refused with `Conflict` if the marker is not `expected` (another
+    /// worker promised the row to another request) or the row moved on.
+    pub fn apply_send(
+        &mut self,
+        destination: Provider,
+        version: u32,
+        send: Option<&str>,
+        expected: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.check_version(destination, version)?;
+        let key = self.key.storage_key();
+        let state = self
+            .destinations
+            .entry(destination)
+            .or_insert_with(|| DestinationState::pending(version, now));
+        if state.send.as_deref() != expected {
+            return Err(super::StoreError::Conflict(format!(
+                "ledger row {key} is promised to send {:?} at {destination}, not {expected:?}",
+                state.send
+            )));
+        }
+        state.send = send.map(str::to_string);
+        state.updated_at = now;
+        Ok(())
+    }
+
     fn check_version(&self, destination: Provider, version: u32) -> StoreResult<()> {
         if self.version != version {
             return Err(super::StoreError::Conflict(format!(
@@ -293,6 +329,7 @@ impl DestinationState {
             sync_token: None,
             attempts: 0,
             last_error: None,
+            send: None,
             updated_at: now,
         }
     }
@@ -330,6 +367,17 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
         version: u32,
         reason: &str,
     ) -> StoreResult<u32>;
+
+    /// Compare-and-set of `version`'s send marker at `destination` (see
+    /// [`DestinationState::send`]).
+    async fn mark_send(
+        &self,
+        key: &LedgerKey,
+        destination: Provider,
+        version: u32,
+        send: Option<&str>,
+        expected: Option<&str>,
+    ) -> StoreResult<()>;
 
     /// A tenant's rows of `kind` that carry no business date (menu items,
     /// inventory levels: the latest version of each), by key.

@@ -340,6 +340,32 @@ impl ProviderHttp {
         Duration::from_millis(rand::random_range(0..=ms))
     }
 
+    /// Takes one call from `limits` under `scope`'s key if it is there now;
+    /// `Ok(false)` if the budget is spent (nothing taken).
+    pub async fn try_budget(
+        &self,
+        scope: &RateScope,
+        limits: &[Limit],
+    ) -> Result<bool, ProviderError> {
+        match self.rate_limits.acquire(&scope.key, limits).await {
+            Ok(Acquire::Granted) => Ok(true),
+            Ok(Acquire::Wait(_)) => Ok(false),
+            Err(e) => Err(ProviderError::Transient(format!(
+                "rate budget unavailable: {e}"
+            ))),
+        }
+    }
+
+    /// Waits (at most the policy's rate wait) for one call from `limits`
+    /// under `scope`'s key.
+    pub async fn wait_budget(
+        &self,
+        scope: &RateScope,
+        limits: &[Limit],
+    ) -> Result<(), ProviderError> {
+        self.wait_loop(scope, limits, Instant::now()).await
+    }
+
     async fn wait_for_budget(
         &self,
         scope: &RateScope,

@@ -24,6 +24,10 @@ pub fn limits() -> Vec<Limit> {
 /// Concurrent requests per tenant.
 pub const MAX_CONCURRENT: u32 = 5;
 
+/// Bank transactions per request: Xero recommends bundles of up to 50
+/// (providers.md §4.2; a request is capped at 3.5 MB, far above 50 of these).
+pub const MAX_BATCH: usize = 50;
+
 /// Xero's `{"Type":"ValidationException","Message",...,"Elements":[{"ValidationErrors":[{"Message"}]}]}`.
 pub fn errors(body: &[u8]) -> Vec<ProviderMessage> {
     let v: Value = serde_json::from_slice(body).unwrap_or_default();

@@ -495,6 +495,20 @@ impl Ledger for DynamoStore {
         .await
     }
 
+    async fn mark_send(
+        &self,
+        key: &LedgerKey,
+        destination: Provider,
+        version: u32,
+        send: Option<&str>,
+        expected: Option<&str>,
+    ) -> StoreResult<()> {
+        self.modify_ledger(key, |e, now| {
+            e.apply_send(destination, version, send, expected, now)
+        })
+        .await
+    }
+
     async fn list_undated(
         &self,
         tenant: &TenantId,

@@ -121,6 +121,27 @@ impl Ledger for SqliteStore {
         .await
     }
 
+    async fn mark_send(
+        &self,
+        key: &LedgerKey,
+        destination: Provider,
+        version: u32,
+        send: Option<&str>,
+        expected: Option<&str>,
+    ) -> StoreResult<()> {
+        let (send, expected) = (send.map(str::to_string), expected.map(str::to_string));
+        self.modify("ledger.mark_send", key, move |e, now| {
+            e.apply_send(
+                destination,
+                version,
+                send.as_deref(),
+                expected.as_deref(),
+                now,
+            )
+        })
+        .await
+    }
+
     async fn list_undated(
         &self,
         tenant: &TenantId,

@@ -11,6 +11,7 @@ conformance!(
     rows_are_listed_by_tenant_and_business_date,
     concurrent_upserts_of_one_new_record_create_it_once,
     undated_rows_are_listed_by_tenant_and_kind,
+    a_row_is_promised_to_one_send_at_a_time,
 );
 
 const DESTS: [Provider; 2] = [Provider::QuickBooks, Provider::Xero];
@@ -240,4 +241,95 @@ async fn undated_rows_are_listed_by_tenant_and_kind(b: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn a_row_is_promised_to_one_send_at_a_time(b: Backend) {
+    let t = tenant();
+    let r = record(&t, "order-send", "9.99", 27);
+    b.ledger.upsert(&r, &DESTS).await.unwrap();
+    // 10 workers try to put the same row into their own batch: one wins.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let ledger = b.ledger.clone();
+        let key = r.key.clone();
+        tasks.push(tokio::spawn(async move {
+            ledger
+                .mark_send(
+                    &key,
+                    Provider::QuickBooks,
+                    1,
+                    Some(&format!("batch-{i}")),
+                    None,
+                )
+                .await
+        }));
+    }
+    let mut won = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(()) => won.push(format!("batch-{i}")),
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one send holds the row: {won:?}");
+    let row = b.ledger.get(&r.key).await.unwrap().unwrap();
+    assert_eq!(
+        row.destinations[&Provider::QuickBooks].send.as_deref(),
+        Some(won[0].as_str())
+    );
+    // Xero's marker is separate.
+    assert_eq!(row.destinations[&Provider::Xero].send, None);
+    // A failure keeps the promise (the retry resends the same request)...
+    b.ledger
+        .mark_failed(&r.key, Provider::QuickBooks, 1, "timed out")
+        .await
+        .unwrap();
+    let row = b.ledger.get(&r.key).await.unwrap().unwrap();
+    assert_eq!(
+        row.destinations[&Provider::QuickBooks].send.as_deref(),
+        Some(won[0].as_str())
+    );
+    // ...a wrong expectation is refused, the right one releases it...
+    assert!(matches!(
+        b.ledger
+            .mark_send(&r.key, Provider::QuickBooks, 1, None, Some("batch-x"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    b.ledger
+        .mark_send(
+            &r.key,
+            Provider::QuickBooks,
+            1,
+            Some("single-1"),
+            Some(won[0].as_str()),
+        )
+        .await
+        .unwrap();
+    // ...posting clears it, and a new version starts without one.
+    b.ledger
+        .mark_posted(&r.key, Provider::QuickBooks, 1, "QB-1", Some("0"))
+        .await
+        .unwrap();
+    let row = b.ledger.get(&r.key).await.unwrap().unwrap();
+    assert_eq!(row.destinations[&Provider::QuickBooks].send, None);
+    b.ledger
+        .mark_send(&r.key, Provider::Xero, 1, Some("x-1"), None)
+        .await
+        .unwrap();
+    let changed = record(&t, "order-send", "10.99", 27);
+    assert_eq!(
+        b.ledger.upsert(&changed, &DESTS).await.unwrap(),
+        UpsertOutcome::Changed { version: 2 }
+    );
+    let row = b.ledger.get(&r.key).await.unwrap().unwrap();
+    assert_eq!(row.destinations[&Provider::Xero].send, None);
+    // A stale version cannot take a promise.
+    assert!(matches!(
+        b.ledger
+            .mark_send(&r.key, Provider::Xero, 1, Some("x-2"), None)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
 }

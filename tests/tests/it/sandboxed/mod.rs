@@ -1,5 +1,6 @@
 //! Against the provider sandboxes, over real HTTP on loopback.
 
+mod batching;
 mod clients;
 mod health;
 mod ops;

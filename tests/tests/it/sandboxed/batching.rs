@@ -1,0 +1,447 @@
+//! Batch posting: QuickBooks creates go 10 to a batch while the realm's 40
+//! batches a minute last and one by one after; Xero bank transactions go up
+//! to 50 to a request, each item with its own result. A batch whose answer
+//! was lost is resent as the same batch (same members, same key) however its
+//! messages come back, so regrouping never books a row twice.
+
+use super::{Hub, token_credentials};
+use crate::backends::{Backend, conformance};
+use hub_sandboxes::Faults;
+use hub_sandboxes::quickbooks::{QuickBooksConfig, QuickBooksSandbox};
+use hub_sandboxes::xero::{XeroConfig, XeroSandbox};
+use jiff::SignedDuration;
+use rust_decimal::Decimal;
+use shared::ids::ExternalId;
+use shared::model::{
+    AccountMapping, Connection, Currency, Direction, Provider, Record, Transaction,
+};
+use shared::pipelines::push::{PushOutcome, Pusher};
+use shared::pipelines::records::ingest;
+use shared::ports::{DestinationStatus, LedgerKey};
+use shared::providers::Endpoints;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+conformance!(
+    quickbooks_batches_while_the_budget_lasts_and_a_lost_answer_is_resent_as_the_same_batch,
+    quickbooks_posts_singly_once_the_batch_budget_is_spent,
+    xero_takes_fifty_to_a_request_and_refuses_items_one_by_one,
+);
+
+const QBO_ROUTE_BATCH: &str = "/v3/company/{realmId}/batch";
+const QBO_ROUTE_SINGLE: &str = "/v3/company/{realmId}/salesreceipt";
+
+fn sales(pos: &Connection, prefix: &str, n: usize, cash_every: usize) -> Vec<Record> {
+    (0..n)
+        .map(|i| {
+            Record::Transaction(Transaction {
+                tenant: pos.tenant.clone(),
+                connection: pos.id.clone(),
+                source: Provider::Toast,
+                external_id: ExternalId::new(format!("{prefix}-{i}")).unwrap(),
+                amount: Decimal::new(1000 + i as i64 * 7, 2),
+                currency: Currency::new("USD").unwrap(),
+                direction: Direction::Credit,
+                description: format!("Order {prefix}-{i}"),
+                business_date: jiff::civil::date(2026, 11, 27),
+                occurred_at: jiff::Timestamp::from_second(1_764_259_200 + i as i64).unwrap(),
+                reference: format!("{prefix}-{i}"),
+                payment_method: Some(if cash_every > 0 && i % cash_every == 0 {
+                    "CASH".into()
+                } else {
+                    "CREDIT".into()
+                }),
+                line_items: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+async fn pos(hub: &Hub, destination: Provider, mapping: AccountMapping) -> Connection {
+    let mut pos = hub
+        .connect(
+            "pos",
+            Provider::Toast,
+            "rest-1",
+            "America/New_York",
+            super::login(&[("client_id", "unused"), ("client_secret", "unused")]),
+        )
+        .await;
+    pos.mappings.insert(destination, mapping);
+    hub.stores.connections.register(&pos).await.unwrap();
+    pos
+}
+
+fn key(hub: &Hub, id: &str) -> LedgerKey {
+    LedgerKey {
+        tenant: hub.tenant.clone(),
+        provider: Provider::Toast,
+        kind: shared::model::RecordKind::Transaction,
+        source_id: ExternalId::new(id).unwrap(),
+    }
+}
+
+async fn quickbooks_batches_while_the_budget_lasts_and_a_lost_answer_is_resent_as_the_same_batch(
+    b: Backend,
+) {
+    let qbo = QuickBooksSandbox::start(QuickBooksConfig::seeded(61))
+        .await
+        .unwrap();
+    let hub = Hub::new(b).await;
+    let realm = qbo.realm_id();
+    let grant = qbo.grant(&realm);
+    hub.app(Provider::QuickBooks, qbo.client_id(), qbo.client_secret())
+        .await;
+    let pos = pos(
+        &hub,
+        Provider::QuickBooks,
+        AccountMapping {
+            sales_item: Some("20".into()),
+            deposit_account: Some("4".into()),
+            ..AccountMapping::default()
+        },
+    )
+    .await;
+    hub.connect(
+        "books",
+        Provider::QuickBooks,
+        &realm,
+        "America/New_York",
+        token_credentials(
+            &grant.access_token,
+            grant.refresh_token.as_deref(),
+            SignedDuration::from_hours(1),
+        ),
+    )
+    .await;
+    let clients = hub.clients(Endpoints {
+        quickbooks: qbo.base_url(),
+        quickbooks_token: format!("{}/oauth2/v1/tokens/bearer", qbo.base_url()),
+        ..Endpoints::default()
+    });
+    let mut pusher = Pusher::new(hub.stores.clone(), clients.clone());
+    pusher.retry_base = Duration::ZERO;
+    let dests = [Provider::QuickBooks];
+
+    // 1. 25 sales; every answer is lost after QuickBooks saved the batch.
+    ingest(
+        &hub.stores,
+        &hub.tenant,
+        Provider::Toast,
+        &dests,
+        sales(&pos, "a", 25, 0),
+    )
+    .await
+    .unwrap();
+    qbo.set_faults(Faults {
+        drop_rate: 1.0,
+        drop_after_handling: true,
+        ..Faults::none()
+    });
+    let outcomes = pusher
+        .drain(hub.stores.push_queue.as_ref(), 1)
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 25);
+    assert!(
+        outcomes.iter().all(|o| matches!(o, PushOutcome::Retry(..))),
+        "{outcomes:?}"
+    );
+    let lost = qbo.counters();
+    assert_eq!(
+        qbo.created_sales_receipts(&realm).len(),
+        25,
+        "QuickBooks saved them though no answer came back"
+    );
+    assert_eq!(lost.calls_to("POST", QBO_ROUTE_SINGLE), 0);
+    qbo.set_faults(Faults::none());
+
+    // 2. The messages come back one at a time (a grouping unlike the first):
+    // each resends the batch its row was promised to, with the same key.
+    let mut posted = 0;
+    loop {
+        let got = hub
+            .stores
+            .push_queue
+            .receive(1, Duration::from_secs(60), Duration::ZERO)
+            .await
+            .unwrap();
+        let Some(m) = got.first() else { break };
+        match pusher
+            .handle(hub.stores.push_queue.as_ref(), m)
+            .await
+            .unwrap()
+        {
+            PushOutcome::Posted(_) => posted += 1,
+            PushOutcome::Skipped(why) => assert_eq!(why, "already posted"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        posted, 3,
+        "one message per batch resends it; its answer posts all members"
+    );
+    let receipts = qbo.created_sales_receipts(&realm);
+    assert_eq!(receipts.len(), 25, "no row booked twice");
+    let docs: BTreeSet<&str> = receipts
+        .iter()
+        .map(|r| r["DocNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(docs.len(), 25);
+    let c = qbo.counters();
+    assert_eq!(c.calls_to("POST", QBO_ROUTE_SINGLE), 0);
+    let replayed: u64 = c.requests_per_key.values().sum();
+    let created: u64 = c.creates_per_key.values().sum();
+    assert_eq!(created, 25, "each batch key created its members once");
+    assert!(
+        replayed >= 6,
+        "three batches, each sent and resent: {replayed}"
+    );
+    for i in 0..25 {
+        let row = hub
+            .stores
+            .ledger
+            .get(&key(&hub, &format!("a-{i}")))
+            .await
+            .unwrap()
+            .unwrap();
+        let s = &row.destinations[&Provider::QuickBooks];
+        assert_eq!(s.status, DestinationStatus::Posted);
+        assert_eq!(s.send, None, "the promise is released once posted");
+        assert!(s.sync_token.is_some());
+    }
+
+    // 3. A row promised to a batch that was never written (its worker died
+    // between the two writes): the batch is declared abandoned, the promise
+    // released, and the row sent afresh, once.
+    ingest(
+        &hub.stores,
+        &hub.tenant,
+        Provider::Toast,
+        &dests,
+        sales(&pos, "c", 1, 0),
+    )
+    .await
+    .unwrap();
+    hub.stores
+        .ledger
+        .mark_send(
+            &key(&hub, "c-0"),
+            Provider::QuickBooks,
+            1,
+            Some("b:deadbeef"),
+            None,
+        )
+        .await
+        .unwrap();
+    let outcomes = pusher
+        .drain(hub.stores.push_queue.as_ref(), 1)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcomes.as_slice(), [PushOutcome::Retry(..)]),
+        "{outcomes:?}"
+    );
+    let row = hub
+        .stores
+        .ledger
+        .get(&key(&hub, "c-0"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.destinations[&Provider::QuickBooks].send, None);
+    let late = shared::ids::IdempotencyKey::new("push-batch:deadbeef").unwrap();
+    assert!(
+        matches!(
+            hub.stores
+                .idempotency
+                .claim(&late, jiff::Timestamp::now() + SignedDuration::from_mins(1))
+                .await
+                .unwrap(),
+            shared::ports::ClaimOutcome::Done { .. }
+        ),
+        "the dead worker can no longer write that batch"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let outcomes = pusher
+        .drain(hub.stores.push_queue.as_ref(), 1)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcomes.as_slice(), [PushOutcome::Posted(_)]),
+        "{outcomes:?}"
+    );
+    assert_eq!(qbo.created_sales_receipts(&realm).len(), 26);
+}
+
+async fn quickbooks_posts_singly_once_the_batch_budget_is_spent(b: Backend) {
+    let qbo = QuickBooksSandbox::start(QuickBooksConfig::seeded(63))
+        .await
+        .unwrap();
+    let hub = Hub::new(b).await;
+    let realm = qbo.realm_id();
+    let grant = qbo.grant(&realm);
+    hub.app(Provider::QuickBooks, qbo.client_id(), qbo.client_secret())
+        .await;
+    let pos = pos(
+        &hub,
+        Provider::QuickBooks,
+        AccountMapping {
+            sales_item: Some("20".into()),
+            deposit_account: Some("4".into()),
+            ..AccountMapping::default()
+        },
+    )
+    .await;
+    hub.connect(
+        "books",
+        Provider::QuickBooks,
+        &realm,
+        "America/New_York",
+        token_credentials(
+            &grant.access_token,
+            grant.refresh_token.as_deref(),
+            SignedDuration::from_hours(1),
+        ),
+    )
+    .await;
+    let clients = hub.clients(Endpoints {
+        quickbooks: qbo.base_url(),
+        quickbooks_token: format!("{}/oauth2/v1/tokens/bearer", qbo.base_url()),
+        ..Endpoints::default()
+    });
+    let pusher = Pusher::new(hub.stores.clone(), clients);
+    // 150 sales: 15 full batches would need 15 of the realm's 40 a minute,
+    // more than its budget holds at once (a burst of 4, then one every 1.7 s).
+    let n = 150;
+    ingest(
+        &hub.stores,
+        &hub.tenant,
+        Provider::Toast,
+        &[Provider::QuickBooks],
+        sales(&pos, "b", n, 0),
+    )
+    .await
+    .unwrap();
+    let outcomes = pusher
+        .drain(hub.stores.push_queue.as_ref(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, PushOutcome::Posted(_)))
+            .count(),
+        n,
+        "{outcomes:?}"
+    );
+    let c = qbo.counters();
+    let (batches, singles) = (
+        c.calls_to("POST", QBO_ROUTE_BATCH) as usize,
+        c.calls_to("POST", QBO_ROUTE_SINGLE) as usize,
+    );
+    assert_eq!(
+        batches * 10 + singles,
+        n,
+        "batches {batches}, singles {singles}"
+    );
+    assert!(
+        batches >= 4 && singles >= 10,
+        "batches {batches}, singles {singles}"
+    );
+    assert_eq!(c.rate_limited, 0, "the hub stays inside both budgets");
+    assert_eq!(qbo.created_sales_receipts(&realm).len(), n);
+}
+
+async fn xero_takes_fifty_to_a_request_and_refuses_items_one_by_one(b: Backend) {
+    let xero = XeroSandbox::start(XeroConfig::seeded(62)).await.unwrap();
+    let hub = Hub::new(b).await;
+    hub.app(Provider::Xero, xero.client_id(), xero.client_secret())
+        .await;
+    // Cash goes to a bank account Xero does not have: those items are refused.
+    let mut mapping = AccountMapping {
+        sales_account: Some("200".into()),
+        expense_account: Some("429".into()),
+        deposit_account: Some("090".into()),
+        ..AccountMapping::default()
+    };
+    mapping
+        .by_payment_method
+        .insert("CASH".into(), "999".into());
+    let pos = pos(&hub, Provider::Xero, mapping).await;
+    let tenant = xero.tenant_id();
+    let xg = xero.grant();
+    hub.connect(
+        "books",
+        Provider::Xero,
+        &tenant,
+        "America/New_York",
+        token_credentials(
+            &xg.access_token,
+            xg.refresh_token.as_deref(),
+            SignedDuration::from_hours(1),
+        ),
+    )
+    .await;
+    let clients = hub.clients(Endpoints {
+        xero: xero.base_url(),
+        xero_token: format!("{}/connect/token", xero.base_url()),
+        ..Endpoints::default()
+    });
+    let pusher = Pusher::new(hub.stores.clone(), clients);
+    // 60 sales, every 10th paid in cash.
+    ingest(
+        &hub.stores,
+        &hub.tenant,
+        Provider::Toast,
+        &[Provider::Xero],
+        sales(&pos, "x", 60, 10),
+    )
+    .await
+    .unwrap();
+    let outcomes = pusher
+        .drain(hub.stores.push_queue.as_ref(), 10)
+        .await
+        .unwrap();
+    let parked = outcomes
+        .iter()
+        .filter(|o| matches!(o, PushOutcome::Park(_)))
+        .count();
+    let posted = outcomes
+        .iter()
+        .filter(|o| matches!(o, PushOutcome::Posted(_)))
+        .count();
+    assert_eq!((posted, parked), (54, 6), "{outcomes:?}");
+    let c = xero.counters();
+    let puts = c.calls_to("PUT", "/api.xro/2.0/BankTransactions");
+    assert_eq!(puts, 2, "60 items: one request of 50, one of 10");
+    assert_eq!(xero.bank_transactions(&tenant).len(), 54);
+    assert_eq!(
+        hub.stores.push_queue.dead_letters(10).await.unwrap().len(),
+        6
+    );
+    for i in 0..60 {
+        let row = hub
+            .stores
+            .ledger
+            .get(&key(&hub, &format!("x-{i}")))
+            .await
+            .unwrap()
+            .unwrap();
+        let s = &row.destinations[&Provider::Xero];
+        if i % 10 == 0 {
+            assert_eq!(s.status, DestinationStatus::Failed);
+            assert!(
+                s.last_error
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("BankAccount"),
+                "the item's own message: {:?}",
+                s.last_error
+            );
+            assert_eq!(s.send, None, "released: a fixed mapping sends it afresh");
+        } else {
+            assert_eq!(s.status, DestinationStatus::Posted);
+        }
+    }
+}
