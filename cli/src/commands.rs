@@ -112,6 +112,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The chart of accounts of a tenant's books (QuickBooks, Xero), to pick
+    /// the ids its mappings name: cached for a day.
+    Accounts {
+        /// Whose.
+        tenant: TenantId,
+        /// Fetch it again instead of using the cached copy.
+        #[arg(long)]
+        refresh: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The latest inventory level per item and location.
     Inventory {
         /// Whose.
@@ -530,6 +542,50 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             }
             Ok(())
         }
+        Command::Accounts {
+            tenant,
+            refresh,
+            json,
+        } => {
+            let stores = Stores::from_config(config)
+                .await
+                .context("open the configured stores")?;
+            let clients = shared::providers::ProviderClients::new(
+                &stores,
+                config.endpoints.clone(),
+                &config.public_url,
+            );
+            let charts = shared::ops::accounts::charts(&stores, &clients, &tenant, refresh).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&charts)?);
+                return Ok(());
+            }
+            for c in &charts {
+                println!(
+                    "{} ({}), {} accounts, fetched {}{}",
+                    c.provider,
+                    c.connection,
+                    c.accounts.len(),
+                    c.fetched_at,
+                    if c.cached { " (cached)" } else { "" }
+                );
+                println!(
+                    "{:<38} {:<8} {:<32} {:<24} ACTIVE",
+                    "ID", "CODE", "NAME", "TYPE"
+                );
+                for a in &c.accounts {
+                    println!(
+                        "{:<38} {:<8} {:<32} {:<24} {}",
+                        a.id,
+                        a.code.as_deref().unwrap_or("-"),
+                        a.name,
+                        a.kind,
+                        if a.active { "yes" } else { "no" }
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Inventory { tenant, json } => {
             let stores = Stores::from_config(config)
                 .await
@@ -712,6 +768,7 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
         | Command::Status { .. }
         | Command::Reconcile { .. }
         | Command::Inventory { .. }
+        | Command::Accounts { .. }
         | Command::Aws(_)
         | Command::Webhook(WebhookCmd::Verify { .. } | WebhookCmd::Sign { .. }) => {
             unreachable!("handled in execute")

@@ -643,3 +643,106 @@ fn status_lists_connections_never_checked_as_degraded() {
         );
     }
 }
+
+#[tokio::test]
+async fn accounts_lists_the_chart_of_the_books_and_caches_it() {
+    use hub_sandboxes::quickbooks::{QuickBooksConfig, QuickBooksSandbox};
+    let qbo = QuickBooksSandbox::start(QuickBooksConfig::seeded(71))
+        .await
+        .unwrap();
+    let realm = qbo.realm_id();
+    let grant = qbo.grant(&realm);
+    let dir = temp_dir();
+    let run = |args: Vec<String>, stdin: Option<String>| {
+        let (dir, url) = (dir.clone(), qbo.base_url());
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
+                .args(&args)
+                .env_clear()
+                .env("HUB_DATA_DIR", &dir)
+                .env("HUB_ENDPOINT_QUICKBOOKS", url)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            if let Some(s) = stdin {
+                child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+            }
+            drop(child.stdin.take());
+            child.wait_with_output().unwrap()
+        })
+    };
+    let a = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    for (args, stdin) in [
+        (a(&["tenant", "add", "bistro", "--name", "Bistro"]), None),
+        (
+            a(&[
+                "connection", "add", "--tenant", "bistro", "--id", "books", "--provider",
+                "quickbooks", "--account", &realm, "--time-zone", "America/Chicago",
+            ]),
+            None,
+        ),
+        (
+            a(&["secret", "set", "bistro/books"]),
+            Some(
+                serde_json::json!({"token": {"access_token": grant.access_token, "refresh_token": grant.refresh_token, "expires_at": jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)}})
+                    .to_string(),
+            ),
+        ),
+        (
+            a(&["secret", "set", "apps/quickbooks"]),
+            Some(
+                serde_json::json!({"client_id": qbo.client_id(), "client_secret": qbo.client_secret()})
+                    .to_string(),
+            ),
+        ),
+    ] {
+        let o = run(args, stdin).await.unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
+    let o = run(a(&["accounts", "bistro", "--json"]), None)
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let charts: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let chart = &charts[0];
+    assert_eq!(chart["provider"], "quickbooks");
+    assert_eq!(chart["cached"], false);
+    let names: Vec<&str> = chart["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    let seeded = qbo.entities(&realm, hub_sandboxes::quickbooks::QboEntity::Account);
+    assert_eq!(names.len(), seeded.len(), "every account of the realm");
+    let queries = || {
+        qbo.counters()
+            .calls_to("GET", "/v3/company/{realmId}/query")
+    };
+    assert_eq!(queries(), 1);
+
+    // Served from the cache the second time; fetched again when asked.
+    let o = run(a(&["accounts", "bistro"]), None).await.unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("(cached)"), "{}", stdout(&o));
+    assert!(stdout(&o).contains(names[0]), "{}", stdout(&o));
+    assert_eq!(queries(), 1);
+    let o = run(a(&["accounts", "bistro", "--refresh"]), None)
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("(cached)"));
+    assert_eq!(queries(), 2);
+
+    let o = run(a(&["accounts", "nobody"]), None).await.unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("tenant nobody has no quickbooks or xero connection"),
+        "{}",
+        stderr(&o)
+    );
+}
