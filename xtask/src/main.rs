@@ -6,7 +6,14 @@
 //!   on a free loopback port, runs `cargo fmt --check`, clippy with
 //!   `-D warnings` and every test with `HUB_TEST_AWS_ENDPOINT` pointing at the
 //!   emulator, stops it, and exits non-zero if anything failed.
+//!   Before the tests: the template is checked (every function crate has a
+//!   resource and every resource a crate; cfn-lint; checkov).
+//! - `package`: builds every function with cargo lambda (release, arm64) into
+//!   `target/lambda/<name>/`, where the template points.
+//! - `infra`: the template checks alone.
 //! - `moto`: starts the emulator in the foreground, for running single tests.
+
+mod infra;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -21,11 +28,17 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("moto") => moto_foreground(),
+        Some("package") => infra::package(),
+        Some("infra") => infra::check_coverage()
+            .and_then(|()| infra::cfn_lint())
+            .and_then(|()| infra::checkov()),
         _ => {
             eprintln!(
                 "usage: cargo xtask <verb>\n\n\
                  verbs:\n  \
-                 test [-- <cargo test args>]  fmt, clippy and every test, against a fresh AWS emulator\n  \
+                 test [-- <cargo test args>]  fmt, clippy, template checks, every test (AWS emulator), function smoke tests\n  \
+                 package                    build every function (release, arm64, cargo lambda) into target/lambda/\n  \
+                 infra                      template checks only: coverage, cfn-lint, checkov\n  \
                  moto                       run the AWS emulator in the foreground (prints its URL)"
             );
             Err("no verb given".into())
@@ -76,8 +89,14 @@ fn run(step: &str, cmd: &mut Command) -> Result<()> {
 /// Makes `.venv-tools/` and installs the pinned Python tools, once per
 /// change of the requirements file.
 fn ensure_venv() -> Result<PathBuf> {
-    let venv = root().join(".venv-tools");
-    let requirements = root().join("xtask/python-requirements.txt");
+    ensure_venv_named(".venv-tools", "xtask/python-requirements.txt")
+}
+
+/// Makes the venv `name` from the requirements file `requirements` (both
+/// relative to the workspace), once per change of the file.
+fn ensure_venv_named(name: &str, requirements: &str) -> Result<PathBuf> {
+    let venv = root().join(name);
+    let requirements = root().join(requirements);
     let wanted = std::fs::read_to_string(&requirements)
         .map_err(|e| format!("read {}: {e}", requirements.display()))?;
     let marker = venv.join(".installed-requirements");
@@ -86,12 +105,12 @@ fn ensure_venv() -> Result<PathBuf> {
     }
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     run(
-        "create .venv-tools",
+        &format!("create {name}"),
         Command::new(&python).args(["-m", "venv"]).arg(&venv),
     )
     .map_err(|e| format!("{e}: is {python} (3.9 or newer, with venv) installed?"))?;
     run(
-        "install Python test tools",
+        &format!("install Python tools into {name}"),
         Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(&requirements),
@@ -198,6 +217,9 @@ fn test(extra: &[String]) -> Result<()> {
             ]),
         ),
     );
+    step(&mut failed, infra::check_coverage());
+    step(&mut failed, infra::cfn_lint());
+    step(&mut failed, infra::checkov());
     let venv = ensure_venv()?;
     // If the emulator cannot start, the tests still run without it, so the AWS
     // suites fail loudly rather than vanish.
