@@ -25,6 +25,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the whole hub on this machine against provider sandboxes: seeded
+    /// restaurants, signed webhooks, pulls, pushes through faults, a parked
+    /// record fixed and redriven; prints a reconciliation per restaurant and
+    /// business day, and exits non-zero unless everything reconciles.
+    Demo(crate::demo::DemoArgs),
     /// Serve the hub's HTTP routes on one local process.
     Serve {
         /// Address to listen on.
@@ -317,6 +322,15 @@ pub enum AwsCmd {
 pub async fn execute(command: Command, config: &Config) -> Result<()> {
     match command {
         Command::Serve { .. } => bail!("serve is run by main"),
+        Command::Demo(args) => {
+            let json = args.json;
+            let report = crate::demo::run(args).await?;
+            crate::demo::print(&report, json)?;
+            if !report.reconciled {
+                bail!("the demo did not reconcile: see the rows marked NO");
+            }
+            Ok(())
+        }
         Command::Config => print_config(config),
         Command::Webhook(WebhookCmd::Verify { delivery, headers }) => {
             verify_delivery(delivery, &headers)
@@ -760,6 +774,7 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
             println!("{moved} event(s) moved to the work queue, {left} still unrouted");
         }
         Command::Serve { .. }
+        | Command::Demo(_)
         | Command::Config
         | Command::Connect { .. }
         | Command::Pull { .. }

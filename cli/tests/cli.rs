@@ -746,3 +746,63 @@ async fn accounts_lists_the_chart_of_the_books_and_caches_it() {
         stderr(&o)
     );
 }
+
+#[test]
+fn the_demo_reconciles_every_restaurant_day_and_says_so() {
+    let dir = temp_dir();
+    let o = Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(["demo", "--seed", "11", "--json", "--data-dir"])
+        .arg(&dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["reconciled"], true);
+    assert_eq!(report["dead_letters_left"], 0);
+    let rows = report["rows"].as_array().unwrap();
+    let restaurants: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r["restaurant"].as_str().unwrap())
+        .collect();
+    assert_eq!(restaurants.len(), 2, "{rows:?}");
+    for r in rows {
+        let diff: rust_decimal::Decimal = r["difference"].as_str().unwrap().parse().unwrap();
+        assert!(diff.is_zero(), "{r}");
+        assert_eq!(r["duplicates"], 0, "{r}");
+        assert!(r["records"].as_u64().unwrap() > 0);
+        assert_eq!(r["pos_total"], r["posted_total"]);
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r["dead_lettered"].as_u64().unwrap() > 0),
+        "the refused cash sales were parked, then redriven: {rows:?}"
+    );
+    assert!(report["token_refreshes"].as_u64().unwrap() >= 2);
+    assert!(report["webhooks_sent"].as_u64().unwrap() > 0);
+    // Progress goes to stderr, phase by phase, with where time went.
+    for phase in [
+        "webhooks -> ledger",
+        "scheduled pulls",
+        "pushes through faults",
+        "reconcile",
+    ] {
+        assert!(stderr(&o).contains(phase), "{}", stderr(&o));
+    }
+    assert!(dir.join("state.db").is_file(), "the state stays for a look");
+}
+
+#[test]
+fn the_demo_fails_when_a_day_does_not_reconcile() {
+    let dir = temp_dir();
+    let o = Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(["demo", "--seed", "11", "--no-fix", "--data-dir"])
+        .arg(&dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stdout(&o).contains("NO"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("NOT reconciled"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("did not reconcile"), "{}", stderr(&o));
+}
