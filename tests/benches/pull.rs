@@ -103,7 +103,8 @@ fn main() {
             }
         }
         let secs = t0.elapsed().as_secs_f64();
-        println!("transform: {n} Toast orders in {secs:.3} s = {:.0} records/s", n as f64 / secs);
+        let transform_rate = n as f64 / secs;
+        println!("transform: {n} Toast orders in {secs:.3} s = {transform_rate:.0} records/s");
         drop(sample);
 
         // 2. A full pull.
@@ -130,6 +131,18 @@ fn main() {
             before as f64 / 1024.0,
             peak as f64 / 1024.0,
             peak.saturating_sub(before) as f64 / 1024.0
+        );
+        println!(
+            "figures: {}",
+            serde_json::json!({
+                "transform_records_per_second_one_core": transform_rate,
+                "pull_orders": total,
+                "pull_seconds": secs,
+                "pull_records_per_second": total as f64 / secs,
+                "rss_before_mib": before as f64 / 1024.0,
+                "peak_rss_mib": peak as f64 / 1024.0,
+                "peak_growth_mib": peak.saturating_sub(before) as f64 / 1024.0,
+            })
         );
         let _ = std::fs::remove_dir_all(&dir);
     });

@@ -11,9 +11,12 @@
 //! - `package`: builds every function with cargo lambda (release, arm64) into
 //!   `target/lambda/<name>/`, where the template points.
 //! - `infra`: the template checks alone.
+//! - `bench`: the performance figures (see `bench.rs`).
 //! - `moto`: starts the emulator in the foreground, for running single tests.
 
+mod bench;
 mod infra;
+mod smoke;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("moto") => moto_foreground(),
         Some("package") => infra::package(),
+        Some("bench") => bench::bench(&args[1..]),
         Some("infra") => infra::check_coverage()
             .and_then(|()| infra::cfn_lint())
             .and_then(|()| infra::checkov()),
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <verb>\n\n\
                  verbs:\n  \
                  test [-- <cargo test args>]  fmt, clippy, template checks, every test (AWS emulator), function smoke tests\n  \
+                 bench [--quick]            cold starts, intake, transforms, pull, posting -> target/bench-figures/figures.json\n  \
                  package                    build every function (release, arm64, cargo lambda) into target/lambda/\n  \
                  infra                      template checks only: coverage, cfn-lint, checkov\n  \
                  moto                       run the AWS emulator in the foreground (prints its URL)"
@@ -239,7 +244,7 @@ fn test(extra: &[String]) -> Result<()> {
         Some(m) => test_cmd.env("HUB_TEST_AWS_ENDPOINT", &m.url),
         None => test_cmd.env_remove("HUB_TEST_AWS_ENDPOINT"),
     };
-    let (passed, failed_tests) = match run_tests(&mut test_cmd) {
+    let (mut passed, mut failed_tests) = match run_tests("cargo test --workspace", &mut test_cmd) {
         Ok((passed, failed_tests, true)) => (passed, failed_tests),
         Ok((passed, failed_tests, false)) => {
             failed.push(format!(
@@ -253,6 +258,18 @@ fn test(extra: &[String]) -> Result<()> {
         }
     };
     drop(moto);
+    match smoke::smoke(&venv) {
+        Ok((p, f, ok)) => {
+            passed += p;
+            failed_tests += f;
+            if !ok {
+                failed.push(format!(
+                    "function smoke tests failed: {p} passed, {f} failed"
+                ));
+            }
+        }
+        Err(e) => failed.push(e),
+    }
     eprintln!("\n==> cargo xtask test finished in {:.1?}", total.elapsed());
     // One closing line for every test binary together.
     println!("xtask: {passed} passed, {failed_tests} failed");
@@ -270,9 +287,8 @@ fn test(extra: &[String]) -> Result<()> {
 
 /// Runs `cargo test`, echoing its output, and adds up its `test result:`
 /// lines: (passed, failed, whether cargo succeeded).
-fn run_tests(cmd: &mut Command) -> Result<(u64, u64, bool)> {
+fn run_tests(step: &str, cmd: &mut Command) -> Result<(u64, u64, bool)> {
     use std::io::{BufRead, BufReader, Write};
-    let step = "cargo test --workspace";
     eprintln!("\n==> {step}");
     let start = Instant::now();
     let mut child = cmd

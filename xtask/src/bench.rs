@@ -1,0 +1,271 @@
+//! `cargo xtask bench`: the figures the README's Performance section quotes,
+//! written to `target/bench/figures.json` and printed as a table.
+//!
+//! - Cold start: each function binary (and a hello-world `lambda_runtime`
+//!   binary built the same way, profile `bench`) is started against a local
+//!   Lambda Runtime API that this module serves; the figure is the time from
+//!   spawning the process to its first `GET .../invocation/next` (ready for
+//!   its first event), the median of several starts, on the embedded backend
+//!   and on the AWS backend (the emulator), and its ratio to hello-world.
+//! - Webhook intake (`cargo bench -p hub-tests --bench intake`), transforms
+//!   and the 100,000-order pull (`--bench pull`), posting under the
+//!   providers' limits (`--bench posting`): each prints a `figures: {json}`
+//!   line that is collected here.
+//!
+//! `--quick` scales the pull and posting runs down (10,000 orders, 1,000
+//! transactions) for a fast look; the README's figures are from a full run.
+
+use crate::{Result, cargo, ensure_venv, infra, root, run, start_moto};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const STARTS: usize = 15;
+
+/// Time from spawn to the first request for the next event, `STARTS` times;
+/// the median and the slowest.
+fn cold_start(binary: &Path, env: &[(String, String)]) -> Result<(Duration, Duration)> {
+    let mut times = Vec::new();
+    for _ in 0..STARTS {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("runtime API: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+            .env("AWS_REGION", "us-east-1")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", binary.display()))?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let elapsed = loop {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    let at = started.elapsed();
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut line = String::new();
+                    let _ = BufReader::new(&mut conn).read_line(&mut line);
+                    if !line.contains("/runtime/invocation/next") {
+                        let _ = child.kill();
+                        return Err(format!(
+                            "{}: first runtime call was {line:?}",
+                            binary.display()
+                        ));
+                    }
+                    break at;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        let mut err = String::new();
+                        if let Some(mut s) = child.stderr.take() {
+                            let _ = s.read_to_string(&mut err);
+                        }
+                        return Err(format!(
+                            "{} exited ({status}) before asking for an event: {}",
+                            binary.display(),
+                            err.lines().last().unwrap_or_default()
+                        ));
+                    }
+                    if started.elapsed() > Duration::from_secs(30) {
+                        let _ = child.kill();
+                        return Err(format!("{} did not start in 30 s", binary.display()));
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        times.push(elapsed);
+    }
+    times.sort();
+    Ok((times[times.len() / 2], times[times.len() - 1]))
+}
+
+/// Runs a bench target and returns its `figures:` line as JSON text.
+fn bench_figures(bench: &str, env: &[(&str, String)]) -> Result<String> {
+    eprintln!("\n==> cargo bench -p hub-tests --bench {bench}");
+    let mut cmd = cargo();
+    cmd.args(["bench", "-p", "hub-tests", "--bench", bench])
+        .stdout(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("start {bench}: {e}"))?;
+    let mut figures = None;
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            eprintln!("    {line}");
+            if let Some(rest) = line.strip_prefix("figures: ") {
+                figures = Some(rest.to_string());
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("bench {bench} failed ({status})"));
+    }
+    figures.ok_or_else(|| format!("bench {bench} printed no figures"))
+}
+
+#[allow(clippy::float_arithmetic)] // timings for people to read
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+#[allow(clippy::float_arithmetic)] // timings for people to read
+fn ratio(a: Duration, b: Duration) -> String {
+    format!("{:.2}", a.as_secs_f64() / b.as_secs_f64().max(1e-9))
+}
+
+/// `cargo xtask bench [--quick]`.
+pub fn bench(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let started = Instant::now();
+    let crates = infra::function_crates()?;
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--profile",
+        "bench",
+        "-p",
+        "hello-lambda",
+        "-p",
+        "hub",
+    ]);
+    for c in &crates {
+        build.args(["-p", c]);
+    }
+    run(
+        "build the functions and hello-world (profile bench)",
+        &mut build,
+    )?;
+    let bin = |name: &str| root().join("target/bench").join(name);
+    let out_dir = root().join("target/bench-figures");
+    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+
+    // Cold starts, embedded and on the emulator.
+    let venv = ensure_venv()?;
+    let moto = start_moto(&venv)?;
+    let aws_env = aws_env(&bin("hub"), &moto.url)?;
+    let data = out_dir.join("cold-start-data");
+    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    let embedded_env = vec![("HUB_DATA_DIR".to_string(), data.display().to_string())];
+    eprintln!("\n==> cold starts ({STARTS} each, median and slowest)");
+    let (hello, hello_max) = cold_start(&bin("hello-lambda"), &[])?;
+    eprintln!("    hello-lambda: {} ms (max {})", ms(hello), ms(hello_max));
+    let mut cold = Vec::new();
+    let mut table = vec![format!(
+        "{:<20} {:>14} {:>8} {:>14} {:>8}",
+        "FUNCTION", "EMBEDDED ms", "x HELLO", "AWS ms", "x HELLO"
+    )];
+    table.push(format!(
+        "{:<20} {:>14} {:>8} {:>14} {:>8}",
+        "hello-lambda",
+        ms(hello),
+        "1.00",
+        ms(hello),
+        "1.00"
+    ));
+    for c in &crates {
+        let (e, e_max) = cold_start(&bin(c), &embedded_env)?;
+        let (a, a_max) = cold_start(&bin(c), &aws_env)?;
+        eprintln!("    {c}: embedded {} ms, aws {} ms", ms(e), ms(a));
+        table.push(format!(
+            "{c:<20} {:>14} {:>8} {:>14} {:>8}",
+            ms(e),
+            ratio(e, hello),
+            ms(a),
+            ratio(a, hello)
+        ));
+        cold.push(format!(
+            "{{\"function\":\"{c}\",\"embedded_ms\":{},\"embedded_max_ms\":{},\"aws_ms\":{},\"aws_max_ms\":{},\"embedded_ratio\":{},\"aws_ratio\":{}}}",
+            ms(e),
+            ms(e_max),
+            ms(a),
+            ms(a_max),
+            ratio(e, hello),
+            ratio(a, hello)
+        ));
+    }
+
+    // Webhook intake through `hub serve`, and handler time on the emulator.
+    let intake = bench_figures("intake", &[("HUB_BENCH_AWS_ENDPOINT", moto.url.clone())])?;
+    drop(moto);
+    let (orders, posts) = if quick {
+        ("10000", "1000")
+    } else {
+        ("100000", "10000")
+    };
+    let pull = bench_figures("pull", &[("PULL_BENCH_ORDERS", orders.to_string())])?;
+    let posting = bench_figures("posting", &[("POSTING_BENCH_COUNT", posts.to_string())])?;
+
+    let json = format!(
+        "{{\n  \"machine\": {{\"cores\": {}}},\n  \"quick\": {quick},\n  \"cold_start\": {{\"starts\": {STARTS}, \"hello_ms\": {}, \"hello_max_ms\": {}, \"functions\": [{}]}},\n  \"intake\": {intake},\n  \"pull\": {pull},\n  \"posting\": {posting}\n}}\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        ms(hello),
+        ms(hello_max),
+        cold.join(",")
+    );
+    let path: PathBuf = out_dir.join("figures.json");
+    std::fs::write(&path, json).map_err(|e| format!("write {}: {e}", path.display()))?;
+    println!("\nCold start, process spawn to ready for the first event (median of {STARTS}):");
+    for l in &table {
+        println!("  {l}");
+    }
+    println!("\nWebhook intake: {intake}");
+    println!("Pull: {pull}");
+    println!("Posting: {posting}");
+    println!(
+        "\nFigures written to {} in {:.0?}",
+        path.display(),
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Tables and queues on the emulator (`hub aws bootstrap`), as the AWS
+/// backend's environment.
+fn aws_env(hub: &Path, endpoint: &str) -> Result<Vec<(String, String)>> {
+    let creds = [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let out = Command::new(hub)
+        .args(["aws", "bootstrap", "--prefix", "bench"])
+        .env_clear()
+        .envs(creds)
+        .output()
+        .map_err(|e| format!("hub aws bootstrap: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "hub aws bootstrap failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let mut env: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.extend(creds.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Ok(env)
+}
