@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/connect/{*rest}", any(connect))
         .route("/intake/{*rest}", any(intake))
+        .fallback(no_route)
         .layer(middleware::from_fn(with_request_id))
         .with_state(state)
 }
@@ -116,7 +117,13 @@ async fn with_request_id(req: Request, next: Next) -> Response {
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+        // Only ids that are safe to log and echo; anything else gets a new one.
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        })
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span = shared::telemetry::request_span(&id);
@@ -128,6 +135,20 @@ async fn with_request_id(req: Request, next: Next) -> Response {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
     resp
+}
+
+/// Any other path: 404 with the routes there are.
+async fn no_route(uri: Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({
+            "error": format!(
+                "no route for {}: the hub serves /health, /webhooks/{{provider}}, /connect/{{provider}} and /intake/{{tenant}}/{{kind}}",
+                uri.path().chars().take(200).collect::<String>()
+            )
+        })),
+    )
+        .into_response()
 }
 
 async fn health(State(state): State<AppState>) -> Response {

@@ -128,6 +128,9 @@ impl Intake {
             Ok(None) => return refuse(404, &format!("tenant {tenant} does not exist"), None),
             Err(e) => return refuse(503, &format!("temporarily unavailable: {e}"), None),
         }
+        if let Err(why) = crate::webhooks::intake::json_content_type(headers) {
+            return refuse(415, &why, Some("Content-Type"));
+        }
         if body.len() > MAX_BODY {
             return refuse(
                 413,

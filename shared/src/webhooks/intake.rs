@@ -1,8 +1,8 @@
 //! The webhook request path, shared by the Lambda functions and `hub serve`.
 //!
 //! Order of checks, each refusing before anything is stored: unknown provider
-//! (404), wrong method (405), body over the limit (413), signature (401),
-//! envelope (400). Then each event's dedupe key is claimed, the event routed by
+//! (404), wrong method (405), body over the limit (413), a `Content-Type`
+//! that is not JSON (415), signature (401), envelope (400). Then each event's dedupe key is claimed, the event routed by
 //! its provider account, and the claimed events enqueued in one batch before
 //! the claims are completed. A correctly signed event no tenant owns is
 //! answered 200 and parked on the unrouted queue for an operator.
@@ -127,6 +127,28 @@ pub struct UnroutedItem {
     pub received_at: Timestamp,
 }
 
+/// Checks a request's `Content-Type`: absent, `application/json` or any
+/// `application/*+json` (CloudEvents) passes, parameters aside; anything else
+/// is refused with the reason.
+pub fn json_content_type(headers: &http::HeaderMap) -> Result<(), String> {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    match media.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(m) if m.starts_with("application/") && m.ends_with("+json") => Ok(()),
+        Some(m) => Err(format!(
+            "Content-Type {m:?} is not JSON: send application/json"
+        )),
+        None => Err("Content-Type is not readable text: send application/json".into()),
+    }
+}
+
 /// The secret holding a provider's webhook signing key (its previous version
 /// is accepted during rotation).
 pub fn signing_key_secret(provider: Provider) -> SecretName {
@@ -219,6 +241,10 @@ impl WebhookIntake {
         };
         if req.body.len() > self.settings.max_body_bytes {
             return self.too_large(Some(req.body.len()));
+        }
+        if let Err(why) = json_content_type(req.headers) {
+            tracing::warn!(%provider, status = 415, reason = %why, "webhook refused");
+            return WebhookResponse::error(415, why);
         }
         let outcome = self.accept(provider, &req).await;
         match &outcome {

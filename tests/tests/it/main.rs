@@ -8,6 +8,10 @@
 //! `connect`: the OAuth connect flow over HTTP (`hub serve`'s routes) against
 //! stand-in Intuit and Xero token endpoints, on both backends.
 //!
+//! `hostile`: a corpus of more than 200 hostile requests against every
+//! webhook route and the intake: documented status and reason, nothing
+//! stored, no panic.
+//!
 //! `sandboxed`: the provider clients and pulls against the provider sandboxes
 //! over loopback: paging, 429s, injected 5xx, shared budgets, crash-resume.
 //!
@@ -20,6 +24,7 @@
 mod backends;
 mod conformance;
 mod connect;
+mod hostile;
 mod sandboxed;
 mod tokens;
 mod webhooks;
