@@ -92,7 +92,12 @@ pub enum Command {
     Work,
     /// Post what the push queue holds to QuickBooks and Xero, until it is empty
     /// (the local stand-in for the push function).
-    Push,
+    Push {
+        /// Seconds a received message stays hidden: if this process dies,
+        /// its messages come back to the queue after this long.
+        #[arg(long, default_value_t = 120)]
+        visibility: u64,
+    },
     /// Compare a business day's POS totals with what was posted, per location
     /// and destination, to the cent.
     Reconcile {
@@ -477,7 +482,7 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             );
             Ok(())
         }
-        Command::Push => {
+        Command::Push { visibility } => {
             let stores = Stores::from_config(config)
                 .await
                 .context("open the configured stores")?;
@@ -486,7 +491,8 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                 config.endpoints.clone(),
                 &config.public_url,
             );
-            let pusher = shared::pipelines::push::Pusher::new(stores.clone(), clients);
+            let mut pusher = shared::pipelines::push::Pusher::new(stores.clone(), clients);
+            pusher.visibility = std::time::Duration::from_secs(visibility);
             let outcomes = pusher.drain(stores.push_queue.as_ref(), 1000).await?;
             let count = |f: fn(&shared::pipelines::push::PushOutcome) -> bool| {
                 outcomes.iter().filter(|o| f(o)).count()
@@ -778,7 +784,7 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
         | Command::Config
         | Command::Connect { .. }
         | Command::Pull { .. }
-        | Command::Push
+        | Command::Push { .. }
         | Command::Work
         | Command::Status { .. }
         | Command::Reconcile { .. }

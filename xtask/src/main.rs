@@ -16,6 +16,7 @@
 
 mod bench;
 mod infra;
+mod leaks;
 mod smoke;
 
 use std::net::{TcpListener, TcpStream};
@@ -235,8 +236,18 @@ fn test(extra: &[String]) -> Result<()> {
             None
         }
     };
+    // Logs and the secrets tests write go here, for the leak scan.
+    let log_dir = root().join(format!(
+        "target/test-logs/{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default()
+    ));
     let mut test_cmd = cargo();
-    test_cmd.args(["test", "--workspace"]);
+    test_cmd
+        .args(["test", "--workspace"])
+        .env("HUB_TEST_LOG_DIR", &log_dir);
     if !extra.is_empty() {
         test_cmd.args(extra.iter().skip_while(|a| *a == "--"));
     }
@@ -258,6 +269,23 @@ fn test(extra: &[String]) -> Result<()> {
         }
     };
     drop(moto);
+    eprintln!("\n==> secret-leak scan of the tests' logs");
+    match leaks::scan(&log_dir) {
+        Ok(scan) if scan.secrets == 0 => failed.push(format!(
+            "secret-leak scan: no secrets were recorded in {} (is the capture wired?)",
+            log_dir.display()
+        )),
+        Ok(scan) if scan.hits.is_empty() => eprintln!(
+            "==> secret-leak scan: ok: {} secret values, {} log file(s), {} bytes: no hit",
+            scan.secrets, scan.logs, scan.log_bytes
+        ),
+        Ok(scan) => failed.push(format!(
+            "secret-leak scan: {} hit(s) of a test's secret in its logs:\n    {}",
+            scan.hits.len(),
+            scan.hits.join("\n    ")
+        )),
+        Err(e) => failed.push(format!("secret-leak scan: {e}")),
+    }
     match smoke::smoke(&venv) {
         Ok((p, f, ok)) => {
             passed += p;

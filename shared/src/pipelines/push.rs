@@ -243,6 +243,9 @@ pub struct Pusher {
     clients: ProviderClients,
     /// The first retry's delay; doubled per receive, at most 15 minutes.
     pub retry_base: Duration,
+    /// How long a message [`Pusher::drain`] receives stays hidden from other
+    /// workers: if this worker dies, the message comes back after it.
+    pub visibility: Duration,
 }
 
 /// The idempotency-store key a batch's contents are kept under.
@@ -311,6 +314,7 @@ impl Pusher {
             stores,
             clients,
             retry_base: Duration::from_secs(5),
+            visibility: Duration::from_secs(120),
         }
     }
 
@@ -364,9 +368,7 @@ impl Pusher {
         for _ in 0..max_rounds {
             let mut batch = Vec::new();
             while batch.len() < 50 {
-                let got = queue
-                    .receive(10, Duration::from_secs(120), Duration::ZERO)
-                    .await?;
+                let got = queue.receive(10, self.visibility, Duration::ZERO).await?;
                 if got.is_empty() {
                     break;
                 }

@@ -143,16 +143,29 @@ pub async fn ingest(
             RecordKind::MenuItem | RecordKind::InventoryLevel => &[],
         };
         let outcome = stores.ledger.upsert(&sr, dests).await?;
-        match outcome {
-            UpsertOutcome::Created { .. } => tally.created += 1,
-            UpsertOutcome::Changed { .. } => tally.changed += 1,
-            UpsertOutcome::Unchanged { .. } => {
-                tally.unchanged += 1;
-                continue;
-            }
-        }
         let version = outcome.version();
-        for d in dests {
+        let push_to: Vec<Provider> = match outcome {
+            UpsertOutcome::Created { .. } => {
+                tally.created += 1;
+                dests.to_vec()
+            }
+            UpsertOutcome::Changed { .. } => {
+                tally.changed += 1;
+                dests.to_vec()
+            }
+            UpsertOutcome::Unchanged { pending, .. } => {
+                tally.unchanged += 1;
+                // Still pending: its push may have been lost with a process
+                // that died after the upsert; queue it (and its event) again.
+                let again: Vec<Provider> =
+                    pending.into_iter().filter(|d| dests.contains(d)).collect();
+                if again.is_empty() {
+                    continue;
+                }
+                again
+            }
+        };
+        for d in &push_to {
             let item = PushItem {
                 key: sr.key.clone(),
                 version,

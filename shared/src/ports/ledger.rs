@@ -76,7 +76,7 @@ impl SourceRecord {
 }
 
 /// What an upsert did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpsertOutcome {
     /// A record never seen before, now version 1.
     Created {
@@ -87,6 +87,10 @@ pub enum UpsertOutcome {
     Unchanged {
         /// The stored version.
         version: u32,
+        /// Destinations still pending at this version: their push may never
+        /// have been queued (a crash between the upsert and the enqueue), so
+        /// it is queued again (a second message for a row is harmless).
+        pending: Vec<Provider>,
     },
     /// New content: a new version, pending again at every destination.
     Changed {
@@ -97,16 +101,16 @@ pub enum UpsertOutcome {
 
 impl UpsertOutcome {
     /// The record's version after the upsert.
-    pub fn version(self) -> u32 {
-        match self {
+    pub fn version(&self) -> u32 {
+        match *self {
             UpsertOutcome::Created { version }
-            | UpsertOutcome::Unchanged { version }
+            | UpsertOutcome::Unchanged { version, .. }
             | UpsertOutcome::Changed { version } => version,
         }
     }
 
     /// Whether destinations have something new to post.
-    pub fn needs_push(self) -> bool {
+    pub fn needs_push(&self) -> bool {
         !matches!(self, UpsertOutcome::Unchanged { .. })
     }
 }
@@ -193,8 +197,17 @@ impl LedgerEntry {
             if added {
                 self.updated_at = now;
             }
+            let pending = self
+                .destinations
+                .iter()
+                .filter(|(_, s)| {
+                    s.status == DestinationStatus::Pending && s.version == self.version
+                })
+                .map(|(d, _)| *d)
+                .collect();
             return UpsertOutcome::Unchanged {
                 version: self.version,
+                pending,
             };
         }
         self.version += 1;

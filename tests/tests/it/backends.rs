@@ -48,6 +48,7 @@ fn unique(prefix: &str) -> String {
 
 impl Backend {
     pub fn sqlite() -> Backend {
+        crate::leaks::init();
         let db = SqliteStore::in_memory().expect("open in-memory SQLite");
         let dir = std::env::temp_dir().join(unique("hub-test"));
         let arc = Arc::new(db.clone());
@@ -63,6 +64,7 @@ impl Backend {
     }
 
     pub async fn aws() -> Backend {
+        crate::leaks::init();
         let endpoint = std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
             panic!(
                 "{ENDPOINT_VAR} is not set: the AWS conformance suites need the AWS emulator \
@@ -177,14 +179,16 @@ impl Backend {
 
     /// A handle on this test's secrets, independent of any other handle
     /// (as two Lambda invocations are).
+    /// Every value written through it is listed for the secret-leak scan.
     pub fn secrets(&self) -> Box<dyn SecretStore> {
-        match &self.kind {
+        let inner: Box<dyn SecretStore> = match &self.kind {
             Kind::Sqlite { dir, .. } => Box::new(FileSecrets::new(dir.join("secrets.json"))),
             Kind::Aws { sdk, prefix } => Box::new(AwsSecrets::new(
                 aws_sdk_secretsmanager::Client::new(sdk),
                 prefix.clone(),
             )),
-        }
+        };
+        Box::new(crate::leaks::RecordingSecrets(inner))
     }
 }
 

@@ -835,6 +835,9 @@ fn raw(addr: &str, request: &[u8]) -> String {
 
 #[tokio::test]
 async fn every_hostile_request_is_answered_as_documented_and_stores_nothing() {
+    crate::leaks::init();
+    crate::leaks::register_secret(KEY);
+    crate::leaks::register_secret(INTAKE_TOKEN);
     let dir = std::env::temp_dir().join(format!("hub-hostile-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("state.db");

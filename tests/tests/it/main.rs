@@ -12,6 +12,9 @@
 //! webhook route and the intake: documented status and reason, nothing
 //! stored, no panic.
 //!
+//! `leaks`: with `HUB_TEST_LOG_DIR`, this binary's logs and the secret values
+//! its tests write are captured for xtask's secret-leak scan.
+//!
 //! `sandboxed`: the provider clients and pulls against the provider sandboxes
 //! over loopback: paging, 429s, injected 5xx, shared budgets, crash-resume.
 //!
@@ -25,6 +28,7 @@ mod backends;
 mod conformance;
 mod connect;
 mod hostile;
+mod leaks;
 mod sandboxed;
 mod tokens;
 mod webhooks;

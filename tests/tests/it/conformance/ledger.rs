@@ -12,6 +12,7 @@ conformance!(
     concurrent_upserts_of_one_new_record_create_it_once,
     undated_rows_are_listed_by_tenant_and_kind,
     a_row_is_promised_to_one_send_at_a_time,
+    a_row_upserted_but_never_queued_is_queued_by_the_next_ingest,
 );
 
 const DESTS: [Provider; 2] = [Provider::QuickBooks, Provider::Xero];
@@ -42,7 +43,10 @@ async fn the_same_content_is_a_no_op_and_new_content_a_new_version(b: Backend) {
     );
     assert_eq!(
         b.ledger.upsert(&r, &DESTS).await.unwrap(),
-        UpsertOutcome::Unchanged { version: 1 }
+        UpsertOutcome::Unchanged {
+            version: 1,
+            pending: DESTS.to_vec()
+        }
     );
     b.ledger
         .mark_posted(&r.key, Provider::QuickBooks, 1, "sr-77", Some("0"))
@@ -180,7 +184,7 @@ async fn concurrent_upserts_of_one_new_record_create_it_once(b: Backend) {
     for t in tasks {
         match t.await.unwrap().unwrap() {
             UpsertOutcome::Created { .. } => created += 1,
-            UpsertOutcome::Unchanged { version } => assert_eq!(version, 1),
+            UpsertOutcome::Unchanged { version, .. } => assert_eq!(version, 1),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -332,4 +336,70 @@ async fn a_row_is_promised_to_one_send_at_a_time(b: Backend) {
             .await,
         Err(StoreError::Conflict(_))
     ));
+}
+
+async fn a_row_upserted_but_never_queued_is_queued_by_the_next_ingest(b: Backend) {
+    use shared::pipelines::records::{PushItem, ingest, source_record};
+    let stores = b.stores(5).await;
+    let t = tenant();
+    let record = shared::model::Record::Transaction(shared::model::Transaction {
+        tenant: t.clone(),
+        connection: shared::ids::ConnectionId::new("pos").unwrap(),
+        source: Provider::Toast,
+        external_id: ExternalId::new("order-crash").unwrap(),
+        amount: "12.50".parse().unwrap(),
+        currency: shared::model::Currency::new("USD").unwrap(),
+        direction: shared::model::Direction::Credit,
+        description: "Order".into(),
+        business_date: date(2026, 11, 27),
+        occurred_at: jiff::Timestamp::from_second(1_764_259_200).unwrap(),
+        reference: "T-1".into(),
+        payment_method: None,
+        line_items: Vec::new(),
+    });
+    // A process upserts the row, then dies before queueing its push.
+    let sr = source_record(&t, Provider::Toast, &record);
+    b.ledger.upsert(&sr, &[Provider::QuickBooks]).await.unwrap();
+    assert_eq!(stores.push_queue.depth().await.unwrap().visible, 0);
+    // The next pull reads the same record: unchanged, but still pending, so
+    // its push is queued now.
+    let tally = ingest(
+        &stores,
+        &t,
+        Provider::Toast,
+        &[Provider::QuickBooks],
+        vec![record.clone()],
+    )
+    .await
+    .unwrap();
+    assert_eq!((tally.unchanged, tally.pushes), (1, 1));
+    let m = stores
+        .push_queue
+        .receive(
+            10,
+            std::time::Duration::from_secs(30),
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    let item: PushItem = serde_json::from_str(&m[0].body).unwrap();
+    assert_eq!(
+        (item.key, item.version, item.destination),
+        (sr.key.clone(), 1, Provider::QuickBooks)
+    );
+    // Once posted, a re-read queues nothing.
+    b.ledger
+        .mark_posted(&sr.key, Provider::QuickBooks, 1, "QB-9", None)
+        .await
+        .unwrap();
+    let tally = ingest(
+        &stores,
+        &t,
+        Provider::Toast,
+        &[Provider::QuickBooks],
+        vec![record],
+    )
+    .await
+    .unwrap();
+    assert_eq!((tally.unchanged, tally.pushes), (1, 0));
 }
