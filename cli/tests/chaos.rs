@@ -124,6 +124,9 @@ fn hub(dir: &Path, toast: &str, qbo: &str, args: &[&str]) -> Command {
             format!("{qbo}/oauth2/v1/tokens/bearer"),
         )
         .env("HUB_LOG_FORMAT", "json")
+        // A push untried after a kill is queued again by the next pull at
+        // once (production waits ten minutes).
+        .env("HUB_REQUEUE_PENDING_AFTER_SECONDS", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -82,6 +82,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "how long a secret read is cached",
     ),
     (
+        "HUB_REQUEUE_PENDING_AFTER_SECONDS",
+        "600",
+        "a record re-read while its push is still untried after this long gets its push queued again (lost with a crashed process)",
+    ),
+    (
         "HUB_PUBLIC_URL",
         "http://127.0.0.1:8080",
         "the hub's public base URL; OAuth providers send users back to <it>/connect/<provider>/callback",

@@ -120,6 +120,22 @@ pub async fn destinations(stores: &Stores, tenant: &TenantId) -> Result<Vec<Prov
     Ok(d)
 }
 
+/// How long a destination may stay pending (never attempted) before a
+/// re-read of its record queues its push again: `HUB_REQUEUE_PENDING_AFTER_SECONDS`,
+/// default 600 (pushes are normally attempted within seconds; a push still
+/// untried after ten minutes was most likely never queued).
+pub fn requeue_pending_after() -> jiff::SignedDuration {
+    static AFTER: std::sync::OnceLock<jiff::SignedDuration> = std::sync::OnceLock::new();
+    *AFTER.get_or_init(|| {
+        let secs = std::env::var("HUB_REQUEUE_PENDING_AFTER_SECONDS")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|s| *s >= 0)
+            .unwrap_or(600);
+        jiff::SignedDuration::from_secs(secs)
+    })
+}
+
 /// Upserts a batch of one tenant's records from `source`, then queues pushes
 /// and publishes events for what is new or changed, each in one batch.
 pub async fn ingest(
@@ -128,6 +144,26 @@ pub async fn ingest(
     source: Provider,
     destinations: &[Provider],
     records: Vec<Record>,
+) -> Result<Tally, StoreError> {
+    ingest_with(
+        stores,
+        tenant,
+        source,
+        destinations,
+        records,
+        requeue_pending_after(),
+    )
+    .await
+}
+
+/// [`ingest`] with the time after which an untried push is queued again.
+pub async fn ingest_with(
+    stores: &Stores,
+    tenant: &TenantId,
+    source: Provider,
+    destinations: &[Provider],
+    records: Vec<Record>,
+    requeue_after: jiff::SignedDuration,
 ) -> Result<Tally, StoreError> {
     let mut tally = Tally::default();
     let mut pushes = Vec::new();
@@ -155,10 +191,15 @@ pub async fn ingest(
             }
             UpsertOutcome::Unchanged { pending, .. } => {
                 tally.unchanged += 1;
-                // Still pending: its push may have been lost with a process
-                // that died after the upsert; queue it (and its event) again.
-                let again: Vec<Provider> =
-                    pending.into_iter().filter(|d| dests.contains(d)).collect();
+                // Pending long after its upsert: its push may have been lost
+                // with a process that died before queueing it; queue it (and
+                // its event) again. A second message for a row is harmless.
+                let stale = now - requeue_after;
+                let again: Vec<Provider> = pending
+                    .into_iter()
+                    .filter(|(d, since)| dests.contains(d) && *since <= stale)
+                    .map(|(d, _)| d)
+                    .collect();
                 if again.is_empty() {
                     continue;
                 }

@@ -87,10 +87,10 @@ pub enum UpsertOutcome {
     Unchanged {
         /// The stored version.
         version: u32,
-        /// Destinations still pending at this version: their push may never
-        /// have been queued (a crash between the upsert and the enqueue), so
-        /// it is queued again (a second message for a row is harmless).
-        pending: Vec<Provider>,
+        /// Destinations still pending (never attempted) at this version, and
+        /// since when: a push pending long after its upsert may never have
+        /// been queued (a crash between the upsert and the enqueue).
+        pending: Vec<(Provider, Timestamp)>,
     },
     /// New content: a new version, pending again at every destination.
     Changed {
@@ -203,7 +203,7 @@ impl LedgerEntry {
                 .filter(|(_, s)| {
                     s.status == DestinationStatus::Pending && s.version == self.version
                 })
-                .map(|(d, _)| *d)
+                .map(|(d, s)| (*d, s.updated_at))
                 .collect();
             return UpsertOutcome::Unchanged {
                 version: self.version,

@@ -41,13 +41,14 @@ async fn the_same_content_is_a_no_op_and_new_content_a_new_version(b: Backend) {
         b.ledger.upsert(&r, &DESTS).await.unwrap(),
         UpsertOutcome::Created { version: 1 }
     );
-    assert_eq!(
-        b.ledger.upsert(&r, &DESTS).await.unwrap(),
-        UpsertOutcome::Unchanged {
-            version: 1,
-            pending: DESTS.to_vec()
+    match b.ledger.upsert(&r, &DESTS).await.unwrap() {
+        UpsertOutcome::Unchanged { version, pending } => {
+            assert_eq!(version, 1);
+            let dests: Vec<Provider> = pending.iter().map(|(d, _)| *d).collect();
+            assert_eq!(dests, DESTS.to_vec(), "both still untried");
         }
-    );
+        other => panic!("{other:?}"),
+    }
     b.ledger
         .mark_posted(&r.key, Provider::QuickBooks, 1, "sr-77", Some("0"))
         .await
@@ -361,14 +362,28 @@ async fn a_row_upserted_but_never_queued_is_queued_by_the_next_ingest(b: Backend
     let sr = source_record(&t, Provider::Toast, &record);
     b.ledger.upsert(&sr, &[Provider::QuickBooks]).await.unwrap();
     assert_eq!(stores.push_queue.depth().await.unwrap().visible, 0);
-    // The next pull reads the same record: unchanged, but still pending, so
-    // its push is queued now.
+    // A re-read right away queues nothing more (the push is surely queued).
+    // (HUB_REQUEUE_PENDING_AFTER_SECONDS is not set in this binary: 600 s.)
     let tally = ingest(
         &stores,
         &t,
         Provider::Toast,
         &[Provider::QuickBooks],
         vec![record.clone()],
+    )
+    .await
+    .unwrap();
+    assert_eq!((tally.unchanged, tally.pushes), (1, 0));
+    // Ten minutes on, the next pull reads the same record: unchanged, but
+    // still untried, so its push is queued now.
+    // (Here "ten minutes" is zero.)
+    let tally = shared::pipelines::records::ingest_with(
+        &stores,
+        &t,
+        Provider::Toast,
+        &[Provider::QuickBooks],
+        vec![record.clone()],
+        jiff::SignedDuration::ZERO,
     )
     .await
     .unwrap();
