@@ -156,7 +156,8 @@ pub fn bench(args: &[String]) -> Result<()> {
         "build the functions and hello-world (profile bench)",
         &mut build,
     )?;
-    let bin = |name: &str| root().join("target/bench").join(name);
+    // The bench profile builds into target/release.
+    let bin = |name: &str| root().join("target/release").join(name);
     let out_dir = root().join("target/bench-figures");
     std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
 
