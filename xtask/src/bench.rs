@@ -207,7 +207,16 @@ pub fn bench(args: &[String]) -> Result<()> {
     }
 
     // Webhook intake through `hub serve`, and handler time on the emulator.
-    let intake = bench_figures("intake", &[("HUB_BENCH_AWS_ENDPOINT", moto.url.clone())])?;
+    let intake = bench_figures(
+        "intake",
+        &[
+            ("HUB_BENCH_AWS_ENDPOINT", moto.url.clone()),
+            ("AWS_ENDPOINT_URL", moto.url.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ],
+    )?;
     drop(moto);
     let (orders, posts) = if quick {
         ("10000", "1000")
