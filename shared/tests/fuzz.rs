@@ -335,6 +335,9 @@ fn fuzz_content_type() {
             b"application/json".to_vec(),
             b"application/cloudevents+json; charset=utf-8".to_vec(),
             b"text/plain".to_vec(),
+            // Found by this fuzzer: a non-ASCII parameter once made a JSON
+            // media type "not readable text".
+            b"application/cloudevents+jSon; charset=utf-8\xc3\xb1".to_vec(),
         ],
         |raw| {
             let Ok(value) = http::HeaderValue::from_bytes(raw) else {
@@ -343,9 +346,10 @@ fn fuzz_content_type() {
             let mut h = http::HeaderMap::new();
             h.insert(http::header::CONTENT_TYPE, value);
             let verdict = shared::webhooks::intake::json_content_type(&h);
-            let media = std::str::from_utf8(raw)
-                .ok()
-                .and_then(|v| v.split(';').next())
+            let media = raw
+                .split(|b| *b == b';')
+                .next()
+                .and_then(|m| std::str::from_utf8(m).ok())
                 .map(|m| m.trim().to_ascii_lowercase());
             let json = media.as_deref().is_some_and(|m| {
                 m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))

@@ -134,10 +134,11 @@ pub fn json_content_type(headers: &http::HeaderMap) -> Result<(), String> {
     let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
         return Ok(());
     };
-    let media = value
-        .to_str()
+    // Only the media type matters; parameters (charset, ...) may hold any byte.
+    let bytes = value.as_bytes();
+    let media = bytes.split(|b| *b == b';').next().unwrap_or_default();
+    let media = std::str::from_utf8(media)
         .ok()
-        .and_then(|v| v.split(';').next())
         .map(|m| m.trim().to_ascii_lowercase());
     match media.as_deref() {
         Some("application/json") => Ok(()),
