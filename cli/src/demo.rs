@@ -181,10 +181,16 @@ impl Phases {
 
 struct Restaurant {
     tenant: TenantId,
-    toast: bool,
     pos: Connection,
     books_account: String,
+    /// Square restaurants: which Square sandbox (Toast ones have none).
     square: Option<usize>,
+}
+
+impl Restaurant {
+    fn toast(&self) -> bool {
+        self.square.is_none()
+    }
 }
 
 const TOAST_TZ: &str = "America/New_York";
@@ -451,7 +457,6 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
         .await?;
         restaurants.push(Restaurant {
             tenant,
-            toast: toast_side,
             pos,
             books_account,
             square: (!toast_side).then_some(k),
@@ -471,7 +476,7 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
     let mut sent = 0u64;
     let mut repeats: BTreeMap<TenantId, u64> = BTreeMap::new();
     for r in &restaurants {
-        let bodies: Vec<Vec<u8>> = if r.toast {
+        let bodies: Vec<Vec<u8>> = if r.toast() {
             let mut orders: Vec<String> = toast
                 .orders(r.pos.account_id.as_str())
                 .into_iter()
@@ -492,7 +497,7 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
                 .filter_map(|id| sq.payment_updated_event(id))
                 .collect()
         };
-        let (provider, url, key) = if r.toast {
+        let (provider, url, key) = if r.toast() {
             (
                 Provider::Toast,
                 format!("{hub_url}/webhooks/toast"),
@@ -689,7 +694,7 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
     // 8. Reconcile every restaurant's days against the books themselves.
     let mut rows = Vec::new();
     for r in &restaurants {
-        let books = if r.toast {
+        let books = if r.toast() {
             quickbooks_books(&qbo, &r.books_account)
         } else {
             xero_books(&xero, &r.books_account)
@@ -715,7 +720,7 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
             let duplicates = books.duplicates.get(&date).copied().unwrap_or_default();
             rows.push(DayRow {
                 restaurant: r.tenant.to_string(),
-                systems: if r.toast {
+                systems: if r.toast() {
                     "toast+quickbooks".into()
                 } else {
                     "square+xero".into()

@@ -27,6 +27,35 @@ fn hub(data_dir: &Path, args: &[&str]) -> Output {
         .expect("run hub")
 }
 
+/// Runs `hub` on `dir` with one extra variable, feeding it `stdin`, off the
+/// async runtime (the test's sandbox must keep answering meanwhile).
+fn hub_with(
+    dir: &Path,
+    var: (&'static str, String),
+    args: Vec<String>,
+    stdin: Option<String>,
+) -> tokio::task::JoinHandle<Output> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(&args)
+            .env_clear()
+            .env("HUB_DATA_DIR", &dir)
+            .env(var.0, var.1)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    })
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -482,25 +511,12 @@ async fn hub_pull_reads_a_toast_restaurant_and_re_pulls_a_range() {
     let total = sandbox.orders(&guid).len();
     let dir = temp_dir();
     let run = |args: Vec<String>, stdin: Option<String>| {
-        let (dir, url) = (dir.clone(), sandbox.base_url());
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
-                .args(&args)
-                .env_clear()
-                .env("HUB_DATA_DIR", &dir)
-                .env("HUB_ENDPOINT_TOAST", url)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            if let Some(s) = stdin {
-                child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-            }
-            drop(child.stdin.take());
-            child.wait_with_output().unwrap()
-        })
+        hub_with(
+            &dir,
+            ("HUB_ENDPOINT_TOAST", sandbox.base_url()),
+            args,
+            stdin,
+        )
     };
     let a = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let o = run(a(&["tenant", "add", "bistro", "--name", "Bistro"]), None)
@@ -654,25 +670,12 @@ async fn accounts_lists_the_chart_of_the_books_and_caches_it() {
     let grant = qbo.grant(&realm);
     let dir = temp_dir();
     let run = |args: Vec<String>, stdin: Option<String>| {
-        let (dir, url) = (dir.clone(), qbo.base_url());
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
-                .args(&args)
-                .env_clear()
-                .env("HUB_DATA_DIR", &dir)
-                .env("HUB_ENDPOINT_QUICKBOOKS", url)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            if let Some(s) = stdin {
-                child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-            }
-            drop(child.stdin.take());
-            child.wait_with_output().unwrap()
-        })
+        hub_with(
+            &dir,
+            ("HUB_ENDPOINT_QUICKBOOKS", qbo.base_url()),
+            args,
+            stdin,
+        )
     };
     let a = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     for (args, stdin) in [

@@ -139,6 +139,14 @@ impl Drop for Moto {
     }
 }
 
+/// Milliseconds since the epoch: a fresh folder name per run.
+fn stamp() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
+
 fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("find a free port: {e}"))?;
     l.local_addr()
@@ -237,13 +245,7 @@ fn test(extra: &[String]) -> Result<()> {
         }
     };
     // Logs and the secrets tests write go here, for the leak scan.
-    let log_dir = root().join(format!(
-        "target/test-logs/{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default()
-    ));
+    let log_dir = root().join(format!("target/test-logs/{}", stamp()));
     let mut test_cmd = cargo();
     test_cmd
         .args(["test", "--workspace"])

@@ -2,7 +2,7 @@
 //! watch` (the Lambda runtime emulator), fed the sample events in
 //! `tests/fixtures/events/` by the ignored test `hub-tests/lambda_smoke`.
 
-use crate::{Result, cargo, free_port, infra, root, run, run_tests};
+use crate::{Result, cargo, free_port, infra, root, run, run_tests, stamp};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -82,13 +82,7 @@ pub fn smoke(venv: &Path) -> Result<(u64, u64, bool)> {
     }
     run("build the function binaries", &mut build)?;
     let binary = test_binary()?;
-    let dir = root().join(format!(
-        "target/smoke/{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default()
-    ));
+    let dir = root().join(format!("target/smoke/{}", stamp()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let port = free_port()?;
     let log_path = dir.join("watch.log");

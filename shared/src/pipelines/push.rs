@@ -236,6 +236,15 @@ pub fn xero_entity(
     Ok(body)
 }
 
+/// The account mapping a source connection gives for `destination`.
+fn mapping(source: &Connection, destination: Provider) -> AccountMapping {
+    source
+        .mappings
+        .get(&destination)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Posts push messages.
 #[derive(Debug, Clone)]
 pub struct Pusher {
@@ -380,24 +389,6 @@ impl Pusher {
             out.extend(self.handle_many(queue, &batch).await?);
         }
         Ok(out)
-    }
-
-    /// Posts one version of one row (as a receive of one message would).
-    pub async fn push(
-        &self,
-        item: &PushItem,
-        receive_count: u32,
-    ) -> Result<PushOutcome, StoreError> {
-        match self.prepare(0, item.clone(), receive_count).await? {
-            Err(outcome) => Ok(outcome),
-            Ok(ready) => {
-                let mut out = vec![None];
-                self.route(vec![ready], &mut out).await?;
-                Ok(out
-                    .remove(0)
-                    .unwrap_or_else(|| PushOutcome::Retry(BUSY, "no outcome for the push".into())))
-            }
-        }
     }
 
     async fn push_many(
@@ -581,16 +572,9 @@ impl Pusher {
         Ok(outcome)
     }
 
-    /// What one accounting post needs: the transaction, its source
-    /// connection's mapping, and the destination connection.
-    async fn accounting(
-        &self,
-        item: &PushItem,
-        entry: &LedgerEntry,
-    ) -> Result<(Transaction, AccountMapping, Connection, Connection), Failure> {
-        let t = transaction(entry).map_err(Failure::Invalid)?;
-        let source = self
-            .stores
+    /// The connection a transaction came from.
+    async fn source(&self, t: &Transaction) -> Result<Connection, Failure> {
+        self.stores
             .connections
             .get(&t.tenant, &t.connection)
             .await
@@ -600,12 +584,19 @@ impl Pusher {
                     "source connection {}/{} no longer exists",
                     t.tenant, t.connection
                 ))
-            })?;
-        let mapping = source
-            .mappings
-            .get(&item.destination)
-            .cloned()
-            .unwrap_or_default();
+            })
+    }
+
+    /// What one accounting post needs: the transaction, its source
+    /// connection's mapping, and the destination connection.
+    async fn accounting(
+        &self,
+        item: &PushItem,
+        entry: &LedgerEntry,
+    ) -> Result<(Transaction, AccountMapping, Connection, Connection), Failure> {
+        let t = transaction(entry).map_err(Failure::Invalid)?;
+        let source = self.source(&t).await?;
+        let mapping = mapping(&source, item.destination);
         let dest = self.destination(&t.tenant, item.destination).await?;
         Ok((t, mapping, source, dest))
     }
@@ -618,25 +609,46 @@ impl Pusher {
         readies: Vec<Ready>,
         out: &mut [Option<PushOutcome>],
     ) -> Result<(), StoreError> {
+        // One destination and one read per source connection for the group.
+        let dest = match self.destination(tenant, destination).await {
+            Ok(d) => d,
+            Err(e) => {
+                for r in readies {
+                    out[r.msg] = Some(
+                        self.record(&r.item, Err(e.clone()), r.receive_count, None)
+                            .await?,
+                    );
+                }
+                return Ok(());
+            }
+        };
+        let mut sources: std::collections::HashMap<crate::ids::ConnectionId, Connection> =
+            std::collections::HashMap::new();
         // Bodies first: a row that cannot be built fails alone.
         let mut built = Vec::new();
-        let mut dest_conn = None;
         for r in readies {
-            let body = match self.accounting(&r.item, &r.entry).await {
-                Ok((t, mapping, source, dest)) => {
-                    dest_conn = Some(dest);
-                    match destination {
-                        Provider::QuickBooks => quickbooks_entity(&t, &mapping, &source)
-                            .map(|(entity, body)| json!([entity, body])),
-                        _ => {
-                            let remote = r.state.as_ref().and_then(|s| s.remote_id.as_deref());
-                            xero_entity(&t, &mapping, &source, remote)
-                        }
+            let body = async {
+                let t = transaction(&r.entry).map_err(Failure::Invalid)?;
+                let source = match sources.get(&t.connection) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = self.source(&t).await?;
+                        sources.insert(t.connection.clone(), c.clone());
+                        c
                     }
-                    .map_err(Failure::Invalid)
+                };
+                let mapping = mapping(&source, destination);
+                match destination {
+                    Provider::QuickBooks => quickbooks_entity(&t, &mapping, &source)
+                        .map(|(entity, body)| json!([entity, body])),
+                    _ => {
+                        let remote = r.state.as_ref().and_then(|s| s.remote_id.as_deref());
+                        xero_entity(&t, &mapping, &source, remote)
+                    }
                 }
-                Err(e) => Err(e),
-            };
+                .map_err(Failure::Invalid)
+            }
+            .await;
             match body {
                 Ok(body) => built.push((r, body)),
                 Err(e) => {
@@ -644,9 +656,6 @@ impl Pusher {
                 }
             }
         }
-        let Some(dest) = dest_conn else {
-            return Ok(());
-        };
         let per_request = match destination {
             Provider::QuickBooks => crate::providers::quickbooks::MAX_BATCH,
             _ => crate::providers::xero::MAX_BATCH,
@@ -957,12 +966,8 @@ impl Pusher {
                     Ok(d) => d,
                     Err(e) => {
                         for r in &readies {
-                            let f = match &e {
-                                Failure::Invalid(s) => Failure::Invalid(s.clone()),
-                                other => Failure::Invalid(other.to_string()),
-                            };
                             out[r.msg] = Some(
-                                self.record(&r.item, Err(f), r.receive_count, Some(send))
+                                self.record(&r.item, Err(e.clone()), r.receive_count, Some(send))
                                     .await?,
                             );
                         }

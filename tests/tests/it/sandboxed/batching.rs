@@ -18,7 +18,7 @@ use shared::model::{
 use shared::pipelines::push::{PushOutcome, Pusher};
 use shared::pipelines::records::ingest;
 use shared::ports::{DestinationStatus, LedgerKey};
-use shared::providers::Endpoints;
+use shared::providers::{Endpoints, ProviderClients};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -72,19 +72,13 @@ async fn pos(hub: &Hub, destination: Provider, mapping: AccountMapping) -> Conne
     pos
 }
 
-fn key(hub: &Hub, id: &str) -> LedgerKey {
-    LedgerKey {
-        tenant: hub.tenant.clone(),
-        provider: Provider::Toast,
-        kind: shared::model::RecordKind::Transaction,
-        source_id: ExternalId::new(id).unwrap(),
-    }
-}
-
-async fn quickbooks_batches_while_the_budget_lasts_and_a_lost_answer_is_resent_as_the_same_batch(
+/// A QuickBooks sandbox (seeded `seed`), a hub with a Toast point of sale
+/// mapped to it and the books connected: (sandbox, hub, pos, clients, realm).
+async fn quickbooks_hub(
     b: Backend,
-) {
-    let qbo = QuickBooksSandbox::start(QuickBooksConfig::seeded(61))
+    seed: u64,
+) -> (QuickBooksSandbox, Hub, Connection, ProviderClients, String) {
+    let qbo = QuickBooksSandbox::start(QuickBooksConfig::seeded(seed))
         .await
         .unwrap();
     let hub = Hub::new(b).await;
@@ -119,6 +113,22 @@ async fn quickbooks_batches_while_the_budget_lasts_and_a_lost_answer_is_resent_a
         quickbooks_token: format!("{}/oauth2/v1/tokens/bearer", qbo.base_url()),
         ..Endpoints::default()
     });
+    (qbo, hub, pos, clients, realm)
+}
+
+fn key(hub: &Hub, id: &str) -> LedgerKey {
+    LedgerKey {
+        tenant: hub.tenant.clone(),
+        provider: Provider::Toast,
+        kind: shared::model::RecordKind::Transaction,
+        source_id: ExternalId::new(id).unwrap(),
+    }
+}
+
+async fn quickbooks_batches_while_the_budget_lasts_and_a_lost_answer_is_resent_as_the_same_batch(
+    b: Backend,
+) {
+    let (qbo, hub, pos, clients, realm) = quickbooks_hub(b, 61).await;
     let mut pusher = Pusher::new(hub.stores.clone(), clients.clone());
     pusher.retry_base = Duration::ZERO;
     let dests = [Provider::QuickBooks];
@@ -275,41 +285,7 @@ async fn quickbooks_batches_while_the_budget_lasts_and_a_lost_answer_is_resent_a
 }
 
 async fn quickbooks_posts_singly_once_the_batch_budget_is_spent(b: Backend) {
-    let qbo = QuickBooksSandbox::start(QuickBooksConfig::seeded(63))
-        .await
-        .unwrap();
-    let hub = Hub::new(b).await;
-    let realm = qbo.realm_id();
-    let grant = qbo.grant(&realm);
-    hub.app(Provider::QuickBooks, qbo.client_id(), qbo.client_secret())
-        .await;
-    let pos = pos(
-        &hub,
-        Provider::QuickBooks,
-        AccountMapping {
-            sales_item: Some("20".into()),
-            deposit_account: Some("4".into()),
-            ..AccountMapping::default()
-        },
-    )
-    .await;
-    hub.connect(
-        "books",
-        Provider::QuickBooks,
-        &realm,
-        "America/New_York",
-        token_credentials(
-            &grant.access_token,
-            grant.refresh_token.as_deref(),
-            SignedDuration::from_hours(1),
-        ),
-    )
-    .await;
-    let clients = hub.clients(Endpoints {
-        quickbooks: qbo.base_url(),
-        quickbooks_token: format!("{}/oauth2/v1/tokens/bearer", qbo.base_url()),
-        ..Endpoints::default()
-    });
+    let (qbo, hub, pos, clients, realm) = quickbooks_hub(b, 63).await;
     let pusher = Pusher::new(hub.stores.clone(), clients);
     // 150 sales: 15 full batches would need 15 of the realm's 40 a minute,
     // more than its budget holds at once (a burst of 4, then one every 1.7 s).
