@@ -692,14 +692,31 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
         Command::Dlq(DlqCmd::List { queue, max, json }) => {
             let q = queue_named(stores, &queue)?;
             let dead = q.dead_letters(max).await?;
+            let mut reasons = Vec::with_capacity(dead.len());
+            for d in &dead {
+                reasons.push(shared::ops::dlq::explain(stores, &queue, d).await?);
+            }
             if json {
-                println!("{}", serde_json::to_string_pretty(&dead)?);
+                let items: Vec<_> = dead
+                    .iter()
+                    .zip(&reasons)
+                    .map(|(d, why)| {
+                        serde_json::json!({
+                            "id": d.id,
+                            "body": d.body,
+                            "receive_count": d.receive_count,
+                            "sent_at": d.sent_at,
+                            "reason": why,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&items)?);
             } else {
                 println!(
                     "{} message(s) parked in the {queue} dead-letter queue",
                     dead.len()
                 );
-                for d in dead {
+                for (d, why) in dead.iter().zip(&reasons) {
                     let sent = d
                         .sent_at
                         .map(|t| t.to_string())
@@ -711,6 +728,8 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
                         sent,
                         preview(&d.body)
                     );
+                    let at = why.at.map(|t| format!(" ({t})")).unwrap_or_default();
+                    println!("    why: {}{at}", why.summary);
                 }
             }
         }
@@ -721,13 +740,18 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
                 .into_iter()
                 .find(|d| d.id == id)
                 .ok_or_else(|| anyhow!("no message {id} in the {queue} dead-letter queue"))?;
+            let why = shared::ops::dlq::explain(stores, &queue, &d).await?;
             let body: serde_json::Value =
                 serde_json::from_str(&d.body).unwrap_or(serde_json::Value::String(d.body.clone()));
             println!(
                 "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"id": d.id, "receive_count": d.receive_count, "sent_at": d.sent_at, "body": body})
-                )?
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "id": d.id,
+                    "receive_count": d.receive_count,
+                    "sent_at": d.sent_at,
+                    "reason": why,
+                    "body": body,
+                }))?
             );
         }
         Command::Dlq(DlqCmd::Redrive { queue, all, ids }) => {

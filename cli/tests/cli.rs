@@ -277,6 +277,69 @@ async fn parked_messages_are_listed_and_redriven() {
     assert_eq!(stdout(&o).trim(), "[]");
 }
 
+#[tokio::test]
+async fn a_parked_push_says_why_in_the_providers_words() {
+    use shared::ports::{Ledger, LedgerKey, SourceRecord};
+    let dir = temp_dir();
+    let key = LedgerKey {
+        tenant: shared::ids::TenantId::new("bistro").unwrap(),
+        provider: shared::model::Provider::Toast,
+        kind: shared::model::RecordKind::Transaction,
+        source_id: shared::ids::ExternalId::new("order-7").unwrap(),
+    };
+    let refusal = "validation: Invalid Reference Id: Account 9999 (2500)";
+    {
+        let db = SqliteStore::open(&dir.join("state.db")).unwrap();
+        let record = SourceRecord {
+            key: key.clone(),
+            business_date: Some(jiff::civil::date(2026, 11, 27)),
+            payload: serde_json::json!({"kind": "transaction"}),
+        };
+        db.upsert(&record, &[shared::model::Provider::QuickBooks])
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            db.mark_failed(&key, shared::model::Provider::QuickBooks, 1, refusal)
+                .await
+                .unwrap();
+        }
+        let q = SqliteQueue::new(db, "push", 5);
+        let body = serde_json::json!({"key": key, "version": 1, "destination": "quickbooks"});
+        q.send_batch(&[OutgoingMessage::new(body.to_string())])
+            .await
+            .unwrap();
+        let m = q
+            .receive(1, Duration::from_secs(30), Duration::ZERO)
+            .await
+            .unwrap();
+        q.park(&m[0]).await.unwrap();
+    }
+    let o = hub(&dir, &["dlq", "list", "--queue", "push"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("why: quickbooks refused or failed it 2 time(s); last: validation: Invalid Reference Id: Account 9999"),
+        "{}",
+        stdout(&o)
+    );
+    let o = hub(&dir, &["dlq", "list", "--queue", "push", "--json"]);
+    let dead: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let id = dead[0]["id"].as_str().unwrap().to_string();
+    let o = hub(&dir, &["dlq", "show", "--queue", "push", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let why = &shown["reason"];
+    assert_eq!(why["last_error"], refusal, "{shown:#}");
+    assert_eq!(why["attempts"], 2);
+    assert_eq!(why["status"], "failed");
+    assert_eq!(why["destination"], "quickbooks");
+    assert_eq!(why["still_needed"], true);
+    assert!(
+        why["at"].as_str().is_some_and(|t| t.starts_with("20")),
+        "{why}"
+    );
+    assert_eq!(shown["body"]["version"], 1);
+}
+
 #[test]
 fn the_aws_backend_is_configured_from_the_environment() {
     let endpoint = std::env::var("HUB_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {

@@ -2,9 +2,11 @@
 //! entries to the time-tracking system. The back office submits them through
 //! the intake (`intake`); they are validated (`validate`), recorded in the
 //! ledger and queued like any other push; `hours` computes worked time;
-//! `accounts` lists the chart of accounts mappings name.
+//! `accounts` lists the chart of accounts mappings name; `dlq` says why a
+//! parked message is parked.
 
 pub mod accounts;
+pub mod dlq;
 pub mod hours;
 pub mod intake;
 pub mod validate;

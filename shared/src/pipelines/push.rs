@@ -8,14 +8,15 @@
 //! - QuickBooks: a credit is a SalesReceipt, a debit a Purchase. New ones of
 //!   one realm go 10 to a batch request while the realm's 40 batches a minute
 //!   last, and one by one beyond that (both count against its 500 calls a
-//!   minute). A single create carries `requestid` = a hash of the row's key
-//!   and version, so a retry after a lost answer replays instead of creating
-//!   twice. A row posted before is a sparse update with the stored SyncToken;
-//!   a stale one is re-read and the update tried again.
+//!   minute). A single create carries the `requestid` of its attempt, so a
+//!   retry after a lost answer replays instead of creating twice. A row
+//!   posted before is a sparse update with the stored SyncToken; a stale one
+//!   is re-read and the update tried again.
 //! - Xero: a credit is a RECEIVE, a debit a SPEND bank transaction, up to 50
 //!   to a request, sent with `summarizeErrors=false` (each item its own
-//!   result) and an `Idempotency-Key` derived from the request's contents; a
-//!   row posted before carries its `BankTransactionID`, so it is updated.
+//!   result) and an `Idempotency-Key` derived from the request's id and
+//!   contents; a row posted before carries its `BankTransactionID`, so it is
+//!   updated.
 //!
 //! A batch key names its contents, so a batch must never be regrouped: a
 //! redelivered message whose rows went out in another grouping would carry a
@@ -27,6 +28,15 @@
 //! answer. A promise whose batch was never written (the worker died between
 //! the two writes) is declared abandoned in the store, after which no one can
 //! write it, and its rows are sent afresh.
+//!
+//! Every attempt has a key of its own, kept only while its answer is
+//! unknown. A definitive answer spends it: after a refusal the next attempt
+//! (an operator's redrive after fixing a mapping, say) is built from the
+//! ledger and the mappings as they are then, under a new key, because both
+//! providers replay their first answer for a key they have seen. A refusal
+//! that comes back to a *resend* (the first answer was lost) may be a replay
+//! of what was said to the old body, so the row is sent afresh at once
+//! rather than parked; only a fresh attempt's refusal parks it.
 //!
 //! What comes back decides each message's fate: posted (deleted); refused as
 //! invalid or unauthorized (the ledger row marked failed with the provider's
@@ -66,18 +76,17 @@ pub enum PushOutcome {
     Park(String),
 }
 
-/// The idempotency key of one version of one row at one destination.
-pub fn request_id(item: &PushItem) -> String {
-    let h = Sha256::digest(
-        format!(
-            "{}:v{}:{}",
-            item.key.storage_key(),
-            item.version,
-            item.destination
-        )
-        .as_bytes(),
-    );
-    hex::encode(&h[..16])
+/// A fresh idempotency key for one attempt: 32 hex characters (QuickBooks
+/// takes 50 for a single call and 36 for a batch, Xero 128).
+///
+/// An attempt keeps its key only while its answer is unknown (lost on the
+/// way back): resending it then replays what the provider did with it. Once
+/// the provider has answered (posted, or refused for good) the key is spent,
+/// because both QuickBooks and Xero replay their first answer for a key they
+/// have seen: the next attempt, built from the ledger and mappings as they
+/// are then, carries a new one.
+fn fresh_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// A decimal as a JSON number, refusing any amount whose number form would
@@ -298,6 +307,10 @@ struct Member {
 /// A batch exactly as sent (and as resent after a lost answer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct SentBatch {
+    /// Its id (the `b:` promise); written batches from before ids were kept
+    /// have none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    id: String,
     destination: Provider,
     tenant: crate::ids::TenantId,
     members: Vec<Member>,
@@ -306,10 +319,17 @@ struct SentBatch {
 }
 
 impl SentBatch {
-    /// The provider's idempotency key: derived from the contents (members
-    /// and bodies), at most 32 characters (QuickBooks takes 36 for a batch).
+    /// The provider's idempotency key: derived from the batch's id and
+    /// contents (members and bodies), at most 32 characters (QuickBooks
+    /// takes 36 for a batch). A batch built afresh has a new id, so a new
+    /// key, even where its contents repeat an answered one.
     fn key(&self) -> String {
-        let bytes = serde_json::to_vec(&(&self.members, &self.request)).unwrap_or_default();
+        let bytes = if self.id.is_empty() {
+            serde_json::to_vec(&(&self.members, &self.request))
+        } else {
+            serde_json::to_vec(&(&self.id, &self.members, &self.request))
+        }
+        .unwrap_or_default();
         hex::encode(&Sha256::digest(&bytes)[..16])
     }
 }
@@ -493,21 +513,32 @@ impl Pusher {
             self.send_group(&tenant, destination, rs, out).await?;
         }
         for r in singles {
-            let result = self.post(&r.item, &r.entry, r.state.as_ref()).await;
-            out[r.msg] = Some(self.record(&r.item, result, r.receive_count, None).await?);
+            self.send_single(&r, None, out).await?;
         }
         Ok(())
     }
 
     /// Records what a post came to in the ledger; the message's outcome.
-    /// `send`: the row's send marker, released when the failure is permanent
-    /// (a fixed and redriven row is sent afresh).
+    ///
+    /// `send` is the promise the attempt went out under. A definitive answer
+    /// (posted, or refused for good) ends it, so the next attempt is built
+    /// afresh, with a new key, from the ledger and the mappings as they are
+    /// then. An answer that never came keeps it: the attempt may have been
+    /// saved, and only its own key can tell.
+    ///
+    /// `resend`: the attempt repeats one whose answer was lost. A refusal
+    /// then may be the provider replaying what it said to the body sent
+    /// before (QuickBooks answers a seen `requestid` with its first answer),
+    /// and what would be sent now may differ (a mapping fixed since): the
+    /// promise ends and the row is sent afresh at once, not parked. The
+    /// fresh attempt's own refusal parks it.
     async fn record(
         &self,
         item: &PushItem,
         result: Result<Posted, Failure>,
         receive_count: u32,
         send: Option<&str>,
+        resend: bool,
     ) -> Result<PushOutcome, StoreError> {
         let reason = match result {
             Ok((remote_id, sync_token)) => {
@@ -530,29 +561,44 @@ impl Pusher {
             }
             Err(e) => e,
         };
-        let outcome = match &reason {
-            // Nothing was attempted: nothing to record.
-            Failure::Held(why) => return Ok(PushOutcome::Skipped(why.clone())),
-            Failure::Invalid(why) => PushOutcome::Park(why.clone()),
-            Failure::Provider(ProviderError::RateLimited { retry_after }) => PushOutcome::Retry(
-                retry_after.unwrap_or(Duration::from_secs(30)),
-                reason.to_string(),
+        let (outcome, release) = match &reason {
+            // Nothing was sent: nothing to record, and no promise to keep.
+            Failure::Held(why) => {
+                self.release(item, send).await?;
+                return Ok(PushOutcome::Skipped(why.clone()));
+            }
+            // The hub could not build the request. A fresh attempt sent
+            // nothing; a resend's earlier attempt may have been saved, so its
+            // promise (and key) stays for when the operator has fixed it.
+            Failure::Invalid(why) => (PushOutcome::Park(why.clone()), !resend),
+            Failure::Provider(ProviderError::RateLimited { retry_after })
+            | Failure::Unsent(ProviderError::RateLimited { retry_after }) => (
+                PushOutcome::Retry(
+                    retry_after.unwrap_or(Duration::from_secs(30)),
+                    reason.to_string(),
+                ),
+                false,
             ),
-            Failure::Provider(ProviderError::Transient(_) | ProviderError::Conflict(_)) => {
-                PushOutcome::Retry(self.backoff(receive_count), reason.to_string())
-            }
-            Failure::Provider(_) => PushOutcome::Park(reason.to_string()),
+            Failure::Provider(ProviderError::Transient(_) | ProviderError::Conflict(_))
+            | Failure::Unsent(ProviderError::Transient(_) | ProviderError::Conflict(_)) => (
+                PushOutcome::Retry(self.backoff(receive_count), reason.to_string()),
+                false,
+            ),
+            Failure::Provider(_) if resend && send.is_some() => (
+                PushOutcome::Retry(
+                    Duration::ZERO,
+                    format!(
+                        "{reason} (refused on resending an attempt whose answer was lost: \
+                         sending the row as it is now, with a new key)"
+                    ),
+                ),
+                true,
+            ),
+            Failure::Provider(_) => (PushOutcome::Park(reason.to_string()), true),
+            Failure::Unsent(_) => (PushOutcome::Park(reason.to_string()), !resend),
         };
-        if let (PushOutcome::Park(_), Some(send)) = (&outcome, send) {
-            match self
-                .stores
-                .ledger
-                .mark_send(&item.key, item.destination, item.version, None, Some(send))
-                .await
-            {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
+        if release {
+            self.release(item, send).await?;
         }
         match self
             .stores
@@ -572,13 +618,27 @@ impl Pusher {
         Ok(outcome)
     }
 
+    /// Ends a row's promise to `send` (if it still holds it).
+    async fn release(&self, item: &PushItem, send: Option<&str>) -> Result<(), StoreError> {
+        let Some(send) = send else { return Ok(()) };
+        match self
+            .stores
+            .ledger
+            .mark_send(&item.key, item.destination, item.version, None, Some(send))
+            .await
+        {
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The connection a transaction came from.
     async fn source(&self, t: &Transaction) -> Result<Connection, Failure> {
         self.stores
             .connections
             .get(&t.tenant, &t.connection)
             .await
-            .map_err(|e| Failure::Provider(ProviderError::Transient(e.to_string())))?
+            .map_err(|e| Failure::Unsent(ProviderError::Transient(e.to_string())))?
             .ok_or_else(|| {
                 Failure::Invalid(format!(
                     "source connection {}/{} no longer exists",
@@ -615,7 +675,7 @@ impl Pusher {
             Err(e) => {
                 for r in readies {
                     out[r.msg] = Some(
-                        self.record(&r.item, Err(e.clone()), r.receive_count, None)
+                        self.record(&r.item, Err(e.clone()), r.receive_count, None, false)
                             .await?,
                     );
                 }
@@ -652,7 +712,10 @@ impl Pusher {
             match body {
                 Ok(body) => built.push((r, body)),
                 Err(e) => {
-                    out[r.msg] = Some(self.record(&r.item, Err(e), r.receive_count, None).await?)
+                    out[r.msg] = Some(
+                        self.record(&r.item, Err(e), r.receive_count, None, false)
+                            .await?,
+                    )
                 }
             }
         }
@@ -684,40 +747,54 @@ impl Pusher {
         Ok(())
     }
 
-    /// A QuickBooks create on its own, promised to its `requestid` first so
-    /// no other worker batches the same row meanwhile.
+    /// One request on its own (a QuickBooks create or update, a MarketMan
+    /// order or delivery, a time entry), promised first under a fresh key so
+    /// no other worker sends or batches the same row meanwhile. `promised`:
+    /// the promise an earlier attempt made and never heard back about; it is
+    /// sent again under that key.
     async fn send_single(
         &self,
         r: &Ready,
         promised: Option<&str>,
         out: &mut [Option<PushOutcome>],
     ) -> Result<(), StoreError> {
-        let send = format!("s:{}", request_id(&r.item));
-        if promised.is_none() {
-            match self
-                .stores
-                .ledger
-                .mark_send(
-                    &r.item.key,
-                    r.item.destination,
-                    r.item.version,
-                    Some(&send),
-                    None,
-                )
-                .await
-            {
-                Ok(()) => {}
-                Err(StoreError::Conflict(why)) => {
-                    out[r.msg] = Some(PushOutcome::Retry(BUSY, why));
-                    return Ok(());
+        let send = match promised {
+            Some(send) => send.to_string(),
+            None => {
+                let send = format!("s:{}", fresh_key());
+                match self
+                    .stores
+                    .ledger
+                    .mark_send(
+                        &r.item.key,
+                        r.item.destination,
+                        r.item.version,
+                        Some(&send),
+                        None,
+                    )
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict(why)) => {
+                        out[r.msg] = Some(PushOutcome::Retry(BUSY, why));
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
+                send
             }
-        }
-        let result = self.post(&r.item, &r.entry, r.state.as_ref()).await;
+        };
+        let key = send.trim_start_matches("s:");
+        let result = self.post(&r.item, &r.entry, r.state.as_ref(), key).await;
         out[r.msg] = Some(
-            self.record(&r.item, result, r.receive_count, Some(&send))
-                .await?,
+            self.record(
+                &r.item,
+                result,
+                r.receive_count,
+                Some(&send),
+                promised.is_some(),
+            )
+            .await?,
         );
         Ok(())
     }
@@ -766,6 +843,7 @@ impl Pusher {
             _ => Value::Array(members.iter().map(|(_, b)| b.clone()).collect()),
         };
         let batch = SentBatch {
+            id: id.clone(),
             destination,
             tenant: tenant.clone(),
             members: members
@@ -808,7 +886,8 @@ impl Pusher {
             }
             return Ok(());
         }
-        self.send_batch(&batch, dest, &send, &readies, out).await
+        self.send_batch(&batch, dest, &send, false, &readies, out)
+            .await
     }
 
     /// Sends a written batch and records every member's result. The
@@ -819,6 +898,7 @@ impl Pusher {
         batch: &SentBatch,
         dest: &Connection,
         send: &str,
+        resend: bool,
         readies: &[Ready],
         out: &mut [Option<PushOutcome>],
     ) -> Result<(), StoreError> {
@@ -830,7 +910,7 @@ impl Pusher {
                         .clients
                         .quickbooks(dest)
                         .await
-                        .map_err(Failure::Provider)?;
+                        .map_err(Failure::Unsent)?;
                     let items: Vec<(String, String, Value)> = batch
                         .request
                         .as_array()
@@ -873,7 +953,7 @@ impl Pusher {
             }
             _ => {
                 async {
-                    let client = self.clients.xero(dest).await.map_err(Failure::Provider)?;
+                    let client = self.clients.xero(dest).await.map_err(Failure::Unsent)?;
                     let bodies: Vec<Value> = batch.request.as_array().cloned().unwrap_or_default();
                     let answers = client
                         .put_bank_transactions(&bodies, &key)
@@ -905,7 +985,7 @@ impl Pusher {
             let mine = readies.iter().find(|r| r.item == item);
             let receive_count = mine.map_or(1, |r| r.receive_count);
             let outcome = self
-                .record(&item, result, receive_count, Some(send))
+                .record(&item, result, receive_count, Some(send), resend)
                 .await?;
             if let Some(r) = mine {
                 out[r.msg] = Some(outcome);
@@ -967,8 +1047,14 @@ impl Pusher {
                     Err(e) => {
                         for r in &readies {
                             out[r.msg] = Some(
-                                self.record(&r.item, Err(e.clone()), r.receive_count, Some(send))
-                                    .await?,
+                                self.record(
+                                    &r.item,
+                                    Err(e.clone()),
+                                    r.receive_count,
+                                    Some(send),
+                                    true,
+                                )
+                                .await?,
                             );
                         }
                         return Ok(());
@@ -984,9 +1070,10 @@ impl Pusher {
                             out[r.msg] = Some(
                                 self.record(
                                     &r.item,
-                                    Err(Failure::Provider(e.clone())),
+                                    Err(Failure::Unsent(e.clone())),
                                     r.receive_count,
                                     Some(send),
+                                    true,
                                 )
                                 .await?,
                             );
@@ -994,7 +1081,8 @@ impl Pusher {
                         return Ok(());
                     }
                 }
-                self.send_batch(&batch, &dest, send, &readies, out).await
+                self.send_batch(&batch, &dest, send, true, &readies, out)
+                    .await
             }
             None => {
                 for r in &readies {
@@ -1023,11 +1111,13 @@ impl Pusher {
         }
     }
 
+    /// Sends one row on its own under the idempotency key `rid`.
     async fn post(
         &self,
         item: &PushItem,
         entry: &LedgerEntry,
         state: Option<&crate::ports::DestinationState>,
+        rid: &str,
     ) -> Result<Posted, Failure> {
         let record: Record = serde_json::from_value(entry.payload.clone())
             .map_err(|e| Failure::Invalid(format!("ledger payload is not a record: {e}")))?;
@@ -1036,12 +1126,11 @@ impl Pusher {
                 return self.post_marketman(item, &record, state).await;
             }
             (Record::TimeEntry(e), Provider::TimeTracking) => {
-                return self.post_time_entry(item, e, state).await;
+                return self.post_time_entry(item, e, state, rid).await;
             }
             _ => {}
         }
         let (t, mapping, source, dest) = self.accounting(item, entry).await?;
-        let rid = request_id(item);
         let remote = state.and_then(|s| s.remote_id.clone());
         match item.destination {
             Provider::QuickBooks => {
@@ -1049,11 +1138,11 @@ impl Pusher {
                     .clients
                     .quickbooks(&dest)
                     .await
-                    .map_err(Failure::Provider)?;
+                    .map_err(Failure::Unsent)?;
                 let (entity, body) =
                     quickbooks_entity(&t, &mapping, &source).map_err(Failure::Invalid)?;
                 let saved = match remote {
-                    None => client.create(entity, &body, &rid).await,
+                    None => client.create(entity, &body, rid).await,
                     Some(id) => {
                         let token = match state.and_then(|s| s.sync_token.clone()) {
                             Some(tok) => tok,
@@ -1061,15 +1150,15 @@ impl Pusher {
                                 client
                                     .read(entity, &id)
                                     .await
-                                    .map_err(Failure::Provider)?
+                                    .map_err(Failure::Unsent)?
                                     .sync_token
                             }
                         };
-                        match client.sparse_update(entity, &id, &token, &body, &rid).await {
+                        match client.sparse_update(entity, &id, &token, &body, rid).await {
                             Err(ProviderError::Conflict(_)) => {
                                 // Someone else edited it: take the current SyncToken and try once more.
                                 let fresh =
-                                    client.read(entity, &id).await.map_err(Failure::Provider)?;
+                                    client.read(entity, &id).await.map_err(Failure::Unsent)?;
                                 client
                                     .sparse_update(
                                         entity,
@@ -1088,11 +1177,11 @@ impl Pusher {
                 Ok((saved.id, Some(saved.sync_token)))
             }
             Provider::Xero => {
-                let client = self.clients.xero(&dest).await.map_err(Failure::Provider)?;
+                let client = self.clients.xero(&dest).await.map_err(Failure::Unsent)?;
                 let body = xero_entity(&t, &mapping, &source, remote.as_deref())
                     .map_err(Failure::Invalid)?;
                 let results = client
-                    .put_bank_transactions(&[body], &rid)
+                    .put_bank_transactions(&[body], rid)
                     .await
                     .map_err(Failure::Provider)?;
                 match results.into_iter().next() {
@@ -1122,7 +1211,7 @@ impl Pusher {
             .connections
             .list_for_tenant(tenant)
             .await
-            .map_err(|e| Failure::Provider(ProviderError::Transient(e.to_string())))?
+            .map_err(|e| Failure::Unsent(ProviderError::Transient(e.to_string())))?
             .into_iter()
             .find(|c| c.provider == provider)
             .ok_or_else(|| {
@@ -1146,7 +1235,7 @@ impl Pusher {
         let dest = self
             .destination(&item.key.tenant, Provider::MarketMan)
             .await?;
-        let client = self.clients.marketman(&dest).map_err(Failure::Provider)?;
+        let client = self.clients.marketman(&dest).map_err(Failure::Unsent)?;
         let code = |kind: &str, id: &str| {
             dest.codes
                 .get(&format!("{kind}:{id}"))
@@ -1200,7 +1289,7 @@ impl Pusher {
                             ..item.key.clone()
                         })
                         .await
-                        .map_err(|e| Failure::Provider(ProviderError::Transient(e.to_string())))?,
+                        .map_err(|e| Failure::Unsent(ProviderError::Transient(e.to_string())))?,
                     None => None,
                 };
                 let po: Option<crate::model::PurchaseOrder> = po_row.as_ref().and_then(|r| {
@@ -1247,6 +1336,7 @@ impl Pusher {
         item: &PushItem,
         e: &crate::model::TimeEntry,
         state: Option<&crate::ports::DestinationState>,
+        rid: &str,
     ) -> Result<Posted, Failure> {
         let Some(hours) = crate::ops::hours::worked_hours(e).map_err(Failure::Invalid)? else {
             return Err(Failure::Held(
@@ -1260,7 +1350,7 @@ impl Pusher {
             .clients
             .timetracking(&dest)
             .await
-            .map_err(Failure::Provider)?;
+            .map_err(Failure::Unsent)?;
         let minutes = (hours * rust_decimal::Decimal::from(60)).round();
         let body = json!({
             "externalId": e.id,
@@ -1276,7 +1366,7 @@ impl Pusher {
         });
         let saved = match state.and_then(|s| s.remote_id.clone()) {
             Some(id) => client.update(&id, &body).await,
-            None => client.create(&body, Some(&request_id(item))).await,
+            None => client.create(&body, Some(rid)).await,
         }
         .map_err(Failure::Provider)?;
         let id = saved["id"]
@@ -1296,8 +1386,11 @@ impl Pusher {
 enum Failure {
     /// The hub cannot build a valid request (mapping missing, wrong record).
     Invalid(String),
-    /// The provider refused or failed.
+    /// The provider refused or failed the request.
     Provider(ProviderError),
+    /// Failed before the request left (a token, a read, a store): nothing
+    /// was sent this time, so an earlier attempt's promise stays.
+    Unsent(ProviderError),
     /// Not to be sent yet (an open shift): dropped until a new version comes.
     Held(String),
 }
@@ -1306,7 +1399,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Invalid(s) => f.write_str(s),
-            Failure::Provider(e) => write!(f, "{e}"),
+            Failure::Provider(e) | Failure::Unsent(e) => write!(f, "{e}"),
             Failure::Held(s) => f.write_str(s),
         }
     }

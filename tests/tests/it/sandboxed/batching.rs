@@ -26,6 +26,9 @@ conformance!(
     quickbooks_batches_while_the_budget_lasts_and_a_lost_answer_is_resent_as_the_same_batch,
     quickbooks_posts_singly_once_the_batch_budget_is_spent,
     xero_takes_fifty_to_a_request_and_refuses_items_one_by_one,
+    quickbooks_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_fixed_and_redriven,
+    xero_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_fixed_and_redriven,
+    quickbooks_a_refused_single_posts_once_its_mapping_is_fixed_and_redriven,
 );
 
 const QBO_ROUTE_BATCH: &str = "/v3/company/{realmId}/batch";
@@ -329,8 +332,14 @@ async fn quickbooks_posts_singly_once_the_batch_budget_is_spent(b: Backend) {
     assert_eq!(qbo.created_sales_receipts(&realm).len(), n);
 }
 
-async fn xero_takes_fifty_to_a_request_and_refuses_items_one_by_one(b: Backend) {
-    let xero = XeroSandbox::start(XeroConfig::seeded(62)).await.unwrap();
+/// A Xero sandbox (seeded `seed`), a hub with a Toast point of sale mapped
+/// to it (cash to bank account 999, which Xero does not have) and the books
+/// connected: (sandbox, hub, pos, clients, tenant).
+async fn xero_hub(
+    b: Backend,
+    seed: u64,
+) -> (XeroSandbox, Hub, Connection, ProviderClients, String) {
+    let xero = XeroSandbox::start(XeroConfig::seeded(seed)).await.unwrap();
     let hub = Hub::new(b).await;
     hub.app(Provider::Xero, xero.client_id(), xero.client_secret())
         .await;
@@ -364,6 +373,11 @@ async fn xero_takes_fifty_to_a_request_and_refuses_items_one_by_one(b: Backend) 
         xero_token: format!("{}/connect/token", xero.base_url()),
         ..Endpoints::default()
     });
+    (xero, hub, pos, clients, tenant)
+}
+
+async fn xero_takes_fifty_to_a_request_and_refuses_items_one_by_one(b: Backend) {
+    let (xero, hub, pos, clients, tenant) = xero_hub(b, 62).await;
     let pusher = Pusher::new(hub.stores.clone(), clients);
     // 60 sales, every 10th paid in cash.
     ingest(
@@ -420,4 +434,238 @@ async fn xero_takes_fifty_to_a_request_and_refuses_items_one_by_one(b: Backend) 
             assert_eq!(s.status, DestinationStatus::Posted);
         }
     }
+}
+
+/// Drains the push queue until nothing is visible or in flight (every
+/// retry's delay is zero: no clock is waited on); the outcomes.
+async fn settle(hub: &Hub, pusher: &Pusher) -> Vec<PushOutcome> {
+    let mut all = Vec::new();
+    for _ in 0..50 {
+        all.extend(
+            pusher
+                .drain(hub.stores.push_queue.as_ref(), 1)
+                .await
+                .unwrap(),
+        );
+        let d = hub.stores.push_queue.depth().await.unwrap();
+        if d.visible + d.in_flight == 0 {
+            return all;
+        }
+    }
+    panic!("the push queue did not settle: {all:?}");
+}
+
+/// The operator's fix: cash sales go to the default deposit account.
+async fn map_cash_to_the_default(hub: &Hub, pos: &Connection, destination: Provider) {
+    let mut fixed = pos.clone();
+    let m = fixed.mappings.get_mut(&destination).unwrap();
+    assert!(m.by_payment_method.remove("CASH").is_some());
+    hub.stores.connections.register(&fixed).await.unwrap();
+}
+
+/// Ten sales, the first paid in cash (mapped to an account the books do not
+/// have), pushed while every answer is lost after the books handled the
+/// batch: the books saved nine and refused the cash sale, the hub heard
+/// nothing, and after the queue's receive limit all ten messages sit in the
+/// dead-letter queue with their rows still promised to that batch.
+async fn lost_batch_parked(
+    hub: &Hub,
+    pos: &Connection,
+    pusher: &Pusher,
+    destination: Provider,
+    prefix: &str,
+    set_faults: impl Fn(Faults),
+) {
+    ingest(
+        &hub.stores,
+        &hub.tenant,
+        Provider::Toast,
+        &[destination],
+        sales(pos, prefix, 10, 10),
+    )
+    .await
+    .unwrap();
+    set_faults(Faults {
+        drop_rate: 1.0,
+        drop_after_handling: true,
+        ..Faults::none()
+    });
+    let outcomes = settle(hub, pusher).await;
+    assert!(
+        outcomes.iter().all(|o| matches!(o, PushOutcome::Retry(..))),
+        "{outcomes:?}"
+    );
+    set_faults(Faults::none());
+    assert_eq!(
+        hub.stores.push_queue.depth().await.unwrap().dead,
+        10,
+        "the receive limit parked every message"
+    );
+    let row = hub
+        .stores
+        .ledger
+        .get(&key(hub, &format!("{prefix}-0")))
+        .await
+        .unwrap()
+        .unwrap();
+    let s = &row.destinations[&destination];
+    assert!(
+        s.send.as_deref().is_some_and(|m| m.starts_with("b:")),
+        "the cash sale is still promised to its batch: {s:?}"
+    );
+}
+
+async fn quickbooks_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_fixed_and_redriven(
+    b: Backend,
+) {
+    let (qbo, hub, pos, clients, realm) = quickbooks_hub(b, 71).await;
+    let mut mapping = pos.mappings[&Provider::QuickBooks].clone();
+    mapping
+        .by_payment_method
+        .insert("CASH".into(), "9999".into());
+    let mut pos = pos;
+    pos.mappings.insert(Provider::QuickBooks, mapping);
+    hub.stores.connections.register(&pos).await.unwrap();
+    let mut pusher = Pusher::new(hub.stores.clone(), clients);
+    pusher.retry_base = Duration::ZERO;
+    lost_batch_parked(&hub, &pos, &pusher, Provider::QuickBooks, "q", |f| {
+        qbo.set_faults(f)
+    })
+    .await;
+    assert_eq!(
+        qbo.created_sales_receipts(&realm).len(),
+        9,
+        "QuickBooks saved the nine it could, though no answer came back"
+    );
+
+    map_cash_to_the_default(&hub, &pos, Provider::QuickBooks).await;
+    assert_eq!(hub.stores.push_queue.redrive(None).await.unwrap(), 10);
+    let outcomes = settle(&hub, &pusher).await;
+    assert!(
+        !outcomes.iter().any(|o| matches!(o, PushOutcome::Park(_))),
+        "nothing is parked again: {outcomes:?}"
+    );
+    assert_eq!(hub.stores.push_queue.depth().await.unwrap().dead, 0);
+
+    let receipts = qbo.created_sales_receipts(&realm);
+    assert_eq!(receipts.len(), 10, "{receipts:#?}");
+    let docs: BTreeSet<&str> = receipts
+        .iter()
+        .map(|r| r["DocNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(docs.len(), 10, "each sale booked once");
+    let cash = receipts.iter().find(|r| r["DocNumber"] == "q-0").unwrap();
+    assert_eq!(
+        cash["DepositToAccountRef"]["value"], "4",
+        "the fixed mapping was read, not the body refused before: {cash:#}"
+    );
+    for i in 0..10 {
+        let row = hub
+            .stores
+            .ledger
+            .get(&key(&hub, &format!("q-{i}")))
+            .await
+            .unwrap()
+            .unwrap();
+        let s = &row.destinations[&Provider::QuickBooks];
+        assert_eq!(s.status, DestinationStatus::Posted, "q-{i}: {s:?}");
+        assert_eq!(s.send, None);
+    }
+}
+
+async fn xero_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_fixed_and_redriven(
+    b: Backend,
+) {
+    let (xero, hub, pos, clients, tenant) = xero_hub(b, 72).await;
+    let mut pusher = Pusher::new(hub.stores.clone(), clients);
+    pusher.retry_base = Duration::ZERO;
+    lost_batch_parked(&hub, &pos, &pusher, Provider::Xero, "x", |f| {
+        xero.set_faults(f)
+    })
+    .await;
+    assert_eq!(xero.bank_transactions(&tenant).len(), 9);
+
+    map_cash_to_the_default(&hub, &pos, Provider::Xero).await;
+    assert_eq!(hub.stores.push_queue.redrive(None).await.unwrap(), 10);
+    let outcomes = settle(&hub, &pusher).await;
+    assert!(
+        !outcomes.iter().any(|o| matches!(o, PushOutcome::Park(_))),
+        "nothing is parked again: {outcomes:?}"
+    );
+    let txns = xero.bank_transactions(&tenant);
+    assert_eq!(txns.len(), 10, "{txns:#?}");
+    let refs: BTreeSet<&str> = txns
+        .iter()
+        .map(|t| t["Reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs.len(), 10, "each sale booked once");
+    let cash = txns.iter().find(|t| t["Reference"] == "x-0").unwrap();
+    assert_eq!(
+        cash["BankAccount"]["Code"], "090",
+        "the fixed mapping was read: {cash:#}"
+    );
+    for i in 0..10 {
+        let row = hub
+            .stores
+            .ledger
+            .get(&key(&hub, &format!("x-{i}")))
+            .await
+            .unwrap()
+            .unwrap();
+        let s = &row.destinations[&Provider::Xero];
+        assert_eq!(s.status, DestinationStatus::Posted, "x-{i}: {s:?}");
+    }
+}
+
+async fn quickbooks_a_refused_single_posts_once_its_mapping_is_fixed_and_redriven(b: Backend) {
+    let (qbo, hub, pos, clients, realm) = quickbooks_hub(b, 73).await;
+    let mut mapping = pos.mappings[&Provider::QuickBooks].clone();
+    mapping
+        .by_payment_method
+        .insert("CASH".into(), "9999".into());
+    let mut pos = pos;
+    pos.mappings.insert(Provider::QuickBooks, mapping);
+    hub.stores.connections.register(&pos).await.unwrap();
+    let pusher = Pusher::new(hub.stores.clone(), clients);
+    // One cash sale: a batch of one goes out as a single create.
+    ingest(
+        &hub.stores,
+        &hub.tenant,
+        Provider::Toast,
+        &[Provider::QuickBooks],
+        sales(&pos, "s", 1, 1),
+    )
+    .await
+    .unwrap();
+    let outcomes = settle(&hub, &pusher).await;
+    assert!(
+        matches!(outcomes.as_slice(), [PushOutcome::Park(why)] if why.contains("9999")),
+        "{outcomes:?}"
+    );
+    let row = hub
+        .stores
+        .ledger
+        .get(&key(&hub, "s-0"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.destinations[&Provider::QuickBooks].send, None);
+
+    map_cash_to_the_default(&hub, &pos, Provider::QuickBooks).await;
+    assert_eq!(hub.stores.push_queue.redrive(None).await.unwrap(), 1);
+    let outcomes = settle(&hub, &pusher).await;
+    assert!(
+        matches!(outcomes.as_slice(), [PushOutcome::Posted(_)]),
+        "a fresh attempt under a new requestid, not QuickBooks' replay of its refusal: {outcomes:?}"
+    );
+    let receipts = qbo.created_sales_receipts(&realm);
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0]["DepositToAccountRef"]["value"], "4");
+    let c = qbo.counters();
+    assert_eq!(
+        c.calls_to("POST", QBO_ROUTE_SINGLE),
+        2,
+        "one refused, one posted"
+    );
+    assert_eq!(c.calls_to("POST", QBO_ROUTE_BATCH), 0);
 }
