@@ -68,6 +68,18 @@ pub enum Command {
         /// When the business day ends, local time (HH:MM).
         #[arg(long, default_value = "00:00")]
         close: String,
+        /// The connection exists and is to be linked to whatever account
+        /// this authorization is for (without it, a different account is
+        /// refused and nothing changes).
+        #[arg(long)]
+        replace: bool,
+        /// Print a signed link to the hub's own `GET /connect/<provider>`
+        /// instead, for someone else to open (usable once).
+        #[arg(long)]
+        link: bool,
+        /// How long the link works, in minutes (at most 1440).
+        #[arg(long, default_value_t = 60, requires = "link")]
+        link_minutes: u32,
     },
     /// Pull now: every connection of a provider for a tenant (all streams), or
     /// re-pull a date range of its orders/payments without moving the cursor.
@@ -208,7 +220,7 @@ pub struct ConnectionArgs {
     /// When the business day ends, local time (HH:MM).
     #[arg(long, default_value = "00:00")]
     pub close: String,
-    /// The secret holding the credentials (default: <tenant>/<id>).
+    /// The secret holding the credentials (default: tenants/<tenant>/<id>).
     #[arg(long)]
     pub credentials: Option<SecretName>,
 }
@@ -351,6 +363,9 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             id,
             time_zone,
             close,
+            replace,
+            link,
+            link_minutes,
         } => {
             let stores = Stores::from_config(config)
                 .await
@@ -372,7 +387,21 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                     business_day_close: BusinessDayClose(close.parse().map_err(|e| {
                         anyhow!("--close {close:?} is not a time of day (HH:MM): {e}")
                     })?),
+                    replace,
                 };
+            if link {
+                let url = service
+                    .issue_link(
+                        &pending,
+                        jiff::SignedDuration::from_mins(i64::from(link_minutes)),
+                    )
+                    .await?;
+                println!("{url}");
+                eprintln!(
+                    "Send this link to whoever authorizes at {provider}: it works once, for {link_minutes} minutes."
+                );
+                return Ok(());
+            }
             let url = service.start(pending).await?;
             println!("{url}");
             eprintln!(
@@ -850,7 +879,7 @@ fn connection_from(a: ConnectionArgs) -> Result<Connection> {
         .map_err(|e| anyhow!("--close {:?} is not a time of day (HH:MM): {e}", a.close))?;
     let credentials = match a.credentials {
         Some(c) => c,
-        None => SecretName::new(format!("{}/{}", a.tenant, a.id))?,
+        None => Connection::default_secret(&a.tenant, &a.id)?,
     };
     Ok(Connection {
         id: a.id,

@@ -382,7 +382,7 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
             // One Toast machine client serves every restaurant: its
             // connections share one secret, so they share one token (Toast
             // allows two logins an hour per client).
-            pos.credentials = SecretName::new("toast/machine-client")?;
+            pos.credentials = SecretName::new("tenants/toast-machine-client")?;
             store_connection(
                 &stores,
                 &pos,
@@ -935,14 +935,15 @@ fn connection(
     tz: &str,
     mapping: Option<(Provider, AccountMapping)>,
 ) -> Result<Connection> {
+    let id = ConnectionId::new(id)?;
     Ok(Connection {
-        id: ConnectionId::new(id)?,
+        credentials: Connection::default_secret(tenant, &id)?,
+        id,
         tenant: tenant.clone(),
         provider,
         account_id: ProviderAccountId::new(account)?,
         time_zone: TimeZoneName::new(tz)?,
         business_day_close: Default::default(),
-        credentials: SecretName::new(format!("{tenant}/{id}"))?,
         mappings: mapping.into_iter().collect(),
         codes: Default::default(),
     })

@@ -255,7 +255,7 @@ async fn connect(
 ) -> Response {
     let r = state
         .connect
-        .handle(method.as_str(), &rest, uri.query().unwrap_or(""))
+        .handle(method.as_str(), &rest, uri.query().unwrap_or(""), None)
         .await;
     let mut resp = Response::new(Body::from(r.body));
     *resp.status_mut() =

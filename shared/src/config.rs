@@ -62,6 +62,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "SQS queue where signed webhook events no tenant owns are kept for an operator",
     ),
     (
+        "HUB_<QUEUE>_DLQ_URL",
+        "(looked up from the queue's RedrivePolicy)",
+        "dead-letter queue URL of the WORK, PUSH, PULL, UNROUTED or OUTBOUND queue: set, parking needs no sqs:GetQueueAttributes or sqs:GetQueueUrl",
+    ),
+    (
         "HUB_WEBHOOK_MAX_BODY_BYTES",
         "2097152",
         "webhook bodies over this size are refused with 413",
@@ -178,6 +183,10 @@ pub struct AwsConfig {
     pub pull_queue_url: String,
     /// Record events for the back office.
     pub outbound_queue_url: String,
+    /// Dead-letter queue URLs by queue (`work`, `push`, `pull`, `unrouted`,
+    /// `outbound`) where given (`HUB_<QUEUE>_DLQ_URL`); the others are looked
+    /// up from their queue's RedrivePolicy.
+    pub dlq_urls: std::collections::BTreeMap<&'static str, String>,
     /// Prefix of every secret name.
     pub secret_prefix: String,
 }
@@ -204,8 +213,11 @@ pub struct Config {
     pub webhook_max_body_bytes: usize,
     /// The Square subscription's notification URL, where set.
     pub square_notification_url: Option<String>,
-    /// The hub's public base URL (OAuth callbacks).
+    /// The hub's public base URL (OAuth callbacks, connect links).
     pub public_url: String,
+    /// Whether `HUB_PUBLIC_URL` was set (not empty): the connect function
+    /// otherwise takes each request's own host.
+    pub public_url_set: bool,
     /// Where the providers' APIs are.
     pub endpoints: crate::providers::Endpoints,
     /// Where health alerts go.
@@ -286,6 +298,28 @@ impl Config {
                 unrouted_queue_url: get("HUB_UNROUTED_QUEUE_URL").unwrap_or_default(),
                 pull_queue_url: get("HUB_PULL_QUEUE_URL").unwrap_or_default(),
                 outbound_queue_url: get("HUB_OUTBOUND_QUEUE_URL").unwrap_or_default(),
+                dlq_urls: {
+                    let mut m = std::collections::BTreeMap::new();
+                    for (queue, var) in [
+                        ("work", "HUB_WORK_DLQ_URL"),
+                        ("push", "HUB_PUSH_DLQ_URL"),
+                        ("pull", "HUB_PULL_DLQ_URL"),
+                        ("unrouted", "HUB_UNROUTED_DLQ_URL"),
+                        ("outbound", "HUB_OUTBOUND_DLQ_URL"),
+                    ] {
+                        if let Some(v) = get(var).filter(|v| !v.is_empty()) {
+                            if !(v.starts_with("https://") || v.starts_with("http://")) {
+                                return Err(ConfigError::Invalid {
+                                    name: var,
+                                    value: v,
+                                    reason: "expected a queue URL".into(),
+                                });
+                            }
+                            m.insert(queue, v);
+                        }
+                    }
+                    m
+                },
                 secret_prefix: get("HUB_SECRET_PREFIX")
                     .unwrap_or_else(|| "integration-hub/".into()),
             })
@@ -325,7 +359,9 @@ impl Config {
                 reason: "expected the full URL the Square subscription posts to".into(),
             });
         }
-        let public_url = get("HUB_PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let public_url_env = get("HUB_PUBLIC_URL").filter(|v| !v.is_empty());
+        let public_url_set = public_url_env.is_some();
+        let public_url = public_url_env.unwrap_or_else(|| "http://127.0.0.1:8080".into());
         check_url("HUB_PUBLIC_URL", &public_url)?;
         let mut endpoints = crate::providers::Endpoints::default();
         for (name, field) in [
@@ -366,6 +402,7 @@ impl Config {
             webhook_max_body_bytes,
             square_notification_url,
             public_url,
+            public_url_set,
             endpoints,
             alert_webhook_url,
             intake_token: get("HUB_INTAKE_TOKEN").map(secrecy::SecretString::from),

@@ -94,31 +94,26 @@ impl Stores {
                     rate_limits: dynamo.clone(),
                     calls: dynamo,
                     secrets: Arc::new(secrets),
-                    work_queue: Arc::new(SqsQueue::new(
-                        sqs.clone(),
-                        WORK_QUEUE,
-                        &aws.work_queue_url,
-                    )),
-                    push_queue: Arc::new(SqsQueue::new(
-                        sqs.clone(),
-                        PUSH_QUEUE,
-                        &aws.push_queue_url,
-                    )),
-                    unrouted_queue: Arc::new(SqsQueue::new(
-                        sqs.clone(),
-                        UNROUTED_QUEUE,
-                        &aws.unrouted_queue_url,
-                    )),
-                    pull_queue: Arc::new(SqsQueue::new(
-                        sqs.clone(),
-                        PULL_QUEUE,
-                        &aws.pull_queue_url,
-                    )),
-                    outbound_queue: Arc::new(SqsQueue::new(
-                        sqs,
-                        OUTBOUND_QUEUE,
-                        &aws.outbound_queue_url,
-                    )),
+                    work_queue: Arc::new(
+                        SqsQueue::new(sqs.clone(), WORK_QUEUE, &aws.work_queue_url)
+                            .with_dlq_url(aws.dlq_urls.get("work").cloned()),
+                    ),
+                    push_queue: Arc::new(
+                        SqsQueue::new(sqs.clone(), PUSH_QUEUE, &aws.push_queue_url)
+                            .with_dlq_url(aws.dlq_urls.get("push").cloned()),
+                    ),
+                    unrouted_queue: Arc::new(
+                        SqsQueue::new(sqs.clone(), UNROUTED_QUEUE, &aws.unrouted_queue_url)
+                            .with_dlq_url(aws.dlq_urls.get("unrouted").cloned()),
+                    ),
+                    pull_queue: Arc::new(
+                        SqsQueue::new(sqs.clone(), PULL_QUEUE, &aws.pull_queue_url)
+                            .with_dlq_url(aws.dlq_urls.get("pull").cloned()),
+                    ),
+                    outbound_queue: Arc::new(
+                        SqsQueue::new(sqs, OUTBOUND_QUEUE, &aws.outbound_queue_url)
+                            .with_dlq_url(aws.dlq_urls.get("outbound").cloned()),
+                    ),
                 })
             }
         }

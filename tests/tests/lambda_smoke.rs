@@ -266,11 +266,48 @@ async fn every_function_binary_handles_its_sample_event() {
     assert_eq!(out, json!({"batchItemFailures": []}));
     assert_eq!(smoke.stores.push_queue.depth().await.unwrap().dead, 1);
 
-    // The connect flow sends the user to QuickBooks with a state.
+    // The connect flow: a start without a link the hub signed is refused;
+    // with one (as `hub connect --link` issues it) the user is sent to
+    // QuickBooks with a state, and back to the API's own host (no public URL
+    // is configured).
     let out = smoke.invoke("connect", &fixture("connect.json")).await;
+    assert_eq!(out["statusCode"], 401, "{out}");
+    let api = "https://abc123.execute-api.us-east-1.amazonaws.com";
+    let issuer = shared::providers::connect::ConnectService::new(
+        smoke.stores.clone(),
+        smoke.stores.provider_http(),
+        Default::default(),
+        api,
+    );
+    let link = issuer
+        .issue_link(
+            &shared::providers::connect::PendingConnect {
+                provider: Provider::QuickBooks,
+                tenant: TenantId::new("bistro").unwrap(),
+                connection: ConnectionId::new("books").unwrap(),
+                time_zone: TimeZoneName::new("America/New_York").unwrap(),
+                business_day_close: Default::default(),
+                replace: false,
+            },
+            jiff::SignedDuration::from_mins(5),
+        )
+        .await
+        .unwrap();
+    let mut event = fixture("connect.json");
+    event["rawQueryString"] = link.split_once('?').unwrap().1.into();
+    let out = smoke.invoke("connect", &event).await;
     assert_eq!(out["statusCode"], 302, "{out}");
     let location = out["headers"]["location"].as_str().unwrap_or_default();
     assert!(location.contains("state="), "{out}");
+    let redirect: std::collections::HashMap<String, String> = url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(
+        redirect["redirect_uri"],
+        format!("{api}/connect/quickbooks/callback")
+    );
 
     // The back office's purchase order is accepted and queued for MarketMan.
     let out = smoke.invoke("intake", &fixture("intake.json")).await;

@@ -14,8 +14,21 @@ pub async fn handle(service: &ConnectService, req: Request) -> Response<Body> {
     async {
         let path = req.raw_http_path();
         let rest = path.strip_prefix("/connect/").unwrap_or("");
+        // Behind API Gateway the Host is the API's own (or custom) domain:
+        // the base the provider sends the user back to, unless configured.
+        let base = req
+            .headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .map(|h| format!("https://{h}"));
         let r = service
-            .handle(req.method().as_str(), rest, req.uri().query().unwrap_or(""))
+            .handle(
+                req.method().as_str(),
+                rest,
+                req.uri().query().unwrap_or(""),
+                base.as_deref(),
+            )
             .await;
         to_response(r)
     }
@@ -44,7 +57,11 @@ pub async fn run() -> Result<(), lambda_http::Error> {
         stores.clone(),
         stores.provider_http(),
         config.endpoints.clone(),
-        &config.public_url,
+        if config.public_url_set {
+            &config.public_url
+        } else {
+            ""
+        },
     );
     let service = &service;
     lambda_http::run(service_fn(move |req: Request| async move {

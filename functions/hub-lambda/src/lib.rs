@@ -42,5 +42,9 @@ pub fn sqs_message(record: &serde_json::Value) -> shared::ports::ReceivedMessage
             .as_str()
             .and_then(|c| c.parse().ok())
             .unwrap_or(1),
+        first_received_at: record["attributes"]["ApproximateFirstReceiveTimestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<i64>().ok())
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()),
     }
 }

@@ -2,13 +2,15 @@
 //! per connection of the function's provider onto the pull queue. An SQS batch
 //! from the pull queue runs those jobs; a job that fails is reported in
 //! `batchItemFailures`, so only it comes back (and, after the queue's receive
-//! limit, waits in the dead-letter queue for an operator).
+//! limit, waits in the dead-letter queue for an operator). A job that finds
+//! another pull moving its cursor stops and is done: that pull covers it (a
+//! job queued every 15 minutes may overlap one still running).
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use shared::Stores;
 use shared::model::Provider;
-use shared::pipelines::pull::{Puller, run_job, schedule};
+use shared::pipelines::pull::{PullError, PullReport, Puller, run_job, schedule};
 use shared::providers::ProviderClients;
 use tracing::Instrument;
 
@@ -28,7 +30,7 @@ pub async fn handle(
                 for r in records {
                     let id = r["messageId"].as_str().unwrap_or_default();
                     let body = r["body"].as_str().unwrap_or_default();
-                    match run_job(puller, clients, body).await {
+                    match settle(run_job(puller, clients, body).await) {
                         Ok(reports) => {
                             for (stream, report) in reports {
                                 tracing::info!(
@@ -63,6 +65,20 @@ pub async fn handle(
     }
     .instrument(shared::telemetry::request_span(request_id))
     .await
+}
+
+/// A job's result as the queue sees it: a superseded job is done (the pull
+/// that moved the cursor covers it), with nothing to report.
+pub fn settle(
+    result: Result<Vec<(&'static str, PullReport)>, PullError>,
+) -> Result<Vec<(&'static str, PullReport)>, PullError> {
+    match result {
+        Err(PullError::Superseded(cursor)) => {
+            tracing::info!(%cursor, "pull job superseded by a concurrent pull of the same cursor: done");
+            Ok(Vec::new())
+        }
+        other => other,
+    }
 }
 
 /// The main of a pull function.

@@ -139,3 +139,15 @@ async fn a_push_batch_settles_each_message_on_its_own() {
         "a message that cannot be parked (unknown receipt) comes back"
     );
 }
+
+#[test]
+fn a_superseded_pull_job_is_done_and_other_failures_are_not() {
+    use shared::pipelines::pull::PullError;
+    let done = hub_lambda::pull::settle(Err(PullError::Superseded("cursor#toast#orders".into())));
+    assert!(matches!(done, Ok(ref r) if r.is_empty()), "{done:?}");
+    let failed = hub_lambda::pull::settle(Err(PullError::Interrupted(1)));
+    assert!(
+        matches!(failed, Err(PullError::Interrupted(1))),
+        "{failed:?}"
+    );
+}

@@ -194,6 +194,16 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The secret a connection's credentials live in unless named otherwise:
+    /// `tenants/<tenant>/<id>`, under their own prefix so no tenant's name can
+    /// collide with the hub's own secrets (`apps/`, `webhooks/`, `links/`).
+    pub fn default_secret(
+        tenant: &crate::ids::TenantId,
+        id: &crate::ids::ConnectionId,
+    ) -> Result<crate::ids::SecretName, crate::ids::InvalidId> {
+        crate::ids::SecretName::new(format!("tenants/{tenant}/{id}"))
+    }
+
     /// The business date an instant belongs to at this restaurant.
     pub fn business_date(&self, at: Timestamp) -> Date {
         business_date(at, &self.time_zone.zone(), self.business_day_close)

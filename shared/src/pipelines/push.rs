@@ -373,8 +373,21 @@ impl Pusher {
         queue: &dyn WorkQueue,
         messages: &[ReceivedMessage],
     ) -> Result<Vec<PushOutcome>, StoreError> {
-        let outcomes = self.push_many(messages).await?;
-        for (m, outcome) in messages.iter().zip(&outcomes) {
+        let mut outcomes = self.push_many(messages).await?;
+        let now = jiff::Timestamp::now();
+        for (m, outcome) in messages.iter().zip(outcomes.iter_mut()) {
+            // SQS hides a message at most 12 hours from its first receive: a
+            // wait beyond that is parked, saying why, rather than refused.
+            if let PushOutcome::Retry(after, why) = outcome
+                && *after > m.max_delay(now)
+            {
+                *outcome = PushOutcome::Park(format!(
+                    "{why}; waiting {}s more is longer than the queue can hold the message \
+                     ({}s left of its 12 hours): parked for a redrive",
+                    after.as_secs(),
+                    m.max_delay(now).as_secs()
+                ));
+            }
             match outcome {
                 PushOutcome::Posted(_) | PushOutcome::Skipped(_) => {
                     queue.delete(&m.receipt).await?

@@ -20,7 +20,10 @@ pub use ledger::{
     ContentHash, DestinationState, DestinationStatus, Ledger, LedgerEntry, LedgerKey, SourceRecord,
     UpsertOutcome,
 };
-pub use queue::{DeadLetter, OutgoingMessage, QueueDepth, ReceivedMessage, WorkQueue};
+pub use queue::{
+    DeadLetter, MAX_HIDDEN, MAX_MESSAGE_BYTES, OutgoingMessage, QueueDepth, ReceivedMessage,
+    WorkQueue,
+};
 pub use rate_limit::{Acquire, Bucket, Budget, Limit, RateLimitStore};
 pub(crate) use secrets::secrets_not_found;
 pub use secrets::{CachedSecrets, SecretStore, SecretVersion};

@@ -39,6 +39,33 @@ pub struct ReceivedMessage {
     pub body: String,
     /// How many times it has been received, this time included.
     pub receive_count: u32,
+    /// When it was first received, where the queue says (SQS's
+    /// `ApproximateFirstReceiveTimestamp`).
+    pub first_received_at: Option<Timestamp>,
+}
+
+/// The largest message a queue holds (SQS: 256 KiB, for one message and for
+/// a batch together). The embedded queue keeps the same limit, so a
+/// delivery refused in production is refused locally too.
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+
+/// How long SQS lets a message stay hidden, counted from its first receive:
+/// 12 hours.
+pub const MAX_HIDDEN: Duration = Duration::from_secs(12 * 3600);
+
+impl ReceivedMessage {
+    /// The longest this message may still be hidden (`change_visibility`)
+    /// at `now`: 12 hours from its first receive, less a minute's margin for
+    /// the clocks. Zero when that time has passed.
+    pub fn max_delay(&self, now: Timestamp) -> Duration {
+        let since = self
+            .first_received_at
+            .and_then(|t| Duration::try_from(now.duration_since(t)).ok())
+            .unwrap_or(Duration::ZERO);
+        MAX_HIDDEN
+            .saturating_sub(since)
+            .saturating_sub(Duration::from_secs(60))
+    }
 }
 
 /// A message parked in the dead-letter queue.

@@ -9,6 +9,16 @@
 //!
 //! App credentials live in the secret `apps/<provider>` as
 //! `{"client_id": "...", "client_secret": "..."}`.
+//!
+//! The start is the door to a tenant's books, so it is never open: `hub
+//! connect` (an operator with the store's credentials) starts a flow
+//! directly, or issues a link to `GET /connect/{provider}` signed with the
+//! key in the secret `links/connect` (HMAC-SHA256 over every parameter and
+//! its expiry; at most [`MAX_LINK_LIFETIME`], usable once). The callback is
+//! public and bound to its start by the state. A connection that exists is
+//! replaced by a different provider account only when the link said so
+//! (`--replace`): otherwise the callback refuses with 409 and stores nothing.
+//! Credentials are stored under `tenants/<tenant>/<connection>`.
 
 use super::auth::{ClientAuth, Credentials, OAuthApp, StoredToken};
 use super::http::{Idempotence, ProviderError, ProviderHttp, RateScope};
@@ -25,6 +35,14 @@ use serde::{Deserialize, Serialize};
 /// How long a started connect flow may take.
 pub const STATE_LIFETIME: SignedDuration = SignedDuration::from_mins(15);
 
+/// The secret holding the key connect links are signed with.
+pub const LINK_KEY_SECRET: &str = "links/connect";
+
+/// The longest a signed connect link may live.
+pub const MAX_LINK_LIFETIME: SignedDuration = SignedDuration::from_hours(24);
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
 /// Why a connect step failed; each says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -37,6 +55,14 @@ pub enum ConnectError {
     /// The hub is missing configuration (the app's credentials).
     #[error("{0}")]
     NotConfigured(String),
+    /// The start is not authorized: no signed link, or a bad, expired or
+    /// used one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The authorization would replace what a connection is linked to, and
+    /// nobody decided so.
+    #[error("{0}")]
+    Conflict(String),
     /// The provider refused or failed.
     #[error("{0}")]
     Provider(#[from] ProviderError),
@@ -58,6 +84,25 @@ pub struct PendingConnect {
     pub time_zone: TimeZoneName,
     /// When its business day ends.
     pub business_day_close: BusinessDayClose,
+    /// The operator decided that an existing connection of this id may be
+    /// linked to another provider account.
+    #[serde(default)]
+    pub replace: bool,
+}
+
+impl PendingConnect {
+    /// What a link signs: every parameter, the expiry and the link's nonce.
+    fn link_message(&self, expires: i64, nonce: &str) -> String {
+        format!(
+            "hub-connect-link/v1\n{}\n{}\n{}\n{}\n{}\n{}\n{expires}\n{nonce}",
+            self.provider,
+            self.tenant,
+            self.connection,
+            self.time_zone.as_str(),
+            self.business_day_close.0,
+            self.replace
+        )
+    }
 }
 
 /// The OAuth app for `provider`, from the secret `apps/<provider>`; users come
@@ -138,6 +183,7 @@ pub struct ConnectService {
     http: ProviderHttp,
     endpoints: Endpoints,
     /// The hub's public base URL; callbacks come to `<base>/connect/<provider>/callback`.
+    /// Empty: each request's own host (behind API Gateway).
     public_url: String,
 }
 
@@ -159,25 +205,174 @@ impl ConnectService {
 
     /// The OAuth app for `provider`, from the secret `apps/<provider>`.
     pub async fn app(&self, provider: Provider) -> Result<OAuthApp, ConnectError> {
-        oauth_app(&self.stores, &self.endpoints, &self.public_url, provider).await
+        self.app_at(provider, &self.public_url).await
+    }
+
+    async fn app_at(&self, provider: Provider, base: &str) -> Result<OAuthApp, ConnectError> {
+        if base.is_empty() {
+            return Err(ConnectError::NotConfigured(
+                "the hub's public URL is unknown: set HUB_PUBLIC_URL".into(),
+            ));
+        }
+        oauth_app(&self.stores, &self.endpoints, base, provider).await
+    }
+
+    /// The key connect links are signed with; made (32 random bytes) when
+    /// `create` and missing.
+    async fn link_key(&self, create: bool) -> Result<SecretString, ConnectError> {
+        let name = SecretName::new(LINK_KEY_SECRET)
+            .map_err(|e| ConnectError::BadRequest(e.to_string()))?;
+        match self.stores.secrets.get(&name).await {
+            Ok(key) => Ok(key),
+            Err(StoreError::NotFound(_)) if create => {
+                let key = SecretString::from(
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(rand::random::<[u8; 32]>()),
+                );
+                self.stores.secrets.put(&name, &key).await?;
+                // Read back: a concurrent issuer may have written first.
+                Ok(self.stores.secrets.get(&name).await?)
+            }
+            Err(StoreError::NotFound(_)) => Err(ConnectError::Unauthorized(format!(
+                "no connect links have been issued (the secret {name} does not exist): \
+                 issue one with `hub connect --link`"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn sign(key: &SecretString, message: &str) -> Result<HmacSha256, ConnectError> {
+        use hmac::KeyInit;
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key.expose_secret().as_bytes())
+            .map_err(|_| ConnectError::NotConfigured("the connect link key is unusable".into()))?;
+        hmac::Mac::update(&mut mac, message.as_bytes());
+        Ok(mac)
+    }
+
+    /// A link to this hub's `GET /connect/{provider}` that starts `pending`
+    /// once, within `lifetime` (at most [`MAX_LINK_LIFETIME`]), for whoever
+    /// is to authorize at the provider.
+    pub async fn issue_link(
+        &self,
+        pending: &PendingConnect,
+        lifetime: SignedDuration,
+    ) -> Result<String, ConnectError> {
+        self.check_tenant(&pending.tenant).await?;
+        if lifetime > MAX_LINK_LIFETIME || lifetime <= SignedDuration::ZERO {
+            return Err(ConnectError::BadRequest(format!(
+                "a connect link lives at most {} hours",
+                MAX_LINK_LIFETIME.as_hours()
+            )));
+        }
+        if self.public_url.is_empty() {
+            return Err(ConnectError::NotConfigured(
+                "set HUB_PUBLIC_URL to the hub's public base URL to issue links".into(),
+            ));
+        }
+        let key = self.link_key(true).await?;
+        let expires = (Timestamp::now() + lifetime).as_second();
+        let nonce =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
+        let sig = hmac::Mac::finalize(Self::sign(&key, &pending.link_message(expires, &nonce))?)
+            .into_bytes();
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig);
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("tenant", pending.tenant.as_str())
+            .append_pair("connection", pending.connection.as_str())
+            .append_pair("time_zone", pending.time_zone.as_str())
+            .append_pair("close", &pending.business_day_close.0.to_string())
+            .append_pair("replace", if pending.replace { "true" } else { "false" })
+            .append_pair("expires", &expires.to_string())
+            .append_pair("nonce", &nonce)
+            .append_pair("sig", &sig)
+            .finish();
+        Ok(format!(
+            "{}/connect/{}?{query}",
+            self.public_url, pending.provider
+        ))
+    }
+
+    /// Checks a start's link: signed by the hub over these parameters, not
+    /// expired, not used before (it is spent here).
+    async fn check_link(
+        &self,
+        pending: &PendingConnect,
+        expires: Option<&str>,
+        nonce: Option<&str>,
+        sig: Option<&str>,
+    ) -> Result<(), ConnectError> {
+        let (Some(expires), Some(nonce), Some(sig)) = (expires, nonce, sig) else {
+            return Err(ConnectError::Unauthorized(
+                "starting a connection needs a link signed by the hub: issue one with \
+                 `hub connect --link` (or run `hub connect` yourself)"
+                    .into(),
+            ));
+        };
+        let expires: i64 = expires
+            .parse()
+            .map_err(|_| ConnectError::Unauthorized("the link's expiry is not a time".into()))?;
+        let now = Timestamp::now().as_second();
+        if expires <= now {
+            return Err(ConnectError::Unauthorized(
+                "this connect link has expired: issue a new one".into(),
+            ));
+        }
+        if expires - now > MAX_LINK_LIFETIME.as_secs() {
+            return Err(ConnectError::Unauthorized(
+                "this connect link claims to live longer than any link may".into(),
+            ));
+        }
+        let given = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| {
+                ConnectError::Unauthorized("the link's signature is not base64url".into())
+            })?;
+        let key = self.link_key(false).await?;
+        hmac::Mac::verify_slice(
+            Self::sign(&key, &pending.link_message(expires, nonce))?,
+            &given,
+        )
+        .map_err(|_| {
+            ConnectError::Unauthorized(
+                "the link's signature does not match its parameters: use the link as issued".into(),
+            )
+        })?;
+        let used = IdempotencyKey::new(format!("connect-link:{sig}"))
+            .map_err(|_| ConnectError::Unauthorized("malformed link signature".into()))?;
+        let until = Timestamp::from_second(expires)
+            .map_err(|_| ConnectError::Unauthorized("the link's expiry is out of range".into()))?;
+        match self.stores.idempotency.claim(&used, until).await? {
+            ClaimOutcome::Claimed(token) => {
+                self.stores
+                    .idempotency
+                    .complete(&used, &token, Some("used"), until)
+                    .await?;
+                Ok(())
+            }
+            _ => Err(ConnectError::Unauthorized(
+                "this connect link was already used: issue a new one".into(),
+            )),
+        }
+    }
+
+    async fn check_tenant(&self, tenant: &TenantId) -> Result<(), ConnectError> {
+        if self.stores.connections.get_tenant(tenant).await?.is_none() {
+            return Err(ConnectError::BadRequest(format!(
+                "tenant {tenant} does not exist"
+            )));
+        }
+        Ok(())
     }
 
     /// Starts a flow: remembers `pending` under a fresh state and returns the
     /// URL to send the user to.
     pub async fn start(&self, pending: PendingConnect) -> Result<String, ConnectError> {
-        if self
-            .stores
-            .connections
-            .get_tenant(&pending.tenant)
-            .await?
-            .is_none()
-        {
-            return Err(ConnectError::BadRequest(format!(
-                "tenant {} does not exist",
-                pending.tenant
-            )));
-        }
-        let app = self.app(pending.provider).await?;
+        self.start_at(pending, &self.public_url).await
+    }
+
+    async fn start_at(&self, pending: PendingConnect, base: &str) -> Result<String, ConnectError> {
+        self.check_tenant(&pending.tenant).await?;
+        let app = self.app_at(pending.provider, base).await?;
         let state =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let key = state_key(&state)?;
@@ -204,6 +399,18 @@ impl ConnectService {
         code: &str,
         state: &str,
         realm_id: Option<&str>,
+    ) -> Result<Vec<Connection>, ConnectError> {
+        self.callback_at(provider, code, state, realm_id, &self.public_url)
+            .await
+    }
+
+    async fn callback_at(
+        &self,
+        provider: Provider,
+        code: &str,
+        state: &str,
+        realm_id: Option<&str>,
+        base: &str,
     ) -> Result<Vec<Connection>, ConnectError> {
         if code.is_empty() {
             return Err(ConnectError::BadRequest("the callback has no code".into()));
@@ -244,7 +451,7 @@ impl ConnectService {
                 "the QuickBooks callback has no realmId".into(),
             ));
         }
-        let app = self.app(provider).await?;
+        let app = self.app_at(provider, base).await?;
         let (token, merchant) = app.exchange_code_with_extras(&self.http, code).await?;
         let accounts: Vec<String> = match provider {
             Provider::QuickBooks => vec![realm.unwrap_or_default().to_string()],
@@ -254,15 +461,35 @@ impl ConnectService {
             })?],
             p => return Err(ConnectError::Unsupported(p)),
         };
+        let ids = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                if i == 0 {
+                    Ok(pending.connection.clone())
+                } else {
+                    ConnectionId::new(format!("{}-{}", pending.connection, i + 1))
+                        .map_err(|e| ConnectError::BadRequest(e.to_string()))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // Nothing is stored unless every connection may take its account.
+        for (id, account) in ids.iter().zip(&accounts) {
+            if let Some(existing) = self.stores.connections.get(&pending.tenant, id).await?
+                && (existing.provider != provider || existing.account_id.as_str() != account)
+                && !pending.replace
+            {
+                return Err(ConnectError::Conflict(format!(
+                    "connection {}/{id} is linked to {} account {}; this authorization is for \
+                     {provider} account {account}. Nothing was changed: to switch it, issue the \
+                     link with --replace",
+                    pending.tenant, existing.provider, existing.account_id
+                )));
+            }
+        }
         let mut out = Vec::new();
-        for (i, account) in accounts.iter().enumerate() {
-            let id = if i == 0 {
-                pending.connection.clone()
-            } else {
-                ConnectionId::new(format!("{}-{}", pending.connection, i + 1))
-                    .map_err(|e| ConnectError::BadRequest(e.to_string()))?
-            };
-            let secret = SecretName::new(format!("{}/{}", pending.tenant, id))
+        for (id, account) in ids.into_iter().zip(&accounts) {
+            let secret = Connection::default_secret(&pending.tenant, &id)
                 .map_err(|e| ConnectError::BadRequest(e.to_string()))?;
             let creds = Credentials {
                 token: Some(token.clone()),
@@ -349,6 +576,8 @@ impl From<ConnectError> for ConnectResponse {
             ConnectError::Unsupported(_) => 404,
             ConnectError::BadRequest(_) => 400,
             ConnectError::NotConfigured(_) => 503,
+            ConnectError::Unauthorized(_) => 401,
+            ConnectError::Conflict(_) => 409,
             ConnectError::Provider(p) if p.is_retryable() => 503,
             ConnectError::Provider(_) => 502,
             ConnectError::Store(_) => 503,
@@ -359,9 +588,22 @@ impl From<ConnectError> for ConnectResponse {
 }
 
 impl ConnectService {
-    /// Serves `GET /connect/{provider}` (start) and `GET /connect/{provider}/callback`.
-    /// `rest` is the path after `/connect/`; `query` the raw query string.
-    pub async fn handle(&self, method: &str, rest: &str, query: &str) -> ConnectResponse {
+    /// Serves `GET /connect/{provider}` (start, with a signed link) and `GET
+    /// /connect/{provider}/callback`. `rest` is the path after `/connect/`;
+    /// `query` the raw query string; `request_base` the base URL the request
+    /// came to (`https://<Host>`), used when no public URL is configured.
+    pub async fn handle(
+        &self,
+        method: &str,
+        rest: &str,
+        query: &str,
+        request_base: Option<&str>,
+    ) -> ConnectResponse {
+        let base = if self.public_url.is_empty() {
+            request_base.unwrap_or_default().trim_end_matches('/')
+        } else {
+            self.public_url.as_str()
+        };
         if !method.eq_ignore_ascii_case("GET") {
             return ConnectResponse::json(
                 405,
@@ -396,7 +638,7 @@ impl ConnectService {
                 }
                 let code = get("code").ok_or_else(|| ConnectError::BadRequest("the callback has no code".into()))?;
                 let state = get("state").ok_or_else(|| ConnectError::BadRequest("the callback has no state".into()))?;
-                let connected = self.callback(provider, code, state, get("realmId")).await?;
+                let connected = self.callback_at(provider, code, state, get("realmId"), base).await?;
                 let list: Vec<_> = connected
                     .iter()
                     .map(|c| serde_json::json!({"tenant": c.tenant, "connection": c.id, "provider": c.provider, "account": c.account_id}))
@@ -416,8 +658,17 @@ impl ConnectService {
                             .parse()
                             .map_err(|e| ConnectError::BadRequest(format!("close: {e}")))?,
                     ),
+                    replace: match get("replace") {
+                        None | Some("false") => false,
+                        Some("true") => true,
+                        Some(v) => return Err(ConnectError::BadRequest(format!("replace: expected true or false, not {v:?}"))),
+                    },
                 };
-                let url = self.start(pending).await?;
+                if !matches!(provider, Provider::QuickBooks | Provider::Xero | Provider::Square) {
+                    return Err(ConnectError::Unsupported(provider));
+                }
+                self.check_link(&pending, get("expires"), get("nonce"), get("sig")).await?;
+                let url = self.start_at(pending, base).await?;
                 Ok(ConnectResponse { status: 302, location: Some(url), body: String::new() })
             }
         }

@@ -354,6 +354,23 @@ impl WebhookIntake {
 
     /// Claims, routes and enqueues the events of one delivery.
     async fn enqueue(&self, events: Vec<WebhookEvent>) -> Result<Counts, WebhookResponse> {
+        // Each event travels as one queue message. One that cannot fit is
+        // refused now, before anything is stored: a 503 would have the
+        // provider send it again forever.
+        for event in &events {
+            let size = serde_json::to_vec(event).map_or(usize::MAX, |v| v.len());
+            if size.saturating_add(MESSAGE_ENVELOPE_BYTES) > crate::ports::MAX_MESSAGE_BYTES {
+                return Err(WebhookResponse::error(
+                    413,
+                    format!(
+                        "event {} is {size} bytes, more than a queue message holds ({} bytes \
+                         with the hub's envelope); nothing was stored",
+                        event.dedupe_key,
+                        crate::ports::MAX_MESSAGE_BYTES
+                    ),
+                ));
+            }
+        }
         let now = Timestamp::now();
         let lease_until = now + to_std(self.settings.claim_lease);
         let mut counts = Counts::default();
@@ -495,6 +512,10 @@ struct Counts {
     duplicates: usize,
     unrouted: usize,
 }
+
+/// Room kept in a queue message for what wraps an event (tenant,
+/// connection, received time).
+const MESSAGE_ENVELOPE_BYTES: usize = 1024;
 
 fn to_message<T: Serialize>(item: &T) -> OutgoingMessage {
     OutgoingMessage::new(serde_json::to_string(item).unwrap_or_default())

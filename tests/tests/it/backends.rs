@@ -106,6 +106,19 @@ impl Backend {
         }
     }
 
+    /// An SQS client on the emulator (the AWS backend only).
+    pub fn sqs_client(&self) -> Option<aws_sdk_sqs::Client> {
+        match &self.kind {
+            Kind::Aws { sdk, .. } => Some(aws_sdk_sqs::Client::new(sdk)),
+            Kind::Sqlite { .. } => None,
+        }
+    }
+
+    /// A fresh resource name.
+    pub fn unique(prefix: &str) -> String {
+        unique(prefix)
+    }
+
     /// A new, empty queue parking messages after `max_receives` receives.
     pub async fn queue(&self, max_receives: u32) -> Arc<dyn WorkQueue> {
         match &self.kind {

@@ -1,7 +1,10 @@
 //! The OAuth connect flow as an operator and a provider drive it: start at
-//! `GET /connect/{provider}`, follow the redirect's `state` back to the
-//! callback with a code, and find the connection registered and its tokens
-//! stored. Bad states and unknown tenants are refused with the reason.
+//! `GET /connect/{provider}` with a link the hub signed, follow the
+//! redirect's `state` back to the callback with a code, and find the
+//! connection registered and its tokens stored. Unsigned, tampered, expired
+//! and reused links, bad states and unknown tenants are refused with the
+//! reason; a connection is moved to another account only when the link said
+//! so.
 
 use crate::backends::{Backend, conformance};
 use hub::serve::{AppState, run};
@@ -11,6 +14,7 @@ use shared::ids::{ConnectionId, ProviderAccountId, SecretName, TenantId};
 use shared::model::{Provider, Tenant};
 use shared::providers::Endpoints;
 use shared::providers::auth::Credentials;
+use shared::providers::connect::{ConnectService, PendingConnect};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -18,11 +22,14 @@ conformance!(
     quickbooks_is_connected_through_the_code_flow,
     xero_tenants_come_from_its_connections_endpoint,
     bad_connect_requests_are_refused_with_the_reason,
+    the_start_needs_a_link_the_hub_signed_and_it_works_once,
+    a_connection_moves_to_another_account_only_when_the_link_says_replace,
 );
 
 struct Setup {
     base: String,
     stores: Stores,
+    service: ConnectService,
     provider: MockServer,
     http: reqwest::Client,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -60,6 +67,12 @@ async fn setup(b: Backend) -> Setup {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let service = ConnectService::new(
+        stores.clone(),
+        stores.provider_http(),
+        endpoints.clone(),
+        &base,
+    );
     let state = AppState::with_connect(stores.clone(), Default::default(), endpoints, &base);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(run(listener, state, async {
@@ -68,6 +81,7 @@ async fn setup(b: Backend) -> Setup {
     Setup {
         base,
         stores,
+        service,
         provider,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -94,11 +108,33 @@ impl Setup {
         (status, loc, r.text().await.unwrap())
     }
 
+    /// A signed link (its path and query) starting `provider` for
+    /// bistro/books, as `hub connect --link` issues it.
+    async fn link(&self, provider: &str, replace: bool) -> String {
+        let pending = PendingConnect {
+            provider: provider.parse().unwrap(),
+            tenant: TenantId::new("bistro").unwrap(),
+            connection: ConnectionId::new("books").unwrap(),
+            time_zone: shared::model::TimeZoneName::new("America/New_York").unwrap(),
+            business_day_close: shared::model::BusinessDayClose("04:00".parse().unwrap()),
+            replace,
+        };
+        let url = self
+            .service
+            .issue_link(&pending, jiff::SignedDuration::from_mins(15))
+            .await
+            .unwrap();
+        url.strip_prefix(&self.base).unwrap().to_string()
+    }
+
     /// Starts a flow and returns the `state` from the authorize redirect.
     async fn start(&self, provider: &str) -> String {
-        let (status, loc, body) = self
-            .get(&format!("/connect/{provider}?tenant=bistro&connection=books&time_zone=America/New_York&close=04:00"))
-            .await;
+        self.start_with(provider, false).await
+    }
+
+    async fn start_with(&self, provider: &str, replace: bool) -> String {
+        let link = self.link(provider, replace).await;
+        let (status, loc, body) = self.get(&link).await;
         assert_eq!(status, 302, "{body}");
         let url = url::Url::parse(&loc.unwrap()).unwrap();
         let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
@@ -231,11 +267,23 @@ async fn bad_connect_requests_are_refused_with_the_reason(b: Backend) {
         .await;
     assert_eq!(status, 400);
     assert!(body.contains("unknown or expired state"), "{body}");
-    let (status, _, body) = s
-        .get("/connect/quickbooks?tenant=nobody&connection=books&time_zone=UTC")
-        .await;
-    assert_eq!(status, 400);
-    assert!(body.contains("tenant nobody does not exist"), "{body}");
+    let nobody = PendingConnect {
+        provider: Provider::QuickBooks,
+        tenant: TenantId::new("nobody").unwrap(),
+        connection: ConnectionId::new("books").unwrap(),
+        time_zone: shared::model::TimeZoneName::new("UTC").unwrap(),
+        business_day_close: Default::default(),
+        replace: false,
+    };
+    let err = s
+        .service
+        .issue_link(&nobody, jiff::SignedDuration::from_mins(5))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("tenant nobody does not exist"),
+        "{err}"
+    );
     let (status, _, body) = s
         .get("/connect/quickbooks?tenant=bistro&connection=books")
         .await;
@@ -268,4 +316,128 @@ async fn bad_connect_requests_are_refused_with_the_reason(b: Backend) {
         .await;
     assert_eq!(status, 400);
     assert!(body.contains("no realmId"), "{body}");
+}
+
+async fn the_start_needs_a_link_the_hub_signed_and_it_works_once(b: Backend) {
+    let s = setup(b).await;
+    // No link: the door that let anyone point a tenant's books elsewhere.
+    let (status, loc, body) = s
+        .get("/connect/quickbooks?tenant=bistro&connection=books&time_zone=UTC")
+        .await;
+    assert_eq!((status, loc), (401, None), "{body}");
+    assert!(body.contains("needs a link signed by the hub"), "{body}");
+
+    let link = s.link("quickbooks", false).await;
+    // Any parameter changed: the signature no longer holds.
+    for (from, to) in [
+        ("tenant=bistro", "tenant=bistro2"),
+        ("connection=books", "connection=other"),
+        ("replace=false", "replace=true"),
+        ("close=04%3A00", "close=05%3A00"),
+    ] {
+        assert!(link.contains(from), "{link}");
+        let (status, _, body) = s.get(&link.replace(from, to)).await;
+        assert_eq!(status, 401, "{from} -> {to}: {body}");
+        assert!(
+            body.contains("does not match") || body.contains("tenant bistro2"),
+            "{body}"
+        );
+    }
+    // The expiry is signed too: moved later, it no longer matches; moved
+    // into the past, it has expired.
+    let expires: i64 = url::form_urlencoded::parse(link.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "expires")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let later = link.replace(
+        &format!("expires={expires}"),
+        &format!("expires={}", expires + 60),
+    );
+    let (status, _, body) = s.get(&later).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("does not match"), "{body}");
+    let past = link.replace(
+        &format!("expires={expires}"),
+        &format!("expires={}", jiff::Timestamp::now().as_second() - 1),
+    );
+    let (status, _, body) = s.get(&past).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("expired"), "{body}");
+
+    // As issued: it starts the flow, once.
+    let (status, loc, body) = s.get(&link).await;
+    assert_eq!(status, 302, "{body}");
+    assert!(loc.unwrap().contains("state="));
+    let (status, _, body) = s.get(&link).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("already used"), "{body}");
+}
+
+async fn a_connection_moves_to_another_account_only_when_the_link_says_replace(b: Backend) {
+    let s = setup(b).await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/v1/tokens/bearer"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .respond_with(token_response("qbo-access", "qbo-refresh"))
+        .mount(&s.provider)
+        .await;
+    let books = |s: &Setup| {
+        let stores = s.stores.clone();
+        async move {
+            stores
+                .connections
+                .get(
+                    &TenantId::new("bistro").unwrap(),
+                    &ConnectionId::new("books").unwrap(),
+                )
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let state = s.start("quickbooks").await;
+    let (status, _, body) = s
+        .get(&format!(
+            "/connect/quickbooks/callback?code=c1&state={state}&realmId=9130"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let first = books(&s).await;
+    assert_eq!(first.account_id.as_str(), "9130");
+    assert_eq!(first.credentials.as_str(), "tenants/bistro/books");
+
+    // Someone authorizes another company on a link without --replace.
+    let state = s.start("quickbooks").await;
+    let (status, _, body) = s
+        .get(&format!(
+            "/connect/quickbooks/callback?code=c2&state={state}&realmId=6666"
+        ))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("linked to quickbooks account 9130") && body.contains("--replace"),
+        "{body}"
+    );
+    assert_eq!(books(&s).await, first, "nothing changed");
+
+    // The same company again renews the connection's tokens.
+    let state = s.start("quickbooks").await;
+    let (status, _, body) = s
+        .get(&format!(
+            "/connect/quickbooks/callback?code=c3&state={state}&realmId=9130"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The operator decided: the link says replace.
+    let state = s.start_with("quickbooks", true).await;
+    let (status, _, body) = s
+        .get(&format!(
+            "/connect/quickbooks/callback?code=c4&state={state}&realmId=6666"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(books(&s).await.account_id.as_str(), "6666");
 }

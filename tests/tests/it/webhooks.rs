@@ -20,6 +20,7 @@ conformance!(
     events_for_unknown_accounts_are_answered_200_and_kept_for_rerouting,
     xero_intent_to_receive_is_answered_by_signature,
     both_keys_are_accepted_while_a_key_is_rotated,
+    an_event_too_large_for_a_queue_message_is_refused_413_and_nothing_is_stored,
 );
 
 const SQUARE_URL: &str = "https://hooks.example.com/webhooks/square";
@@ -72,6 +73,10 @@ fn key_of(provider: Provider) -> String {
 }
 
 async fn start(backend: Backend, register: bool) -> Hub {
+    start_with(backend, register, MAX_BODY).await
+}
+
+async fn start_with(backend: Backend, register: bool, max_body_bytes: usize) -> Hub {
     let stores = backend.stores(5).await;
     for p in [
         Provider::Toast,
@@ -100,7 +105,7 @@ async fn start(backend: Backend, register: bool) -> Hub {
         }
     }
     let settings = WebhookSettings {
-        max_body_bytes: MAX_BODY,
+        max_body_bytes,
         square_notification_url: Some(SQUARE_URL.into()),
         in_progress_wait: Duration::from_secs(10),
         ..Default::default()
@@ -549,4 +554,35 @@ async fn both_keys_are_accepted_while_a_key_is_rotated(b: Backend) {
         .await;
     assert_eq!(a.status, 200, "current key: {}", a.body);
     assert_eq!(hub.work_items().await.len(), 2);
+}
+
+/// The body limit (2 MiB by default) is above what one queue message holds
+/// (256 KiB): an event that cannot travel as a message is refused with 413
+/// before anything is stored, rather than answered 503 and sent again by
+/// the provider forever.
+async fn an_event_too_large_for_a_queue_message_is_refused_413_and_nothing_is_stored(b: Backend) {
+    let hub = start_with(b, true, 2 * 1024 * 1024).await;
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&fixture("square/webhook_test_notification.json")).unwrap();
+    event["data"]["object"]["note"] = "x".repeat(300_000).into();
+    let body = serde_json::to_vec(&event).unwrap();
+    let a = hub.deliver(Provider::Square, &body).await;
+    assert_eq!(a.status, 413, "{}", a.body);
+    assert!(
+        a.body.contains("more than a queue message holds") && a.body.contains("nothing was stored"),
+        "{}",
+        a.body
+    );
+    hub.assert_nothing_stored("an event too large for a message")
+        .await;
+    hub.assert_unclaimed("webhook:square:ac3ac95b-f97d-458c-a6e6-18981597e05f")
+        .await;
+    // The same event at its own size is accepted.
+    let a = hub
+        .deliver(
+            Provider::Square,
+            &fixture("square/webhook_test_notification.json"),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
 }

@@ -9,7 +9,8 @@
 use super::sdk_err;
 use crate::ids::{MessageId, ReceiptHandle};
 use crate::ports::{
-    DeadLetter, OutgoingMessage, QueueDepth, ReceivedMessage, StoreError, StoreResult, WorkQueue,
+    DeadLetter, MAX_MESSAGE_BYTES, OutgoingMessage, QueueDepth, ReceivedMessage, StoreError,
+    StoreResult, WorkQueue,
 };
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
@@ -54,6 +55,41 @@ fn receive_count(m: &Message) -> u32 {
         .unwrap_or(0)
 }
 
+/// `messages` in `SendMessageBatch` requests: at most ten each, and at most
+/// [`MAX_MESSAGE_BYTES`] together. A message over the limit on its own is
+/// refused before anything is sent.
+fn batches(messages: &[OutgoingMessage]) -> StoreResult<Vec<&[OutgoingMessage]>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in messages.iter().enumerate() {
+        let size = m.body.len();
+        if size > MAX_MESSAGE_BYTES {
+            return Err(StoreError::backend(
+                "sqs",
+                "send_message_batch",
+                format!("a message of {size} bytes is over SQS's {MAX_MESSAGE_BYTES}-byte limit"),
+            ));
+        }
+        if i - start == SQS_BATCH || bytes + size > MAX_MESSAGE_BYTES {
+            out.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    Ok(out)
+}
+
+/// `ApproximateFirstReceiveTimestamp`: epoch milliseconds.
+fn first_received_at(m: &Message) -> Option<jiff::Timestamp> {
+    m.attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateFirstReceiveTimestamp))
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+}
+
 impl SqsQueue {
     /// The queue at `url`, called `name` in logs.
     pub fn new(client: Client, name: impl Into<String>, url: impl Into<String>) -> Self {
@@ -63,6 +99,16 @@ impl SqsQueue {
             url: url.into(),
             dlq_url: OnceCell::new(),
         }
+    }
+
+    /// Uses `url` as the dead-letter queue's URL (from the deployment's
+    /// environment) instead of looking it up, so parking needs only
+    /// `sqs:SendMessage` on it.
+    pub fn with_dlq_url(self, url: Option<String>) -> Self {
+        if let Some(u) = url {
+            let _ = self.dlq_url.set(u);
+        }
+        self
     }
 
     async fn dlq_url(&self) -> StoreResult<&str> {
@@ -199,7 +245,7 @@ impl WorkQueue for SqsQueue {
 
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> StoreResult<Vec<MessageId>> {
         let mut ids = Vec::with_capacity(messages.len());
-        for chunk in messages.chunks(SQS_BATCH) {
+        for chunk in batches(messages)? {
             let mut req = self.client.send_message_batch().queue_url(&self.url);
             for (i, m) in chunk.iter().enumerate() {
                 let mut entry = SendMessageBatchRequestEntry::builder()
@@ -262,6 +308,9 @@ impl WorkQueue for SqsQueue {
             .visibility_timeout(secs(visibility))
             .wait_time_seconds(secs(wait).min(20))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(
+                MessageSystemAttributeName::ApproximateFirstReceiveTimestamp,
+            )
             .send()
             .await
             .map_err(sdk_err("sqs", "receive_message"))?;
@@ -272,6 +321,7 @@ impl WorkQueue for SqsQueue {
                 Ok(ReceivedMessage {
                     id: message_id(&m)?,
                     receive_count: receive_count(&m),
+                    first_received_at: first_received_at(&m),
                     receipt: ReceiptHandle(m.receipt_handle.clone().unwrap_or_default()),
                     body: m.body.unwrap_or_default(),
                 })

@@ -83,6 +83,9 @@ impl SqliteQueue {
                         receipt: ReceiptHandle(receipt),
                         body,
                         receive_count: count + 1,
+                        // The embedded queue has no limit on how long a
+                        // message is hidden.
+                        first_received_at: None,
                     });
                 }
                 Ok(out)
@@ -98,6 +101,20 @@ impl WorkQueue for SqliteQueue {
     }
 
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> StoreResult<Vec<MessageId>> {
+        if let Some(m) = messages
+            .iter()
+            .find(|m| m.body.len() > crate::ports::MAX_MESSAGE_BYTES)
+        {
+            return Err(StoreError::backend(
+                "sqlite",
+                "queue.send_batch",
+                format!(
+                    "a message of {} bytes is over the queue's {}-byte limit (SQS's)",
+                    m.body.len(),
+                    crate::ports::MAX_MESSAGE_BYTES
+                ),
+            ));
+        }
         let queue = self.name.clone();
         let messages = messages.to_vec();
         self.store

@@ -9,6 +9,7 @@ conformance!(
     changing_visibility_hides_or_releases_a_message,
     dead_letters_are_listed_and_redriven_by_id_or_all,
     a_permanent_failure_is_parked_at_once,
+    messages_over_256_kib_together_are_sent_in_as_many_batches_as_fit,
 );
 
 const SHORT: Duration = Duration::from_secs(1);
@@ -173,4 +174,68 @@ async fn a_permanent_failure_is_parked_at_once(b: Backend) {
         "only the other message is still in the queue"
     );
     assert_eq!(again[0].body, "fine");
+}
+
+/// In the deployed stack parking uses the dead-letter queue URL from the
+/// environment (`HUB_<QUEUE>_DLQ_URL`): it needs only `sqs:SendMessage` on
+/// it, not `sqs:GetQueueAttributes` and `sqs:GetQueueUrl` to look it up. A
+/// queue with no RedrivePolicy shows which path was taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_parking_uses_the_dead_letter_queue_it_is_given_without_looking_it_up() {
+    use shared::adapters::aws::{SqsQueue, schema};
+    use shared::ports::WorkQueue;
+    let b = Backend::aws().await;
+    let client = b.sqs_client().unwrap();
+    let main = schema::create_queue(&client, &Backend::unique("main"))
+        .await
+        .unwrap();
+    let dlq = schema::create_queue(&client, &Backend::unique("dlq"))
+        .await
+        .unwrap();
+    let looked_up = SqsQueue::new(client.clone(), "looked-up", &main);
+    looked_up
+        .send_batch(&[OutgoingMessage::new("{\"poison\":1}")])
+        .await
+        .unwrap();
+    let m = receive_all(&looked_up, 1).await.remove(0);
+    let err = looked_up.park(&m).await.unwrap_err();
+    assert!(err.to_string().contains("no RedrivePolicy"), "{err}");
+    looked_up
+        .change_visibility(&m.receipt, Duration::ZERO)
+        .await
+        .unwrap();
+
+    let given = SqsQueue::new(client.clone(), "given", &main).with_dlq_url(Some(dlq.clone()));
+    let m = receive_all(&given, 1).await.remove(0);
+    given.park(&m).await.unwrap();
+    let parked = receive_all(&SqsQueue::new(client, "dlq", &dlq), 1).await;
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].body, "{\"poison\":1}");
+    assert!(given.receive(10, LONG, NO_WAIT).await.unwrap().is_empty());
+}
+
+/// SQS takes at most 256 KiB in one `SendMessageBatch`, and one message of
+/// at most that: ten messages of 60 kB go out in three requests; one over
+/// the limit is refused with the reason, and nothing of its batch is sent.
+async fn messages_over_256_kib_together_are_sent_in_as_many_batches_as_fit(b: Backend) {
+    let q = b.queue(5).await;
+    let bodies: Vec<String> = (0..10)
+        .map(|i| format!("{i:02}{}", "x".repeat(60_000)))
+        .collect();
+    let msgs: Vec<OutgoingMessage> = bodies.iter().map(OutgoingMessage::new).collect();
+    let ids = q.send_batch(&msgs).await.unwrap();
+    assert_eq!(ids.len(), 10);
+    let got = receive_all(q.as_ref(), 10).await;
+    let mut seen: Vec<&str> = got.iter().map(|m| &m.body[..2]).collect();
+    seen.sort();
+    assert_eq!(seen, (0..10).map(|i| format!("{i:02}")).collect::<Vec<_>>());
+
+    let q = b.queue(5).await;
+    let huge = OutgoingMessage::new("y".repeat(shared::ports::MAX_MESSAGE_BYTES + 1));
+    let err = q
+        .send_batch(&[OutgoingMessage::new("small"), huge])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("262144-byte limit"), "{err}");
+    assert_eq!(q.depth().await.unwrap(), QueueDepth::default());
 }

@@ -29,6 +29,7 @@ conformance!(
     quickbooks_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_fixed_and_redriven,
     xero_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_fixed_and_redriven,
     quickbooks_a_refused_single_posts_once_its_mapping_is_fixed_and_redriven,
+    a_retry_longer_than_the_queue_can_hide_a_message_parks_it_with_the_reason,
 );
 
 const QBO_ROUTE_BATCH: &str = "/v3/company/{realmId}/batch";
@@ -668,4 +669,58 @@ async fn quickbooks_a_refused_single_posts_once_its_mapping_is_fixed_and_redrive
         "one refused, one posted"
     );
     assert_eq!(c.calls_to("POST", QBO_ROUTE_BATCH), 0);
+}
+
+async fn a_retry_longer_than_the_queue_can_hide_a_message_parks_it_with_the_reason(b: Backend) {
+    let (qbo, hub, pos, clients, realm) = quickbooks_hub(b, 74).await;
+    let pusher = Pusher::new(hub.stores.clone(), clients);
+    ingest(
+        &hub.stores,
+        &hub.tenant,
+        Provider::Toast,
+        &[Provider::QuickBooks],
+        sales(&pos, "h", 1, 0),
+    )
+    .await
+    .unwrap();
+    qbo.set_faults(Faults::errors(1.0));
+    let got = hub
+        .stores
+        .push_queue
+        .receive(1, Duration::from_secs(60), Duration::ZERO)
+        .await
+        .unwrap();
+    let mut m = got[0].clone();
+    if hub.stores.backend == "aws" {
+        let first = m
+            .first_received_at
+            .expect("SQS says when it first gave the message out");
+        assert!((jiff::Timestamp::now() - first).as_secs().abs() < 120);
+    }
+    // First received 11 h 59 min ago: SQS would refuse to hide it for the
+    // retry's backoff, so it is parked now, saying why.
+    m.first_received_at = Some(jiff::Timestamp::now() - SignedDuration::from_mins(11 * 60 + 59));
+    let out = pusher
+        .handle(hub.stores.push_queue.as_ref(), &m)
+        .await
+        .unwrap();
+    let PushOutcome::Park(why) = &out else {
+        panic!("{out:?}")
+    };
+    assert!(
+        why.contains("longer than the queue can hold the message"),
+        "{why}"
+    );
+    let d = hub.stores.push_queue.depth().await.unwrap();
+    assert_eq!((d.visible, d.in_flight, d.dead), (0, 0, 1));
+    assert!(qbo.created_sales_receipts(&realm).is_empty());
+
+    // Received just now, the same failure is only delayed.
+    qbo.set_faults(Faults::none());
+    assert_eq!(hub.stores.push_queue.redrive(None).await.unwrap(), 1);
+    let outcomes = settle(&hub, &pusher).await;
+    assert!(
+        matches!(outcomes.as_slice(), [PushOutcome::Posted(_)]),
+        "{outcomes:?}"
+    );
 }
