@@ -30,6 +30,10 @@ pub enum Command {
     /// record fixed and redriven; prints a reconciliation per restaurant and
     /// business day, and exits non-zero unless everything reconciles.
     Demo(crate::demo::DemoArgs),
+    /// Start every provider sandbox on loopback (seeded) and print the
+    /// HUB_ENDPOINT_* settings and credentials to use them; serves until
+    /// Ctrl-C. For running a function under `cargo lambda watch` against them.
+    Sandboxes(crate::sandboxes::SandboxesArgs),
     /// Serve the hub's HTTP routes on one local process.
     Serve {
         /// Address to listen on.
@@ -339,6 +343,7 @@ pub enum AwsCmd {
 pub async fn execute(command: Command, config: &Config) -> Result<()> {
     match command {
         Command::Serve { .. } => bail!("serve is run by main"),
+        Command::Sandboxes(args) => crate::sandboxes::run(args).await,
         Command::Demo(args) => {
             let json = args.json;
             let report = crate::demo::run(args).await?;
@@ -833,6 +838,7 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
             println!("{moved} event(s) moved to the work queue, {left} still unrouted");
         }
         Command::Serve { .. }
+        | Command::Sandboxes(_)
         | Command::Demo(_)
         | Command::Config
         | Command::Connect { .. }

@@ -5,4 +5,5 @@
 
 pub mod commands;
 pub mod demo;
+pub mod sandboxes;
 pub mod serve;

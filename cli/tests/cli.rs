@@ -157,7 +157,7 @@ fn tenants_and_connections_are_managed_from_the_command_line() {
     assert_eq!(list[0]["provider"], "toast");
     assert_eq!(list[0]["time_zone"], "America/New_York");
     assert_eq!(list[0]["business_day_close"], "04:00:00");
-    assert_eq!(list[0]["credentials"], "bistro/toast-main");
+    assert_eq!(list[0]["credentials"], "tenants/bistro/toast-main");
     assert!(dir.join("state.db").exists());
 }
 
@@ -611,7 +611,7 @@ async fn hub_pull_reads_a_toast_restaurant_and_re_pulls_a_range() {
         sandbox.client_id(),
         sandbox.client_secret()
     );
-    let o = run(a(&["secret", "set", "bistro/pos"]), Some(creds))
+    let o = run(a(&["secret", "set", "tenants/bistro/pos"]), Some(creds))
         .await
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -751,7 +751,7 @@ async fn accounts_lists_the_chart_of_the_books_and_caches_it() {
             None,
         ),
         (
-            a(&["secret", "set", "bistro/books"]),
+            a(&["secret", "set", "tenants/bistro/books"]),
             Some(
                 serde_json::json!({"token": {"access_token": grant.access_token, "refresh_token": grant.refresh_token, "expires_at": jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)}})
                     .to_string(),

@@ -71,15 +71,24 @@ impl Stores {
             }
             BackendConfig::Aws(aws) => {
                 let sdk = crate::adapters::aws::load_sdk_config().await;
+                let log = crate::adapters::aws::call_log::CallLog::from_env();
+                let mut ddb = aws_sdk_dynamodb::config::Builder::from(&sdk);
+                let mut sqs = aws_sdk_sqs::config::Builder::from(&sdk);
+                let mut sm = aws_sdk_secretsmanager::config::Builder::from(&sdk);
+                if let Some(log) = log {
+                    ddb = ddb.interceptor(log.clone());
+                    sqs = sqs.interceptor(log.clone());
+                    sm = sm.interceptor(log);
+                }
                 let dynamo = DynamoStore::new(
-                    aws_sdk_dynamodb::Client::new(&sdk),
+                    aws_sdk_dynamodb::Client::from_conf(ddb.build()),
                     &aws.state_table,
                     &aws.idempotency_table,
                 );
-                let sqs = aws_sdk_sqs::Client::new(&sdk);
+                let sqs = aws_sdk_sqs::Client::from_conf(sqs.build());
                 let secrets = CachedSecrets::new(
                     AwsSecrets::new(
-                        aws_sdk_secretsmanager::Client::new(&sdk),
+                        aws_sdk_secretsmanager::Client::from_conf(sm.build()),
                         &aws.secret_prefix,
                     ),
                     config.secrets_ttl,

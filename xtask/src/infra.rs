@@ -69,6 +69,33 @@ pub fn cfn_lint() -> Result<()> {
     )
 }
 
+/// The template as AWS reads it: `xtask/template_check.py` runs the SAM
+/// transform (aws-sam-translator) and checks the CloudFormation it makes for
+/// what cfn-lint, reading the SAM form, cannot see: dependency cycles, queue
+/// visibility against each consumer's timeout, alarm topics CloudWatch can
+/// publish to, which routes are public, log groups, NoEcho credentials,
+/// schedule inputs, role scope. Then its tests: the template with each defect
+/// put back fails the check that exists for it.
+pub fn template_check() -> Result<()> {
+    let venv = ensure_venv()?;
+    let python = venv.join("bin/python");
+    let script = |args: &[&str]| {
+        let mut c = Command::new(&python);
+        // No __pycache__ left in xtask/.
+        c.current_dir(root()).arg("-B").args(args);
+        c
+    };
+    let checked = run(
+        "template as AWS reads it (SAM transform, xtask/template_check.py)",
+        &mut script(&["xtask/template_check.py", "infra/template.yaml"]),
+    );
+    let tested = run(
+        "template checks catch their defects (xtask/template_check_test.py)",
+        &mut script(&["xtask/template_check_test.py"]),
+    );
+    checked.and(tested)
+}
+
 /// checkov on the template: zero failed checks (skips carry their reason in
 /// the resource's metadata).
 pub fn checkov() -> Result<()> {

@@ -7,7 +7,9 @@
 //!   `-D warnings` and every test with `HUB_TEST_AWS_ENDPOINT` pointing at the
 //!   emulator, stops it, and exits non-zero if anything failed.
 //!   Before the tests: the template is checked (every function crate has a
-//!   resource and every resource a crate; cfn-lint; checkov).
+//!   resource and every resource a crate; cfn-lint; the template as AWS reads
+//!   it, after the SAM transform, with `xtask/template_check.py` and its
+//!   tests; checkov).
 //! - `package`: builds every function with cargo lambda (release, arm64) into
 //!   `target/lambda/<name>/`, where the template points.
 //! - `infra`: the template checks alone.
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("infra") => infra::check_coverage()
             .and_then(|()| infra::cfn_lint())
+            .and_then(|()| infra::template_check())
             .and_then(|()| infra::checkov()),
         _ => {
             eprintln!(
@@ -44,7 +47,7 @@ fn main() -> ExitCode {
                  test [-- <cargo test args>]  fmt, clippy, template checks, every test (AWS emulator), function smoke tests\n  \
                  bench [--quick]            cold starts, intake, transforms, pull, posting -> target/bench-figures/figures.json\n  \
                  package                    build every function (release, arm64, cargo lambda) into target/lambda/\n  \
-                 infra                      template checks only: coverage, cfn-lint, checkov\n  \
+                 infra                      template checks only: coverage, cfn-lint, the SAM-transformed template, checkov\n  \
                  moto                       run the AWS emulator in the foreground (prints its URL)"
             );
             Err("no verb given".into())
@@ -233,6 +236,7 @@ fn test(extra: &[String]) -> Result<()> {
     );
     step(&mut failed, infra::check_coverage());
     step(&mut failed, infra::cfn_lint());
+    step(&mut failed, infra::template_check());
     step(&mut failed, infra::checkov());
     let venv = ensure_venv()?;
     // If the emulator cannot start, the tests still run without it, so the AWS

@@ -4,6 +4,7 @@
 //! queues the way `infra/template.yaml` declares them (tests and local
 //! emulators use it; production uses the template).
 
+pub mod call_log;
 mod dynamodb;
 pub mod schema;
 mod secretsmanager;
