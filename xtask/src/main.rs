@@ -17,6 +17,7 @@
 //! - `moto`: starts the emulator in the foreground, for running single tests.
 
 mod bench;
+mod e2e;
 mod infra;
 mod leaks;
 mod smoke;
@@ -274,6 +275,22 @@ fn test(extra: &[String]) -> Result<()> {
             (0, 0)
         }
     };
+    // The Lambda path on the stack's own resources needs the emulator.
+    match &moto {
+        Some(m) => match e2e::e2e(&venv, &m.url) {
+            Ok((p, f, ok)) => {
+                passed += p;
+                failed_tests += f;
+                if !ok {
+                    failed.push(format!(
+                        "end-to-end Lambda tests failed: {p} passed, {f} failed"
+                    ));
+                }
+            }
+            Err(e) => failed.push(format!("end-to-end Lambda checks: {e}")),
+        },
+        None => failed.push("end-to-end Lambda checks: no AWS emulator".into()),
+    }
     drop(moto);
     eprintln!("\n==> secret-leak scan of the tests' logs");
     match leaks::scan(&log_dir) {

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 const CLOSED: &str = "http://127.0.0.1:9";
 
 /// `cargo lambda watch` and every function it started, stopped when dropped.
-struct Watch {
+pub struct Watch {
     child: Child,
-    url: String,
+    /// The emulator's URL.
+    pub url: String,
 }
 
 impl Drop for Watch {
@@ -43,50 +44,52 @@ impl Drop for Watch {
     }
 }
 
-/// The path of the smoke test's binary (built, not run).
-fn test_binary() -> Result<String> {
+/// The path of the test binary `name` of hub-tests (built, not run).
+pub fn test_binary(name: &str) -> Result<String> {
     let out = cargo()
         .args([
             "test",
             "-p",
             "hub-tests",
             "--test",
-            "lambda_smoke",
+            name,
             "--no-run",
             "--message-format=json",
         ])
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("build the smoke test: {e}"))?;
+        .map_err(|e| format!("build the test {name}: {e}"))?;
     if !out.status.success() {
-        return Err("the smoke test did not build".into());
+        return Err(format!("the test {name} did not build"));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .filter(|l| l.contains("lambda_smoke"))
+        .filter(|l| l.contains(name))
         .find_map(|l| {
             let start = l.find("\"executable\":\"")? + "\"executable\":\"".len();
             let end = l[start..].find('"')? + start;
             Some(l[start..end].to_string())
         })
-        .ok_or_else(|| "cargo named no executable for the smoke test".into())
+        .ok_or_else(|| format!("cargo named no executable for the test {name}"))
 }
 
-/// Runs the smoke tests: (passed, failed, whether all passed).
-pub fn smoke(venv: &Path) -> Result<(u64, u64, bool)> {
+/// Builds every function binary (debug), as `cargo lambda watch` runs them.
+pub fn build_functions() -> Result<()> {
     let crates = infra::function_crates()?;
     let mut build = cargo();
     build.arg("build");
     for c in &crates {
         build.args(["-p", c]);
     }
-    run("build the function binaries", &mut build)?;
-    let binary = test_binary()?;
-    let dir = root().join(format!("target/smoke/{}", stamp()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    run("build the function binaries", &mut build)
+}
+
+/// Starts `cargo lambda watch` on a free port with `env` (and the venv's
+/// `cargo-lambda` on the PATH), logging to `log_path`; waits until it
+/// answers.
+pub fn start_watch(venv: &Path, env: &[(String, String)], log_path: &Path) -> Result<Watch> {
     let port = free_port()?;
-    let log_path = dir.join("watch.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(log_path).map_err(|e| e.to_string())?;
     let err_log = log.try_clone().map_err(|e| e.to_string())?;
     let path = format!(
         "{}:{}",
@@ -103,29 +106,11 @@ pub fn smoke(venv: &Path) -> Result<(u64, u64, bool)> {
         &port.to_string(),
     ])
     .env("PATH", &path)
-    .env("HUB_DATA_DIR", &dir)
-    .env(
-        "HUB_SQUARE_NOTIFICATION_URL",
-        "https://hub.example.com/webhooks/square",
-    )
-    .env("HUB_LOG_FORMAT", "json")
-    .env_remove("HUB_BACKEND")
+    .envs(env.iter().map(|(k, v)| (k, v)))
     .stdin(Stdio::null())
     .stdout(log)
     .stderr(err_log)
     .process_group(0);
-    for name in [
-        "TOAST",
-        "SQUARE",
-        "MARKETMAN",
-        "QUICKBOOKS",
-        "QUICKBOOKS_TOKEN",
-        "XERO",
-        "XERO_TOKEN",
-        "SQUARE_TOKEN",
-    ] {
-        cmd.env(format!("HUB_ENDPOINT_{name}"), CLOSED);
-    }
     let child = cmd
         .spawn()
         .map_err(|e| format!("start cargo lambda watch: {e}"))?;
@@ -161,6 +146,38 @@ pub fn smoke(venv: &Path) -> Result<(u64, u64, bool)> {
         start.elapsed(),
         log_path.display()
     );
+    Ok(watch)
+}
+
+/// Runs the smoke tests: (passed, failed, whether all passed).
+pub fn smoke(venv: &Path) -> Result<(u64, u64, bool)> {
+    build_functions()?;
+    let binary = test_binary("lambda_smoke")?;
+    let dir = root().join(format!("target/smoke/{}", stamp()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let log_path = dir.join("watch.log");
+    let mut env: Vec<(String, String)> = vec![
+        ("HUB_DATA_DIR".into(), dir.display().to_string()),
+        (
+            "HUB_SQUARE_NOTIFICATION_URL".into(),
+            "https://hub.example.com/webhooks/square".into(),
+        ),
+        ("HUB_LOG_FORMAT".into(), "json".into()),
+        ("HUB_BACKEND".into(), "embedded".into()),
+    ];
+    for name in [
+        "TOAST",
+        "SQUARE",
+        "MARKETMAN",
+        "QUICKBOOKS",
+        "QUICKBOOKS_TOKEN",
+        "XERO",
+        "XERO_TOKEN",
+        "SQUARE_TOKEN",
+    ] {
+        env.push((format!("HUB_ENDPOINT_{name}"), CLOSED.into()));
+    }
+    let watch = start_watch(venv, &env, &log_path)?;
     let mut test = Command::new(&binary);
     test.current_dir(root().join("tests"))
         .args(["--ignored", "--test-threads", "1"])

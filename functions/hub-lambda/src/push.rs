@@ -3,6 +3,9 @@
 //! reports partial batch failures, so only the messages to retry come back. A retry is delayed on the message itself (its visibility: the
 //! provider's `Retry-After`, or a growing backoff); a permanent failure is
 //! parked in the dead-letter queue at once and the ledger row marked failed.
+//! A request is begun only while it can finish before the invocation's
+//! deadline (a rate-budget wait and the call: 90 s); what is left is given
+//! back untried.
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
@@ -61,8 +64,13 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let pusher = Pusher::new(stores.clone(), clients);
     let (stores, pusher) = (&stores, &pusher);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // A request is begun only while it can finish before the function's
+        // timeout; what is left goes back to the queue untried.
+        let now_ms = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or_default();
+        let left = std::time::Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
+        let pusher = pusher.until(std::time::Instant::now() + left);
         Ok::<_, lambda_runtime::Error>(
-            handle(stores, pusher, event.payload, &event.context.request_id).await,
+            handle(stores, &pusher, event.payload, &event.context.request_id).await,
         )
     }))
     .await

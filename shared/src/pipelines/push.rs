@@ -264,6 +264,13 @@ pub struct Pusher {
     /// How long a message [`Pusher::drain`] receives stays hidden from other
     /// workers: if this worker dies, the message comes back after it.
     pub visibility: Duration,
+    /// When the invocation must be done (a Lambda's deadline): a request is
+    /// begun only while `per_request` of time is left; the rest are given
+    /// back untried for the next invocation.
+    pub deadline: Option<std::time::Instant>,
+    /// The longest one request can take: its wait for the provider's rate
+    /// budget (at most 60 s) and the call itself (at most 30 s).
+    pub per_request: Duration,
 }
 
 /// The idempotency-store key a batch's contents are kept under.
@@ -344,7 +351,24 @@ impl Pusher {
             clients,
             retry_base: Duration::from_secs(5),
             visibility: Duration::from_secs(120),
+            deadline: None,
+            per_request: Duration::from_secs(90),
         }
+    }
+
+    /// This pusher, finishing by `deadline`.
+    pub fn until(&self, deadline: std::time::Instant) -> Self {
+        Pusher {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
+    /// Whether a request begun now might not finish before the deadline.
+    fn out_of_time(&self) -> bool {
+        self.deadline.is_some_and(|d| {
+            d.saturating_duration_since(std::time::Instant::now()) < self.per_request
+        })
     }
 
     fn backoff(&self, receive_count: u32) -> Duration {
@@ -520,15 +544,33 @@ impl Pusher {
             }
         }
         for (send, rs) in resends {
+            if self.out_of_time() {
+                Self::later(&rs, out);
+                continue;
+            }
             self.resend(&send, rs, out).await?;
         }
         for ((tenant, destination), rs) in groups {
             self.send_group(&tenant, destination, rs, out).await?;
         }
         for r in singles {
+            if self.out_of_time() {
+                Self::later(std::slice::from_ref(&r), out);
+                continue;
+            }
             self.send_single(&r, None, out).await?;
         }
         Ok(())
+    }
+
+    /// Gives messages back untried: the invocation's time is nearly up.
+    fn later(readies: &[Ready], out: &mut [Option<PushOutcome>]) {
+        for r in readies {
+            out[r.msg] = Some(PushOutcome::Retry(
+                Duration::ZERO,
+                "not begun: this invocation's time is nearly up; left for the next".into(),
+            ));
+        }
     }
 
     /// Records what a post came to in the ledger; the message's outcome.
@@ -739,6 +781,11 @@ impl Pusher {
         let mut rest = built;
         while !rest.is_empty() {
             let chunk: Vec<_> = rest.drain(..rest.len().min(per_request)).collect();
+            if self.out_of_time() {
+                let untried: Vec<Ready> = chunk.into_iter().map(|(r, _)| r).collect();
+                Self::later(&untried, out);
+                continue;
+            }
             let batch = match destination {
                 // A batch of one is a single call spent from a smaller budget.
                 Provider::QuickBooks if chunk.len() < 2 => false,
@@ -753,6 +800,10 @@ impl Pusher {
                     .await?;
             } else {
                 for (r, _) in chunk {
+                    if self.out_of_time() {
+                        Self::later(std::slice::from_ref(&r), out);
+                        continue;
+                    }
                     self.send_single(&r, None, out).await?;
                 }
             }

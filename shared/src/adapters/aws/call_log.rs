@@ -38,7 +38,8 @@ impl CallLog {
 }
 
 /// The resources a request body names: DynamoDB `TableName` (also inside
-/// `TransactItems`), SQS `QueueUrl`, Secrets Manager `SecretId` or `Name`.
+/// `TransactItems`; `<table>/index/<name>` for a query of an index), SQS
+/// `QueueUrl`, Secrets Manager `SecretId` or `Name`.
 fn resources(body: &[u8]) -> Vec<String> {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
         return Vec::new();
@@ -48,6 +49,13 @@ fn resources(body: &[u8]) -> Vec<String> {
         if let Some(s) = v.get(key).and_then(|s| s.as_str()) {
             out.push(s.to_string());
         }
+    }
+    // A query of an index is authorized on the index.
+    if let (Some(t), Some(i)) = (
+        v.get("TableName").and_then(|s| s.as_str()),
+        v.get("IndexName").and_then(|s| s.as_str()),
+    ) {
+        out.push(format!("{t}/index/{i}"));
     }
     for item in v
         .get("TransactItems")
@@ -111,6 +119,10 @@ mod tests {
         assert_eq!(
             resources(br#"{"TableName":"hub-state","Key":{"pk":{"S":"secret value"}}}"#),
             ["hub-state"]
+        );
+        assert_eq!(
+            resources(br#"{"TableName":"hub-state","IndexName":"gsi1"}"#),
+            ["hub-state", "hub-state/index/gsi1"]
         );
         assert_eq!(
             resources(

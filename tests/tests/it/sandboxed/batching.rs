@@ -30,6 +30,7 @@ conformance!(
     xero_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_fixed_and_redriven,
     quickbooks_a_refused_single_posts_once_its_mapping_is_fixed_and_redriven,
     a_retry_longer_than_the_queue_can_hide_a_message_parks_it_with_the_reason,
+    a_request_that_could_outlast_the_invocation_is_not_begun,
 );
 
 const QBO_ROUTE_BATCH: &str = "/v3/company/{realmId}/batch";
@@ -723,4 +724,52 @@ async fn a_retry_longer_than_the_queue_can_hide_a_message_parks_it_with_the_reas
         matches!(outcomes.as_slice(), [PushOutcome::Posted(_)]),
         "{outcomes:?}"
     );
+}
+
+/// The push function's timeout: a request (a rate-budget wait and the call,
+/// 90 s at worst) is begun only while it can finish; the rest go back to the
+/// queue untried and unpromised, and the next invocation posts them once.
+async fn a_request_that_could_outlast_the_invocation_is_not_begun(b: Backend) {
+    let (qbo, hub, pos, clients, realm) = quickbooks_hub(b, 75).await;
+    let pusher = Pusher::new(hub.stores.clone(), clients);
+    ingest(
+        &hub.stores,
+        &hub.tenant,
+        Provider::Toast,
+        &[Provider::QuickBooks],
+        sales(&pos, "t", 12, 0),
+    )
+    .await
+    .unwrap();
+    // 60 s left: less than one request may take.
+    let late = pusher.until(std::time::Instant::now() + Duration::from_secs(60));
+    let outcomes = late.drain(hub.stores.push_queue.as_ref(), 1).await.unwrap();
+    assert_eq!(outcomes.len(), 12);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, PushOutcome::Retry(_, why) if why.contains("time is nearly up"))),
+        "{outcomes:?}"
+    );
+    assert_eq!(qbo.counters().total_calls(), 0, "nothing was sent");
+    for i in 0..12 {
+        let row = hub
+            .stores
+            .ledger
+            .get(&key(&hub, &format!("t-{i}")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.destinations[&Provider::QuickBooks].send, None, "t-{i}");
+    }
+    let outcomes = settle(&hub, &pusher).await;
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, PushOutcome::Posted(_)))
+            .count(),
+        12,
+        "{outcomes:?}"
+    );
+    assert_eq!(qbo.created_sales_receipts(&realm).len(), 12);
 }
