@@ -92,6 +92,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "a record re-read while its push is still untried after this long gets its push queued again (lost with a crashed process)",
     ),
     (
+        "HUB_PUSH_REQUEST_SECONDS",
+        "90",
+        "the push function begins a request only while this long is left before its deadline (a rate-budget wait of up to 60 s and a call of up to 30 s)",
+    ),
+    (
         "HUB_PUBLIC_URL",
         "http://127.0.0.1:8080",
         "the hub's public base URL; OAuth providers send users back to <it>/connect/<provider>/callback",

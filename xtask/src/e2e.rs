@@ -14,6 +14,9 @@
 //! 4. IAM: every call the functions made is checked against their policies
 //!    in the transformed template (`stack.py iam`): a call no policy allows
 //!    fails the run; granted actions no call used are listed.
+//! 5. `xtask/stack_test.py`: each of these checks catches the defect it
+//!    exists for (a permission taken away, a table drifted, an unknown
+//!    caller).
 
 use crate::smoke::{build_functions, start_watch, test_binary};
 use crate::{Result, cargo, root, run, run_tests, stamp};
@@ -183,7 +186,20 @@ pub fn e2e(venv: &Path, moto: &str) -> Result<(u64, u64, bool)> {
             .arg(dir.join("transformed.json"))
             .args(["--expect-callers", DRIVEN]),
     );
+    // 5. The checks catch what they exist for: a missing permission, a
+    // drifted table, an unknown caller (mutated templates and call logs).
+    let self_test = run(
+        "the IAM and drift checks catch their defects (xtask/stack_test.py)",
+        Command::new(&python)
+            .arg(root().join("xtask/stack_test.py"))
+            .args(["--endpoint", moto])
+            .env("HUB_BIN", &hub)
+            .envs(env.iter().map(|(k, v)| (k, v))),
+    );
     let mut problems = Vec::new();
+    if let Err(e) = self_test {
+        problems.push(e);
+    }
     if let Err(e) = drift {
         problems.push(e);
     }

@@ -61,14 +61,32 @@ pub async fn handle(stores: &Stores, pusher: &Pusher, event: Value, request_id: 
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let (config, stores) = crate::cold_start().await?;
     let clients = ProviderClients::new(&stores, config.endpoints.clone(), &config.public_url);
-    let pusher = Pusher::new(stores.clone(), clients);
+    let mut pusher = Pusher::new(stores.clone(), clients);
+    if let Some(secs) = std::env::var("HUB_PUSH_REQUEST_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        pusher.per_request = std::time::Duration::from_secs(secs);
+    }
     let (stores, pusher) = (&stores, &pusher);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // A request is begun only while it can finish before the function's
-        // timeout; what is left goes back to the queue untried.
+        // timeout; what is left goes back to the queue untried. A deadline
+        // already past is not one Lambda gives (emulators send a duration):
+        // the invocation then runs without one.
         let now_ms = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or_default();
-        let left = std::time::Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
-        let pusher = pusher.until(std::time::Instant::now() + left);
+        let deadline = event.context.deadline;
+        let pusher = if deadline > now_ms {
+            pusher.until(
+                std::time::Instant::now() + std::time::Duration::from_millis(deadline - now_ms),
+            )
+        } else {
+            tracing::debug!(
+                deadline_ms = deadline,
+                "no usable deadline: requests are not limited by time"
+            );
+            pusher.clone()
+        };
         Ok::<_, lambda_runtime::Error>(
             handle(stores, &pusher, event.payload, &event.context.request_id).await,
         )
