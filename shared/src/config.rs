@@ -312,7 +312,7 @@ impl Config {
                         ("unrouted", "HUB_UNROUTED_DLQ_URL"),
                         ("outbound", "HUB_OUTBOUND_DLQ_URL"),
                     ] {
-                        if let Some(v) = get(var).filter(|v| !v.is_empty()) {
+                        if let Some(v) = get(var) {
                             if !(v.starts_with("https://") || v.starts_with("http://")) {
                                 return Err(ConfigError::Invalid {
                                     name: var,
@@ -364,7 +364,7 @@ impl Config {
                 reason: "expected the full URL the Square subscription posts to".into(),
             });
         }
-        let public_url_env = get("HUB_PUBLIC_URL").filter(|v| !v.is_empty());
+        let public_url_env = get("HUB_PUBLIC_URL");
         let public_url_set = public_url_env.is_some();
         let public_url = public_url_env.unwrap_or_else(|| "http://127.0.0.1:8080".into());
         check_url("HUB_PUBLIC_URL", &public_url)?;

@@ -86,6 +86,14 @@ impl Stores {
                     &aws.idempotency_table,
                 );
                 let sqs = aws_sdk_sqs::Client::from_conf(sqs.build());
+                // Each queue with its dead-letter queue's URL where the
+                // deployment gives it (`HUB_<QUEUE>_DLQ_URL`).
+                let queue = |name: &str, url: &str, dlq: &str| -> Arc<dyn WorkQueue> {
+                    Arc::new(
+                        SqsQueue::new(sqs.clone(), name, url)
+                            .with_dlq_url(aws.dlq_urls.get(dlq).cloned()),
+                    )
+                };
                 let secrets = CachedSecrets::new(
                     AwsSecrets::new(
                         aws_sdk_secretsmanager::Client::from_conf(sm.build()),
@@ -103,26 +111,11 @@ impl Stores {
                     rate_limits: dynamo.clone(),
                     calls: dynamo,
                     secrets: Arc::new(secrets),
-                    work_queue: Arc::new(
-                        SqsQueue::new(sqs.clone(), WORK_QUEUE, &aws.work_queue_url)
-                            .with_dlq_url(aws.dlq_urls.get("work").cloned()),
-                    ),
-                    push_queue: Arc::new(
-                        SqsQueue::new(sqs.clone(), PUSH_QUEUE, &aws.push_queue_url)
-                            .with_dlq_url(aws.dlq_urls.get("push").cloned()),
-                    ),
-                    unrouted_queue: Arc::new(
-                        SqsQueue::new(sqs.clone(), UNROUTED_QUEUE, &aws.unrouted_queue_url)
-                            .with_dlq_url(aws.dlq_urls.get("unrouted").cloned()),
-                    ),
-                    pull_queue: Arc::new(
-                        SqsQueue::new(sqs.clone(), PULL_QUEUE, &aws.pull_queue_url)
-                            .with_dlq_url(aws.dlq_urls.get("pull").cloned()),
-                    ),
-                    outbound_queue: Arc::new(
-                        SqsQueue::new(sqs, OUTBOUND_QUEUE, &aws.outbound_queue_url)
-                            .with_dlq_url(aws.dlq_urls.get("outbound").cloned()),
-                    ),
+                    work_queue: queue(WORK_QUEUE, &aws.work_queue_url, "work"),
+                    push_queue: queue(PUSH_QUEUE, &aws.push_queue_url, "push"),
+                    unrouted_queue: queue(UNROUTED_QUEUE, &aws.unrouted_queue_url, "unrouted"),
+                    pull_queue: queue(PULL_QUEUE, &aws.pull_queue_url, "pull"),
+                    outbound_queue: queue(OUTBOUND_QUEUE, &aws.outbound_queue_url, "outbound"),
                 })
             }
         }

@@ -25,13 +25,10 @@ use shared::{Config, Stores};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const KEY: &str = "e2e-signing-key";
-const API: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
+mod lambda_common;
+use lambda_common::{API, Runtime, fixture, signed_connect_event};
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
+const KEY: &str = "e2e-signing-key";
 
 fn read_json(var: &str) -> Value {
     let path = std::env::var(var)
@@ -40,28 +37,13 @@ fn read_json(var: &str) -> Value {
 }
 
 struct E2e {
-    runtime: String,
-    http: reqwest::Client,
+    runtime: Runtime,
     stores: Stores,
 }
 
 impl E2e {
     async fn invoke(&self, function: &str, event: &Value) -> Value {
-        let url = format!(
-            "{}/2015-03-31/functions/{function}/invocations",
-            self.runtime
-        );
-        let r = self
-            .http
-            .post(&url)
-            .json(event)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("invoke {function}: {e}"));
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        assert!(status.is_success(), "{function}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{function} answered {text}"))
+        self.runtime.invoke(function, event).await
     }
 
     /// What an SQS event source mapping does: receives from `queue` and
@@ -215,7 +197,8 @@ async fn receipts(e2e: &E2e, sandboxes: &Value) -> Vec<Value> {
         .unwrap();
     let realm = sandboxes["quickbooks"]["realm_id"].as_str().unwrap();
     let v: Value = e2e
-        .http
+        .runtime
+        .http()
         .get(format!("{base}/v3/company/{realm}/query"))
         .query(&[("query", "select * from SalesReceipt")])
         .bearer_auth(token)
@@ -244,12 +227,7 @@ async fn a_sale_goes_from_a_signed_webhook_through_the_functions_into_the_books(
     assert_eq!(stores.backend, "aws");
     seed(&stores, &sandboxes).await;
     let e2e = E2e {
-        runtime,
-        http: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(600))
-            .build()
-            .unwrap(),
+        runtime: Runtime::new(runtime),
         stores,
     };
 
@@ -309,28 +287,7 @@ async fn a_sale_goes_from_a_signed_webhook_through_the_functions_into_the_books(
     assert_eq!((n, &out), (1, &json!({"batchItemFailures": []})));
 
     // The connect flow starts from a link the hub signed.
-    let issuer = shared::providers::connect::ConnectService::new(
-        e2e.stores.clone(),
-        e2e.stores.provider_http(),
-        Default::default(),
-        API,
-    );
-    let link = issuer
-        .issue_link(
-            &shared::providers::connect::PendingConnect {
-                provider: Provider::QuickBooks,
-                tenant: TenantId::new("bistro").unwrap(),
-                connection: ConnectionId::new("books-2").unwrap(),
-                time_zone: TimeZoneName::new("America/New_York").unwrap(),
-                business_day_close: Default::default(),
-                replace: false,
-            },
-            jiff::SignedDuration::from_mins(5),
-        )
-        .await
-        .unwrap();
-    let mut event = fixture("connect.json");
-    event["rawQueryString"] = link.split_once('?').unwrap().1.into();
+    let event = signed_connect_event(&e2e.stores, "books-2").await;
     let out = e2e.invoke("connect", &event).await;
     assert_eq!(out["statusCode"], 302, "{out}");
 

@@ -25,34 +25,17 @@ use std::time::Duration;
 pub const SQUARE_URL: &str = "https://hub.example.com/webhooks/square";
 const KEY: &str = "smoke-signing-key";
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
+mod lambda_common;
+use lambda_common::{API, Runtime, fixture, signed_connect_event};
 
 struct Smoke {
-    runtime: String,
-    http: reqwest::Client,
+    runtime: Runtime,
     stores: Stores,
 }
 
 impl Smoke {
     async fn invoke(&self, function: &str, event: &Value) -> Value {
-        let url = format!(
-            "{}/2015-03-31/functions/{function}/invocations",
-            self.runtime
-        );
-        let r = self
-            .http
-            .post(&url)
-            .json(event)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("invoke {function}: {e}"));
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        assert!(status.is_success(), "{function}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{function} answered {text}"))
+        self.runtime.invoke(function, event).await
     }
 
     /// An HTTP event from its fixture, signed as `provider` signs it.
@@ -196,12 +179,7 @@ async fn every_function_binary_handles_its_sample_event() {
     );
     seed(&stores).await;
     let smoke = Smoke {
-        runtime,
-        http: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(600))
-            .build()
-            .unwrap(),
+        runtime: Runtime::new(runtime),
         stores,
     };
     let hook = |p: &str| format!("https://abc123.execute-api.us-east-1.amazonaws.com/webhooks/{p}");
@@ -272,29 +250,7 @@ async fn every_function_binary_handles_its_sample_event() {
     // is configured).
     let out = smoke.invoke("connect", &fixture("connect.json")).await;
     assert_eq!(out["statusCode"], 401, "{out}");
-    let api = "https://abc123.execute-api.us-east-1.amazonaws.com";
-    let issuer = shared::providers::connect::ConnectService::new(
-        smoke.stores.clone(),
-        smoke.stores.provider_http(),
-        Default::default(),
-        api,
-    );
-    let link = issuer
-        .issue_link(
-            &shared::providers::connect::PendingConnect {
-                provider: Provider::QuickBooks,
-                tenant: TenantId::new("bistro").unwrap(),
-                connection: ConnectionId::new("books").unwrap(),
-                time_zone: TimeZoneName::new("America/New_York").unwrap(),
-                business_day_close: Default::default(),
-                replace: false,
-            },
-            jiff::SignedDuration::from_mins(5),
-        )
-        .await
-        .unwrap();
-    let mut event = fixture("connect.json");
-    event["rawQueryString"] = link.split_once('?').unwrap().1.into();
+    let event = signed_connect_event(&smoke.stores, "books").await;
     let out = smoke.invoke("connect", &event).await;
     assert_eq!(out["statusCode"], 302, "{out}");
     let location = out["headers"]["location"].as_str().unwrap_or_default();
@@ -306,7 +262,7 @@ async fn every_function_binary_handles_its_sample_event() {
         .collect();
     assert_eq!(
         redirect["redirect_uri"],
-        format!("{api}/connect/quickbooks/callback")
+        format!("{API}/connect/quickbooks/callback")
     );
 
     // The back office's purchase order is accepted and queued for MarketMan.

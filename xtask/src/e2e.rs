@@ -18,8 +18,8 @@
 //!    exists for (a permission taken away, a table drifted, an unknown
 //!    caller).
 
-use crate::smoke::{build_functions, start_watch, test_binary};
-use crate::{Result, cargo, root, run, run_tests, stamp};
+use crate::smoke::{build_binaries, start_watch, test_binary};
+use crate::{Result, root, run, run_tests, stamp};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -75,7 +75,7 @@ pub fn e2e(venv: &Path, moto: &str) -> Result<(u64, u64, bool)> {
     )?;
 
     // 2. Drift against schema.rs.
-    run("build hub", cargo().args(["build", "-p", "hub"]))?;
+    build_binaries()?;
     let hub = root().join("target/debug/hub");
     let out = Command::new(&hub)
         .args(["aws", "bootstrap", "--prefix", &format!("drift{}", stamp())])
@@ -148,7 +148,6 @@ pub fn e2e(venv: &Path, moto: &str) -> Result<(u64, u64, bool)> {
     ));
     // The embedded state folder is never touched: the backend is AWS.
     watch_env.push(("HUB_BACKEND".into(), "aws".into()));
-    build_functions()?;
     let binary = test_binary("lambda_aws")?;
     let log_path = dir.join("watch.log");
     let watch = start_watch(venv, &watch_env, &log_path)?;

@@ -276,21 +276,14 @@ fn test(extra: &[String]) -> Result<()> {
         }
     };
     // The Lambda path on the stack's own resources needs the emulator.
-    match &moto {
-        Some(m) => match e2e::e2e(&venv, &m.url) {
-            Ok((p, f, ok)) => {
-                passed += p;
-                failed_tests += f;
-                if !ok {
-                    failed.push(format!(
-                        "end-to-end Lambda tests failed: {p} passed, {f} failed"
-                    ));
-                }
-            }
-            Err(e) => failed.push(format!("end-to-end Lambda checks: {e}")),
+    tally(
+        (&mut passed, &mut failed_tests, &mut failed),
+        "end-to-end Lambda checks",
+        match &moto {
+            Some(m) => e2e::e2e(&venv, &m.url),
+            None => Err("no AWS emulator".into()),
         },
-        None => failed.push("end-to-end Lambda checks: no AWS emulator".into()),
-    }
+    );
     drop(moto);
     eprintln!("\n==> secret-leak scan of the tests' logs");
     match leaks::scan(&log_dir) {
@@ -309,18 +302,11 @@ fn test(extra: &[String]) -> Result<()> {
         )),
         Err(e) => failed.push(format!("secret-leak scan: {e}")),
     }
-    match smoke::smoke(&venv) {
-        Ok((p, f, ok)) => {
-            passed += p;
-            failed_tests += f;
-            if !ok {
-                failed.push(format!(
-                    "function smoke tests failed: {p} passed, {f} failed"
-                ));
-            }
-        }
-        Err(e) => failed.push(e),
-    }
+    tally(
+        (&mut passed, &mut failed_tests, &mut failed),
+        "function smoke tests",
+        smoke::smoke(&venv),
+    );
     eprintln!("\n==> cargo xtask test finished in {:.1?}", total.elapsed());
     // One closing line for every test binary together.
     println!("xtask: {passed} passed, {failed_tests} failed");
@@ -333,6 +319,25 @@ fn test(extra: &[String]) -> Result<()> {
             failed.len(),
             failed.join("\n  ")
         ))
+    }
+}
+
+/// Adds a test run's counts to the totals (passed, failed, failed steps),
+/// and its failure to the failed steps.
+fn tally(
+    (passed, failed_tests, failed): (&mut u64, &mut u64, &mut Vec<String>),
+    what: &str,
+    r: Result<(u64, u64, bool)>,
+) {
+    match r {
+        Ok((p, f, ok)) => {
+            *passed += p;
+            *failed_tests += f;
+            if !ok {
+                failed.push(format!("{what} failed: {p} passed, {f} failed"));
+            }
+        }
+        Err(e) => failed.push(format!("{what}: {e}")),
     }
 }
 

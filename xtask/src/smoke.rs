@@ -73,15 +73,17 @@ pub fn test_binary(name: &str) -> Result<String> {
         .ok_or_else(|| format!("cargo named no executable for the test {name}"))
 }
 
-/// Builds every function binary (debug), as `cargo lambda watch` runs them.
-pub fn build_functions() -> Result<()> {
+/// Builds every function binary (debug), as `cargo lambda watch` runs them,
+/// and `hub`, in one build: one feature resolution, so the smoke tests and
+/// the end-to-end step share what it compiled.
+pub fn build_binaries() -> Result<()> {
     let crates = infra::function_crates()?;
     let mut build = cargo();
-    build.arg("build");
+    build.args(["build", "-p", "hub"]);
     for c in &crates {
         build.args(["-p", c]);
     }
-    run("build the function binaries", &mut build)
+    run("build the function binaries and hub", &mut build)
 }
 
 /// Starts `cargo lambda watch` on a free port with `env` (and the venv's
@@ -151,7 +153,7 @@ pub fn start_watch(venv: &Path, env: &[(String, String)], log_path: &Path) -> Re
 
 /// Runs the smoke tests: (passed, failed, whether all passed).
 pub fn smoke(venv: &Path) -> Result<(u64, u64, bool)> {
-    build_functions()?;
+    build_binaries()?;
     let binary = test_binary("lambda_smoke")?;
     let dir = root().join(format!("target/smoke/{}", stamp()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;

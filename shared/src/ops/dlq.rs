@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 /// Why one message is parked.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ParkedReason {
     /// One line for a person.
     pub summary: String,
@@ -57,16 +57,9 @@ pub async fn explain(
 ) -> Result<ParkedReason, StoreError> {
     let bare = |summary: String| ParkedReason {
         summary,
-        row: None,
-        destination: None,
-        version: None,
-        current_version: None,
-        status: None,
-        last_error: None,
-        at: None,
-        attempts: None,
         receive_count: d.receive_count,
         still_needed: true,
+        ..ParkedReason::default()
     };
     let item = match serde_json::from_str::<PushItem>(&d.body) {
         Ok(item) if queue == "push" => item,
@@ -83,45 +76,52 @@ pub async fn explain(
             )));
         }
     };
-    let row_key = item.key.storage_key();
+    let row_key = Some(item.key.storage_key());
     let Some(row) = stores.ledger.get(&item.key).await? else {
-        let mut r = bare(format!("ledger row {row_key} does not exist"));
-        r.row = Some(row_key);
-        r.destination = Some(item.destination);
-        r.version = Some(item.version);
-        r.still_needed = false;
-        return Ok(r);
+        return Ok(ParkedReason {
+            row: row_key,
+            destination: Some(item.destination),
+            version: Some(item.version),
+            still_needed: false,
+            ..bare(format!(
+                "ledger row {} does not exist",
+                item.key.storage_key()
+            ))
+        });
     };
     let state = row.destinations.get(&item.destination);
-    let mut r = bare(String::new());
-    r.row = Some(row_key);
-    r.destination = Some(item.destination);
-    r.version = Some(item.version);
-    r.current_version = Some(row.version);
-    r.status = state.map(|s| s.status);
-    r.last_error = state.and_then(|s| s.last_error.clone());
-    r.at = state.map(|s| s.updated_at);
-    r.attempts = state.map(|s| s.attempts);
-    r.summary = if row.version != item.version {
-        r.still_needed = false;
+    let superseded = row.version != item.version;
+    let posted = state.is_some_and(|s| s.status == DestinationStatus::Posted);
+    let summary = if superseded {
         format!(
             "superseded: the row is at version {}, which has its own push",
             row.version
         )
-    } else if state.is_some_and(|s| s.status == DestinationStatus::Posted) {
-        r.still_needed = false;
+    } else if posted {
         format!("already posted to {} since it was parked", item.destination)
     } else {
-        match (&r.last_error, r.attempts) {
-            (Some(e), Some(n)) => format!(
+        match state.and_then(|s| s.last_error.as_ref().map(|e| (e, s.attempts))) {
+            Some((e, n)) => format!(
                 "{} refused or failed it {n} time(s); last: {e}",
                 item.destination
             ),
-            _ => format!(
+            None => format!(
                 "parked after {} receive(s) with no failure recorded on its row",
                 d.receive_count
             ),
         }
+    };
+    let r = ParkedReason {
+        row: row_key,
+        destination: Some(item.destination),
+        version: Some(item.version),
+        current_version: Some(row.version),
+        status: state.map(|s| s.status),
+        last_error: state.and_then(|s| s.last_error.clone()),
+        at: state.map(|s| s.updated_at),
+        attempts: state.map(|s| s.attempts),
+        still_needed: !superseded && !posted,
+        ..bare(summary)
     };
     Ok(r)
 }

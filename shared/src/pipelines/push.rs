@@ -673,6 +673,35 @@ impl Pusher {
         Ok(outcome)
     }
 
+    /// Promises a row that holds no promise to `send`. False when another
+    /// worker promised it first: its message is then retried shortly.
+    async fn promise(
+        &self,
+        r: &Ready,
+        send: &str,
+        out: &mut [Option<PushOutcome>],
+    ) -> Result<bool, StoreError> {
+        match self
+            .stores
+            .ledger
+            .mark_send(
+                &r.item.key,
+                r.item.destination,
+                r.item.version,
+                Some(send),
+                None,
+            )
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(why)) => {
+                out[r.msg] = Some(PushOutcome::Retry(BUSY, why));
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Ends a row's promise to `send` (if it still holds it).
     async fn release(&self, item: &PushItem, send: Option<&str>) -> Result<(), StoreError> {
         let Some(send) = send else { return Ok(()) };
@@ -826,24 +855,8 @@ impl Pusher {
             Some(send) => send.to_string(),
             None => {
                 let send = format!("s:{}", fresh_key());
-                match self
-                    .stores
-                    .ledger
-                    .mark_send(
-                        &r.item.key,
-                        r.item.destination,
-                        r.item.version,
-                        Some(&send),
-                        None,
-                    )
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(StoreError::Conflict(why)) => {
-                        out[r.msg] = Some(PushOutcome::Retry(BUSY, why));
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e),
+                if !self.promise(r, &send, out).await? {
+                    return Ok(());
                 }
                 send
             }
@@ -872,25 +885,12 @@ impl Pusher {
         chunk: Vec<(Ready, Value)>,
         out: &mut [Option<PushOutcome>],
     ) -> Result<(), StoreError> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        let id = fresh_key();
         let send = format!("b:{id}");
         let mut members = Vec::new();
         for (r, body) in chunk {
-            match self
-                .stores
-                .ledger
-                .mark_send(
-                    &r.item.key,
-                    r.item.destination,
-                    r.item.version,
-                    Some(&send),
-                    None,
-                )
-                .await
-            {
-                Ok(()) => members.push((r, body)),
-                Err(StoreError::Conflict(why)) => out[r.msg] = Some(PushOutcome::Retry(BUSY, why)),
-                Err(e) => return Err(e),
+            if self.promise(&r, &send, out).await? {
+                members.push((r, body));
             }
         }
         if members.is_empty() {

@@ -132,6 +132,18 @@ impl Setup {
         self.start_with(provider, false).await
     }
 
+    /// A QuickBooks flow from its signed start to the callback with `code`
+    /// for `realm`: the callback's status and body.
+    async fn authorize_quickbooks(&self, code: &str, realm: &str, replace: bool) -> (u16, String) {
+        let state = self.start_with("quickbooks", replace).await;
+        let (status, _, body) = self
+            .get(&format!(
+                "/connect/quickbooks/callback?code={code}&state={state}&realmId={realm}"
+            ))
+            .await;
+        (status, body)
+    }
+
     async fn start_with(&self, provider: &str, replace: bool) -> String {
         let link = self.link(provider, replace).await;
         let (status, loc, body) = self.get(&link).await;
@@ -397,24 +409,14 @@ async fn a_connection_moves_to_another_account_only_when_the_link_says_replace(b
                 .unwrap()
         }
     };
-    let state = s.start("quickbooks").await;
-    let (status, _, body) = s
-        .get(&format!(
-            "/connect/quickbooks/callback?code=c1&state={state}&realmId=9130"
-        ))
-        .await;
+    let (status, body) = s.authorize_quickbooks("c1", "9130", false).await;
     assert_eq!(status, 200, "{body}");
     let first = books(&s).await;
     assert_eq!(first.account_id.as_str(), "9130");
     assert_eq!(first.credentials.as_str(), "tenants/bistro/books");
 
     // Someone authorizes another company on a link without --replace.
-    let state = s.start("quickbooks").await;
-    let (status, _, body) = s
-        .get(&format!(
-            "/connect/quickbooks/callback?code=c2&state={state}&realmId=6666"
-        ))
-        .await;
+    let (status, body) = s.authorize_quickbooks("c2", "6666", false).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body.contains("linked to quickbooks account 9130") && body.contains("--replace"),
@@ -423,21 +425,11 @@ async fn a_connection_moves_to_another_account_only_when_the_link_says_replace(b
     assert_eq!(books(&s).await, first, "nothing changed");
 
     // The same company again renews the connection's tokens.
-    let state = s.start("quickbooks").await;
-    let (status, _, body) = s
-        .get(&format!(
-            "/connect/quickbooks/callback?code=c3&state={state}&realmId=9130"
-        ))
-        .await;
+    let (status, body) = s.authorize_quickbooks("c3", "9130", false).await;
     assert_eq!(status, 200, "{body}");
 
     // The operator decided: the link says replace.
-    let state = s.start_with("quickbooks", true).await;
-    let (status, _, body) = s
-        .get(&format!(
-            "/connect/quickbooks/callback?code=c4&state={state}&realmId=6666"
-        ))
-        .await;
+    let (status, body) = s.authorize_quickbooks("c4", "6666", true).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(books(&s).await.account_id.as_str(), "6666");
 }

@@ -457,6 +457,56 @@ async fn settle(hub: &Hub, pusher: &Pusher) -> Vec<PushOutcome> {
     panic!("the push queue did not settle: {all:?}");
 }
 
+/// The mistake: cash sales mapped to an account QuickBooks does not have.
+async fn map_cash_to_an_account_quickbooks_lacks(hub: &Hub, mut pos: Connection) -> Connection {
+    let mapping = pos.mappings.get_mut(&Provider::QuickBooks).unwrap();
+    mapping
+        .by_payment_method
+        .insert("CASH".into(), "9999".into());
+    hub.stores.connections.register(&pos).await.unwrap();
+    pos
+}
+
+/// The operator fixes the cash mapping and redrives the ten parked
+/// messages; the queue settles with nothing parked again.
+async fn fix_redrive_and_settle(
+    hub: &Hub,
+    pos: &Connection,
+    pusher: &Pusher,
+    destination: Provider,
+) {
+    map_cash_to_the_default(hub, pos, destination).await;
+    assert_eq!(hub.stores.push_queue.redrive(None).await.unwrap(), 10);
+    let outcomes = settle(hub, pusher).await;
+    assert!(
+        !outcomes.iter().any(|o| matches!(o, PushOutcome::Park(_))),
+        "nothing is parked again: {outcomes:?}"
+    );
+}
+
+/// The `destination` states of rows `<prefix>-0..n`, each asserted posted.
+async fn posted_states(
+    hub: &Hub,
+    prefix: &str,
+    n: usize,
+    destination: Provider,
+) -> Vec<shared::ports::DestinationState> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let row = hub
+            .stores
+            .ledger
+            .get(&key(hub, &format!("{prefix}-{i}")))
+            .await
+            .unwrap()
+            .unwrap();
+        let s = row.destinations[&destination].clone();
+        assert_eq!(s.status, DestinationStatus::Posted, "{prefix}-{i}: {s:?}");
+        out.push(s);
+    }
+    out
+}
+
 /// The operator's fix: cash sales go to the default deposit account.
 async fn map_cash_to_the_default(hub: &Hub, pos: &Connection, destination: Provider) {
     let mut fixed = pos.clone();
@@ -521,13 +571,7 @@ async fn quickbooks_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_f
     b: Backend,
 ) {
     let (qbo, hub, pos, clients, realm) = quickbooks_hub(b, 71).await;
-    let mut mapping = pos.mappings[&Provider::QuickBooks].clone();
-    mapping
-        .by_payment_method
-        .insert("CASH".into(), "9999".into());
-    let mut pos = pos;
-    pos.mappings.insert(Provider::QuickBooks, mapping);
-    hub.stores.connections.register(&pos).await.unwrap();
+    let pos = map_cash_to_an_account_quickbooks_lacks(&hub, pos).await;
     let mut pusher = Pusher::new(hub.stores.clone(), clients);
     pusher.retry_base = Duration::ZERO;
     lost_batch_parked(&hub, &pos, &pusher, Provider::QuickBooks, "q", |f| {
@@ -540,13 +584,7 @@ async fn quickbooks_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_f
         "QuickBooks saved the nine it could, though no answer came back"
     );
 
-    map_cash_to_the_default(&hub, &pos, Provider::QuickBooks).await;
-    assert_eq!(hub.stores.push_queue.redrive(None).await.unwrap(), 10);
-    let outcomes = settle(&hub, &pusher).await;
-    assert!(
-        !outcomes.iter().any(|o| matches!(o, PushOutcome::Park(_))),
-        "nothing is parked again: {outcomes:?}"
-    );
+    fix_redrive_and_settle(&hub, &pos, &pusher, Provider::QuickBooks).await;
     assert_eq!(hub.stores.push_queue.depth().await.unwrap().dead, 0);
 
     let receipts = qbo.created_sales_receipts(&realm);
@@ -561,16 +599,7 @@ async fn quickbooks_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_f
         cash["DepositToAccountRef"]["value"], "4",
         "the fixed mapping was read, not the body refused before: {cash:#}"
     );
-    for i in 0..10 {
-        let row = hub
-            .stores
-            .ledger
-            .get(&key(&hub, &format!("q-{i}")))
-            .await
-            .unwrap()
-            .unwrap();
-        let s = &row.destinations[&Provider::QuickBooks];
-        assert_eq!(s.status, DestinationStatus::Posted, "q-{i}: {s:?}");
+    for s in posted_states(&hub, "q", 10, Provider::QuickBooks).await {
         assert_eq!(s.send, None);
     }
 }
@@ -587,13 +616,7 @@ async fn xero_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_fixed_a
     .await;
     assert_eq!(xero.bank_transactions(&tenant).len(), 9);
 
-    map_cash_to_the_default(&hub, &pos, Provider::Xero).await;
-    assert_eq!(hub.stores.push_queue.redrive(None).await.unwrap(), 10);
-    let outcomes = settle(&hub, &pusher).await;
-    assert!(
-        !outcomes.iter().any(|o| matches!(o, PushOutcome::Park(_))),
-        "nothing is parked again: {outcomes:?}"
-    );
+    fix_redrive_and_settle(&hub, &pos, &pusher, Provider::Xero).await;
     let txns = xero.bank_transactions(&tenant);
     assert_eq!(txns.len(), 10, "{txns:#?}");
     let refs: BTreeSet<&str> = txns
@@ -606,28 +629,12 @@ async fn xero_a_member_refused_in_a_lost_batch_posts_once_its_mapping_is_fixed_a
         cash["BankAccount"]["Code"], "090",
         "the fixed mapping was read: {cash:#}"
     );
-    for i in 0..10 {
-        let row = hub
-            .stores
-            .ledger
-            .get(&key(&hub, &format!("x-{i}")))
-            .await
-            .unwrap()
-            .unwrap();
-        let s = &row.destinations[&Provider::Xero];
-        assert_eq!(s.status, DestinationStatus::Posted, "x-{i}: {s:?}");
-    }
+    posted_states(&hub, "x", 10, Provider::Xero).await;
 }
 
 async fn quickbooks_a_refused_single_posts_once_its_mapping_is_fixed_and_redriven(b: Backend) {
     let (qbo, hub, pos, clients, realm) = quickbooks_hub(b, 73).await;
-    let mut mapping = pos.mappings[&Provider::QuickBooks].clone();
-    mapping
-        .by_payment_method
-        .insert("CASH".into(), "9999".into());
-    let mut pos = pos;
-    pos.mappings.insert(Provider::QuickBooks, mapping);
-    hub.stores.connections.register(&pos).await.unwrap();
+    let pos = map_cash_to_an_account_quickbooks_lacks(&hub, pos).await;
     let pusher = Pusher::new(hub.stores.clone(), clients);
     // One cash sale: a batch of one goes out as a single create.
     ingest(
