@@ -7,15 +7,21 @@ use jiff::tz::TimeZone;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// The first business date of generated data: `configured`, or else the
-/// `days` days before today (UTC), so the data ends yesterday and falls in
-/// the hub's "recent" pull windows. Records differ only in their dates between
-/// the two: ids, amounts and local times of day come from the seed alone. Set
-/// a date for runs that must be byte-for-byte reproducible.
+/// The first business date of generated data: `configured`, or else so that
+/// the `days` days end the day before yesterday (UTC). A business day's
+/// activity runs past its local midnight (orders close and are modified
+/// until about 22:30 local, which is 10:30 UTC the next day at UTC-12), so
+/// data ending *yesterday* would still lie partly in the future early in the
+/// UTC day, and a pull up to now would see only some of it depending on the
+/// hour it ran. Ending a day earlier, every generated instant is in the past
+/// whatever the time zone and the hour, and still inside the hub's "recent"
+/// pull windows. Records differ only in their dates between runs: ids,
+/// amounts and local times of day come from the seed alone. Set a date for
+/// runs that must be byte-for-byte reproducible.
 pub fn first_date(configured: Option<Date>, days: u32) -> Date {
     configured.unwrap_or_else(|| {
         let today = TimeZone::UTC.to_datetime(Timestamp::now()).date();
-        add_days(today, -i64::from(days))
+        add_days(today, -i64::from(days) - 1)
     })
 }
 
