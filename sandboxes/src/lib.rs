@@ -41,7 +41,7 @@ pub mod toast;
 pub mod webhook;
 pub mod xero;
 
-pub use common::{Counters, Faults, IssuedTokens, Limit, StartError, WindowKind};
+pub use common::{Counters, Faults, IssuedTokens, Limit, StartError, Truth, WindowKind};
 pub use webhook::{WebhookError, send_webhook};
 
 /// Every sandbox, started together with one seed (default configurations).

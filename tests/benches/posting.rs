@@ -55,6 +55,8 @@ fn sales(pos: &Connection, n: usize) -> Vec<Record> {
                 reference: format!("T-{i}"),
                 payment_method: Some("CREDIT".into()),
                 line_items: Vec::new(),
+                parts: Vec::new(),
+                hold: None,
             })
         })
         .collect()

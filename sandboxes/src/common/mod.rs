@@ -12,12 +12,14 @@ pub mod server;
 pub mod stats;
 pub mod time;
 pub mod tokens;
+pub mod truth;
 
 pub use faults::Faults;
 pub use limits::{Limit, WindowKind};
 pub use server::{ServerHandle, StartError};
 pub use stats::Counters;
 pub use tokens::IssuedTokens;
+pub use truth::Truth;
 
 use std::time::Duration;
 

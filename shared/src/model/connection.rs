@@ -163,6 +163,14 @@ pub struct AccountMapping {
     /// `deposit_account`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_payment_method: BTreeMap<String, String>,
+    /// Each part's account (Xero: an account code) or item (QuickBooks: an
+    /// item whose account takes the part) by role: `sales:<category>`,
+    /// `discounts`, `service_charges`, `gratuity`, `tax:<rate>`, `tips`,
+    /// `gift_cards_sold`, `gift_cards_redeemed`, `refunds`, `tender:<type>`,
+    /// `fees`; a key may end in `:*` to cover a family (`sales:*`). A part
+    /// with no mapping holds its record; it is never booked to a guess.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parts: BTreeMap<String, String>,
 }
 
 /// One tenant's link to one provider account.

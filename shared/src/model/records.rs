@@ -114,6 +114,14 @@ pub struct Transaction {
     /// Its lines.
     #[serde(default)]
     pub line_items: Vec<LineItem>,
+    /// Its money by role (see [`crate::model::parts`]): what is booked.
+    /// Empty only for rows stored before parts existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<crate::model::Part>,
+    /// Why it must not be booked as it is (its parts do not balance, say),
+    /// naming the fields; a held record is parked, never posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
 }
 
 /// An ingredient of a menu item.

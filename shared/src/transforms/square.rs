@@ -92,6 +92,8 @@ pub fn payment_to_transactions(
             reference: format!("SQ-{number}"),
             payment_method: method.clone(),
             line_items: Vec::new(),
+            parts: Vec::new(),
+            hold: None,
         })
     };
     let mut out = vec![base(

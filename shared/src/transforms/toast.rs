@@ -226,6 +226,8 @@ pub fn order_to_transaction(
         reference: format!("TOAST-{number}"),
         payment_method,
         line_items: lines,
+        parts: Vec::new(),
+        hold: None,
     })
 }
 

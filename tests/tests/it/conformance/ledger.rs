@@ -357,6 +357,8 @@ async fn a_row_upserted_but_never_queued_is_queued_by_the_next_ingest(b: Backend
         reference: "T-1".into(),
         payment_method: None,
         line_items: Vec::new(),
+        parts: Vec::new(),
+        hold: None,
     });
     // A process upserts the row, then dies before queueing its push.
     let sr = source_record(&t, Provider::Toast, &record);

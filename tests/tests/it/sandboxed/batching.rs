@@ -57,6 +57,8 @@ fn sales(pos: &Connection, prefix: &str, n: usize, cash_every: usize) -> Vec<Rec
                     "CREDIT".into()
                 }),
                 line_items: Vec::new(),
+                parts: Vec::new(),
+                hold: None,
             })
         })
         .collect()
