@@ -150,6 +150,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A sale's parts and what would be posted: for a tenant's business
+    /// date, or for raw provider payloads in a file (no store, no network).
+    #[command(subcommand)]
+    Books(BooksCmd),
     /// The latest inventory level per item and location.
     Inventory {
         /// Whose.
@@ -192,6 +196,29 @@ pub enum TenantCmd {
 pub enum ConnectionCmd {
     /// Register (or update) a connection.
     Add(ConnectionArgs),
+    /// Set where a source connection's parts are booked in a destination:
+    /// `ROLE=VALUE` pairs (a QuickBooks item id, a Xero account code or
+    /// `id:<AccountID>`; `VALUE` empty removes the key). Roles: `sales:<category>`,
+    /// `discounts`, `service_charges`, `gratuity`, `tax:<rate>`, `tips`,
+    /// `gift_cards_sold`, `gift_cards_redeemed`, `refunds`, `tender:<type>`,
+    /// `fees`; `sales:*` (etc.) covers a family. `hub books preview` shows
+    /// the roles a day holds.
+    Map {
+        /// Whose connection.
+        #[arg(long)]
+        tenant: TenantId,
+        /// The source connection (the POS).
+        #[arg(long)]
+        id: ConnectionId,
+        /// quickbooks or xero.
+        #[arg(long)]
+        destination: Provider,
+        /// The account a receipt deposits to and refunds from (QuickBooks).
+        #[arg(long)]
+        deposit_account: Option<String>,
+        /// `ROLE=VALUE` pairs.
+        pairs: Vec<String>,
+    },
     /// List connections.
     List {
         /// Only this tenant's.
@@ -201,6 +228,42 @@ pub enum ConnectionCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `hub books ...`
+#[derive(Debug, Subcommand)]
+pub enum BooksCmd {
+    /// The parts per business date and location, the journal lines they
+    /// make, each record's parts and what each destination would be sent,
+    /// and the records held (JSON: docs/books.md).
+    Preview(PreviewArgs),
+}
+
+/// `hub books preview` options.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// Whose business day (with --date).
+    #[arg(long, requires = "date", conflicts_with = "file")]
+    pub tenant: Option<TenantId>,
+    /// The business date (YYYY-MM-DD).
+    #[arg(long, requires = "tenant")]
+    pub date: Option<jiff::civil::Date>,
+    /// Raw payloads instead: toast (the orders of an ordersBulk page) or
+    /// square ({"payments": [...], "orders": [...], "refunds": [...]}).
+    #[arg(long, requires_all = ["file", "time_zone"])]
+    pub source: Option<Provider>,
+    /// The restaurant's IANA time zone (with --file).
+    #[arg(long)]
+    pub time_zone: Option<String>,
+    /// When its business day ends, local time (HH:MM; with --file).
+    #[arg(long, default_value = "00:00")]
+    pub close: String,
+    /// The payloads' file (with --source).
+    #[arg(long, requires = "source")]
+    pub file: Option<std::path::PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A connection's settings.
@@ -640,6 +703,29 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             }
             Ok(())
         }
+        Command::Books(BooksCmd::Preview(args)) if args.file.is_some() => {
+            let (source, file, tz) = match (args.source, &args.file, &args.time_zone) {
+                (Some(s), Some(f), Some(tz)) => (s, f.clone(), tz.clone()),
+                _ => bail!("--file needs --source and --time-zone"),
+            };
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("read {}", file.display()))?;
+            let payload: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let connection = connection_from(ConnectionArgs {
+                tenant: TenantId::new("preview")?,
+                id: ConnectionId::new(source.to_string())?,
+                provider: source,
+                account: ProviderAccountId::new("preview")?,
+                time_zone: tz,
+                close: args.close.clone(),
+                credentials: None,
+            })?;
+            let records = shared::ops::books::records_from_payloads(source, &payload, &connection)
+                .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            let preview = shared::ops::books::preview(&records, &Default::default());
+            print_preview(&preview, args.json)
+        }
         Command::Inventory { tenant, json } => {
             let stores = Stores::from_config(config)
                 .await
@@ -685,6 +771,70 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
                 "connection {}/{} saved ({} account {})",
                 c.tenant, c.id, c.provider, c.account_id
             );
+        }
+        Command::Connection(ConnectionCmd::Map {
+            tenant,
+            id,
+            destination,
+            deposit_account,
+            pairs,
+        }) => {
+            if !matches!(destination, Provider::QuickBooks | Provider::Xero) {
+                bail!("--destination {destination}: parts are booked in quickbooks or xero");
+            }
+            let mut c = stores
+                .connections
+                .get(&tenant, &id)
+                .await?
+                .ok_or_else(|| anyhow!("no connection {tenant}/{id}"))?;
+            let m = c.mappings.entry(destination).or_default();
+            if let Some(d) = deposit_account {
+                m.deposit_account = (!d.is_empty()).then_some(d);
+            }
+            for pair in &pairs {
+                let (role, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("{pair:?} is not ROLE=VALUE"))?;
+                let known = role
+                    .strip_suffix(":*")
+                    .map(|family| ["sales", "tax", "tender", "tender:other"].contains(&family))
+                    .unwrap_or_else(|| shared::model::parts::side(role).is_some());
+                if !known {
+                    bail!(
+                        "{role:?} is not a part's role (sales:<category>, discounts, service_charges, gratuity, tax:<rate>, tips, gift_cards_sold, gift_cards_redeemed, refunds, tender:<type>, fees, or a family such as sales:*)"
+                    );
+                }
+                if value.is_empty() {
+                    m.parts.remove(role);
+                } else {
+                    m.parts.insert(role.to_string(), value.to_string());
+                }
+            }
+            let shown = serde_json::to_string_pretty(&m)?;
+            stores.connections.register(&c).await?;
+            println!("connection {tenant}/{id} books in {destination} with:\n{shown}");
+        }
+        Command::Books(BooksCmd::Preview(args)) => {
+            let (Some(tenant), Some(date)) = (args.tenant, args.date) else {
+                bail!(
+                    "books preview needs --tenant and --date, or --source, --time-zone and --file"
+                );
+            };
+            let rows = stores.ledger.list_for_business_date(&tenant, date).await?;
+            let mut records = Vec::new();
+            for row in rows {
+                if let Ok(shared::model::Record::Transaction(t)) =
+                    serde_json::from_value::<shared::model::Record>(row.payload.clone())
+                {
+                    records.push(t);
+                }
+            }
+            let mut sources = std::collections::BTreeMap::new();
+            for c in stores.connections.list_for_tenant(&tenant).await? {
+                sources.insert(c.id.to_string(), c);
+            }
+            let preview = shared::ops::books::preview(&records, &sources);
+            print_preview(&preview, args.json)?;
         }
         Command::Connection(ConnectionCmd::List { tenant, json }) => {
             let list = match tenant {
@@ -870,6 +1020,55 @@ fn preview(body: &str) -> String {
     } else {
         one_line
     }
+}
+
+fn print_preview(p: &shared::ops::books::Preview, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(p)?);
+        return Ok(());
+    }
+    for day in &p.days {
+        println!(
+            "{} {}: {} record(s){}",
+            day.business_date,
+            day.location,
+            day.records,
+            if day.imbalance.is_zero() {
+                String::new()
+            } else {
+                format!(", OUT OF BALANCE by {}", day.imbalance)
+            }
+        );
+        println!("  {:<44} {:>12} {:>12}", "ROLE", "DEBIT", "CREDIT");
+        for l in &day.lines {
+            let (dr, cr) = if l.amount.is_sign_negative() {
+                (String::new(), (-l.amount).to_string())
+            } else {
+                (l.amount.to_string(), String::new())
+            };
+            println!("  {:<44} {dr:>12} {cr:>12}", l.role);
+        }
+    }
+    for r in &p.records {
+        for posting in &r.postings {
+            if let Some(why) = &posting.refused {
+                println!(
+                    "{} {} -> {}: not posted: {why}",
+                    r.kind, r.id, posting.destination
+                );
+            }
+        }
+    }
+    if !p.held.is_empty() {
+        println!("held ({}):", p.held.len());
+        for h in &p.held {
+            println!("  {}: {}", h.id, h.why);
+        }
+    }
+    if p.days.is_empty() && p.held.is_empty() {
+        println!("no sales or refunds");
+    }
+    Ok(())
 }
 
 fn connection_from(a: ConnectionArgs) -> Result<Connection> {

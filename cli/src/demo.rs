@@ -38,7 +38,6 @@ use shared::providers::{Endpoints, ProviderClients};
 use shared::{Config, Stores};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 /// `hub demo` options.
@@ -82,7 +81,24 @@ fn fault_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// One restaurant's business day, reconciled against the books.
+/// One account's line of a restaurant's day: what the sandbox's truth says
+/// it must hold (through the tenant's mapping) against what the books hold.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountLine {
+    /// The books' account (QuickBooks account id, Xero account code).
+    pub account: String,
+    /// The parts' roles that map to it.
+    pub roles: Vec<String>,
+    /// Debit positive: from the POS sandbox's own totals.
+    pub truth: Decimal,
+    /// Debit positive: from the books sandbox's own ledger.
+    pub books: Decimal,
+    /// Truth minus books.
+    pub difference: Decimal,
+}
+
+/// One restaurant's business day, reconciled account line by account line
+/// against the truth the POS sandbox kept while it generated the day.
 #[derive(Debug, Clone, Serialize)]
 pub struct DayRow {
     /// The tenant.
@@ -91,13 +107,19 @@ pub struct DayRow {
     pub systems: String,
     /// The business date.
     pub business_date: Date,
-    /// Sales and refunds in the ledger.
+    /// Sales and refunds in the hub's ledger.
     pub records: u64,
-    /// Their net, as the POS reported it.
-    pub pos_total: Decimal,
-    /// The net of what the books hold for that day.
-    pub posted_total: Decimal,
-    /// POS minus books.
+    /// Gross sales (all categories), from the truth.
+    pub sales: Decimal,
+    /// Sales tax (all rates, less refunded tax), from the truth.
+    pub tax: Decimal,
+    /// Tips (less refunded tips), from the truth.
+    pub tips: Decimal,
+    /// Tenders taken (less refunds), gift cards redeemed included, from the truth.
+    pub tenders: Decimal,
+    /// Per account.
+    pub lines: Vec<AccountLine>,
+    /// The sum of the lines' differences, each counted whole (|truth − books|).
     pub difference: Decimal,
     /// Records booked more than once (must be 0).
     pub duplicates: u64,
@@ -106,7 +128,7 @@ pub struct DayRow {
     /// Records parked in the dead-letter queue during the run (then fixed
     /// and redriven).
     pub dead_lettered: u64,
-    /// Ledger issues left (unposted, failed, mismatched).
+    /// Ledger issues left (unposted, failed, held, mismatched).
     pub issues: u64,
     /// Whether the day reconciles.
     pub reconciled: bool,
@@ -358,18 +380,13 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
             .await?;
         let tz = if toast_side { TOAST_TZ } else { SQUARE_TZ };
         let (pos, books_account) = if toast_side {
-            let mut mapping = AccountMapping {
-                sales_item: Some("20".into()),
-                deposit_account: Some("4".into()),
-                expense_account: Some("7".into()),
-                ..AccountMapping::default()
-            };
+            let mut mapping = quickbooks_mapping(&toast);
             if i == 0 {
-                // The mistake the demo makes and fixes: cash sales go to an
-                // account QuickBooks does not have.
+                // The mistake the demo makes and fixes: cash goes to an
+                // item QuickBooks does not have.
                 mapping
-                    .by_payment_method
-                    .insert("CASH".into(), "9999".into());
+                    .parts
+                    .insert("tender:cash".into(), BAD_CASH_ITEM.into());
             }
             let mut pos = connection(
                 &tenant,
@@ -411,12 +428,7 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
             (pos, realms[k].clone())
         } else {
             let sq = &squares[k];
-            let mapping = AccountMapping {
-                sales_account: Some("200".into()),
-                expense_account: Some("429".into()),
-                deposit_account: Some("090".into()),
-                ..AccountMapping::default()
-            };
+            let mapping = xero_mapping();
             let pos = connection(
                 &tenant,
                 "pos",
@@ -546,7 +558,24 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
         ),
     );
 
-    // 5. The scheduled pulls: POS (the rest of the day) and MarketMan.
+    // 5. The day settles: Square captures what it only approved (an
+    // APPROVED payment is not money yet, so its order was held). Then the
+    // scheduled pulls: POS (the rest of the day, and what changed since the
+    // webhooks) and MarketMan.
+    let mut captured = 0u64;
+    for sq in &squares {
+        for p in sq.payments() {
+            if p.status == "APPROVED" && sq.complete_payment(&p.id).is_some() {
+                captured += 1;
+            }
+        }
+    }
+    if captured > 0 {
+        phases.note(&format!(
+            "Square captured {captured} approved payment(s) at the end of the day"
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let puller = Puller::new(
         stores.clone(),
         PullSettings {
@@ -674,11 +703,12 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
         for r in &restaurants {
             let mut pos = r.pos.clone();
             if let Some(m) = pos.mappings.get_mut(&Provider::QuickBooks)
-                && m.by_payment_method.remove("CASH").is_some()
+                && m.parts.get("tender:cash").map(String::as_str) == Some(BAD_CASH_ITEM)
             {
+                m.parts.insert("tender:cash".into(), CASH_ITEM.into());
                 stores.connections.register(&pos).await?;
                 phases.note(&format!(
-                    "{}: mapped cash sales to the deposit account QuickBooks has",
+                    "{}: mapped cash tenders to the item QuickBooks has",
                     r.tenant
                 ));
             }
@@ -691,33 +721,45 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
         );
     }
 
-    // 8. Reconcile every restaurant's days against the books themselves.
+    // 8. Reconcile every restaurant's days, account line by account line,
+    // against the truth the POS sandboxes kept while generating them.
     let mut rows = Vec::new();
     for r in &restaurants {
-        let books = if r.toast() {
-            quickbooks_books(&qbo, &r.books_account)
+        let (truth, books, duplicates, account_of): (_, _, _, fn(&str) -> String) = if r.toast() {
+            let realm = &r.books_account;
+            (
+                truth_by_day(&toast.truth(), Some(r.pos.account_id.as_str())),
+                qbo.account_totals(realm),
+                quickbooks_duplicates(&qbo, realm),
+                quickbooks_item_account,
+            )
         } else {
-            xero_books(&xero, &r.books_account)
+            let sq = &squares[r.square.unwrap_or_default()];
+            (
+                truth_by_day(&sq.truth(), None),
+                xero.account_totals(&r.books_account),
+                xero_duplicates(&xero, &r.books_account),
+                |code: &str| code.to_string(),
+            )
         };
-        let mut dates: BTreeSet<Date> = books.by_day.keys().copied().collect();
-        let today = Timestamp::now()
-            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-            .date();
-        let mut d = today - jiff::Span::new().days(i64::from(args.days) + 2);
-        while d <= today.tomorrow()? {
-            dates.insert(d);
-            d = d.tomorrow()?;
-        }
+        let pos = stores
+            .connections
+            .get(&r.tenant, &r.pos.id)
+            .await?
+            .context("the POS connection")?;
+        let mapping = pos.mappings.values().next().cloned().unwrap_or_default();
+        let mut dates: BTreeSet<Date> = truth.keys().copied().collect();
+        dates.extend(books.keys().map(|(d, _)| *d));
         for date in dates {
             let rec = shared::pipelines::reconcile::reconcile(&stores, &r.tenant, date).await?;
             let records: u64 = rec.locations.iter().map(|l| l.records).sum();
-            let (posted_total, entities) = books.by_day.get(&date).copied().unwrap_or_default();
-            if records == 0 && entities == 0 {
-                continue;
-            }
-            let pos_total: Decimal = rec.locations.iter().map(|l| l.pos_total).sum();
-            let difference = pos_total - posted_total;
-            let duplicates = books.duplicates.get(&date).copied().unwrap_or_default();
+            let day = truth.get(&date).cloned().unwrap_or_default();
+            let lines = account_lines(&day, &books, date, &mapping, &account_of);
+            let difference: Decimal = lines.iter().map(|l| l.difference.abs()).sum();
+            let sum = |f: &dyn Fn(&str) -> bool| -> Decimal {
+                day.iter().filter(|(k, _)| f(k)).map(|(_, v)| *v).sum()
+            };
+            let dups = duplicates.get(&date).copied().unwrap_or_default();
             rows.push(DayRow {
                 restaurant: r.tenant.to_string(),
                 systems: if r.toast() {
@@ -727,17 +769,20 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
                 },
                 business_date: date,
                 records,
-                pos_total,
-                posted_total,
+                sales: sum(&|k| k.starts_with("sales:")),
+                tax: sum(&|k| k.starts_with("tax:")),
+                tips: sum(&|k| k == "tips"),
+                tenders: sum(&|k| k.starts_with("tender:") || k == "gift_cards_redeemed"),
+                lines,
                 difference,
-                duplicates,
+                duplicates: dups,
                 redelivered: 0,
                 dead_lettered: dead_by_day
                     .get(&(r.tenant.clone(), date))
                     .copied()
                     .unwrap_or_default(),
                 issues: rec.issues.len() as u64,
-                reconciled: rec.reconciled && difference.is_zero() && duplicates == 0,
+                reconciled: rec.reconciled && difference.is_zero() && dups == 0,
             });
         }
         // Repeats are counted per restaurant: put them on its first day.
@@ -750,7 +795,10 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
         + stores.pull_queue.depth().await?.dead;
     phases.end(
         "reconcile",
-        &format!("{} restaurant-days against the sandbox books", rows.len()),
+        &format!(
+            "{} restaurant-days, account by account, against the POS sandboxes' truth",
+            rows.len()
+        ),
     );
 
     let _ = stop.send(());
@@ -834,77 +882,179 @@ async fn push_until_settled(
     }
 }
 
-#[derive(Debug, Default)]
-struct Books {
-    /// Net and entity count per day.
-    by_day: BTreeMap<Date, (Decimal, u64)>,
-    /// Entities beyond the first per source record, per day.
-    duplicates: BTreeMap<Date, u64>,
+/// The QuickBooks item cash is mapped to at first in r01: one the books do
+/// not have, so its sales are refused, parked, fixed and redriven.
+const BAD_CASH_ITEM: &str = "9999";
+/// The item cash tenders belong on (its account: Cash Clearing).
+const CASH_ITEM: &str = "38";
+
+/// A Toast restaurant's parts on the QuickBooks sandbox's items (each item's
+/// account takes the part).
+fn quickbooks_mapping(toast: &ToastSandbox) -> AccountMapping {
+    let mut parts: BTreeMap<String, String> = [
+        ("discounts", "35"),
+        ("service_charges", "31"),
+        ("gratuity", "22"),
+        ("tips", "33"),
+        ("gift_cards_sold", "34"),
+        ("gift_cards_redeemed", "34"),
+        ("refunds", "36"),
+        ("tender:card", "37"),
+        ("tender:cash", CASH_ITEM),
+        ("tender:house_account", "39"),
+        ("tender:other:*", "40"),
+        ("fees", "41"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (guid, name) in toast.sales_categories() {
+        let item = if name.to_ascii_lowercase().contains("bev") {
+            "21"
+        } else {
+            "20"
+        };
+        parts.insert(format!("sales:{guid}"), item.into());
+    }
+    for (i, name) in toast.tax_rate_names().into_iter().enumerate() {
+        parts.insert(
+            format!("tax:{name}"),
+            if i == 0 { "23" } else { "42" }.into(),
+        );
+    }
+    AccountMapping {
+        deposit_account: Some("4".into()),
+        parts,
+        ..AccountMapping::default()
+    }
 }
 
-fn decimal(v: &serde_json::Value) -> Decimal {
-    Decimal::from_str(&v.to_string()).unwrap_or_default()
+/// A Square restaurant's parts on the Xero sandbox's account codes.
+fn xero_mapping() -> AccountMapping {
+    AccountMapping {
+        parts: hub_sandboxes::xero::role_accounts(),
+        ..AccountMapping::default()
+    }
 }
 
-fn quickbooks_books(qbo: &QuickBooksSandbox, realm: &str) -> Books {
-    let mut books = Books::default();
+/// The account a QuickBooks sandbox item books to.
+fn quickbooks_item_account(item: &str) -> String {
+    hub_sandboxes::quickbooks::item_account(item).unwrap_or_else(|| format!("item {item}"))
+}
+
+/// A truth's days (one location's, or every location's summed), role → amount.
+fn truth_by_day(
+    truth: &hub_sandboxes::Truth,
+    location: Option<&str>,
+) -> BTreeMap<Date, BTreeMap<String, Decimal>> {
+    let mut out: BTreeMap<Date, BTreeMap<String, Decimal>> = BTreeMap::new();
+    for (loc, date) in truth.days() {
+        if location.is_some_and(|l| l != loc) {
+            continue;
+        }
+        for (role, amount) in truth.day(&loc, date, 2) {
+            *out.entry(date).or_default().entry(role).or_default() += amount;
+        }
+    }
+    out
+}
+
+/// The day's account lines: the truth through the mapping, against the books.
+fn account_lines(
+    day: &BTreeMap<String, Decimal>,
+    books: &BTreeMap<(Date, String), Decimal>,
+    date: Date,
+    mapping: &AccountMapping,
+    account_of: &dyn Fn(&str) -> String,
+) -> Vec<AccountLine> {
+    let mut lines: BTreeMap<String, AccountLine> = BTreeMap::new();
+    let line = |account: String| AccountLine {
+        account,
+        roles: Vec::new(),
+        truth: Decimal::ZERO,
+        books: Decimal::ZERO,
+        difference: Decimal::ZERO,
+    };
+    for (role, amount) in day {
+        for (r, debit) in hub_sandboxes::common::truth::debits(role, *amount) {
+            let account = match shared::model::parts::resolve(&mapping.parts, &r) {
+                Some(v) => account_of(v),
+                None => format!("unmapped {r}"),
+            };
+            let l = lines
+                .entry(account.clone())
+                .or_insert_with(|| line(account));
+            if !l.roles.contains(&r) {
+                l.roles.push(r);
+            }
+            l.truth += debit;
+        }
+    }
+    for ((d, account), amount) in books {
+        if *d == date {
+            lines
+                .entry(account.clone())
+                .or_insert_with(|| line(account.clone()))
+                .books += *amount;
+        }
+    }
+    lines
+        .into_values()
+        .filter(|l| !(l.truth.is_zero() && l.books.is_zero()))
+        .map(|mut l| {
+            l.difference = l.truth - l.books;
+            l
+        })
+        .collect()
+}
+
+/// Entities beyond the first per source record, per day (the note names
+/// the record: "<description> (<source> <id>)").
+fn quickbooks_duplicates(qbo: &QuickBooksSandbox, realm: &str) -> BTreeMap<Date, u64> {
+    let mut out = BTreeMap::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
-    let receipts = qbo
+    let all = qbo
         .created_sales_receipts(realm)
         .into_iter()
-        .map(|e| (e, Decimal::ONE));
-    let purchases = qbo
-        .created_purchases(realm)
-        .into_iter()
-        .map(|e| (e, Decimal::NEGATIVE_ONE));
-    for (e, sign) in receipts.chain(purchases) {
+        .chain(qbo.created_refund_receipts(realm))
+        .chain(qbo.created_purchases(realm));
+    for e in all {
         let Some(date) = e["TxnDate"].as_str().and_then(|d| d.parse::<Date>().ok()) else {
             continue;
         };
-        let entry = books.by_day.entry(date).or_default();
-        entry.0 += sign * decimal(&e["TotalAmt"]);
-        entry.1 += 1;
-        // The note names the source record: "<description> (<source> <id>)".
         let note = e["PrivateNote"].as_str().unwrap_or_default().to_string();
         if !seen.insert(note) {
-            *books.duplicates.entry(date).or_default() += 1;
+            *out.entry(date).or_default() += 1;
         }
     }
-    books
+    out
 }
 
-fn xero_books(xero: &XeroSandbox, tenant: &str) -> Books {
-    let mut books = Books::default();
-    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-    for t in xero.bank_transactions(tenant) {
-        let Some(date) = t["DateString"]
+/// Manual journals beyond the first per source record, per day.
+fn xero_duplicates(xero: &XeroSandbox, tenant: &str) -> BTreeMap<Date, u64> {
+    let mut out = BTreeMap::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    for j in xero.manual_journals(tenant) {
+        let date = j["Date"]
             .as_str()
             .and_then(|d| d.get(..10))
             .and_then(|d| d.parse::<Date>().ok())
-        else {
+            .or_else(|| {
+                j["DateString"]
+                    .as_str()
+                    .and_then(|d| d.get(..10))
+                    .and_then(|d| d.parse::<Date>().ok())
+            });
+        let Some(date) = date else { continue };
+        if j["Status"] != "POSTED" {
             continue;
-        };
-        let sign = if t["Type"] == "SPEND" {
-            Decimal::NEGATIVE_ONE
-        } else {
-            Decimal::ONE
-        };
-        let entry = books.by_day.entry(date).or_default();
-        entry.0 += sign * decimal(&t["Total"]);
-        entry.1 += 1;
-        let key = (
-            t["Type"].as_str().unwrap_or_default().to_string(),
-            t["LineItems"][0]["Description"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-                + t["Reference"].as_str().unwrap_or_default(),
-        );
-        if !seen.insert(key) {
-            *books.duplicates.entry(date).or_default() += 1;
+        }
+        let note = j["Narration"].as_str().unwrap_or_default().to_string();
+        if !seen.insert(note) {
+            *out.entry(date).or_default() += 1;
         }
     }
-    books
+    out
 }
 
 async fn put_secret(stores: &Stores, name: &str, value: &str) -> Result<()> {
@@ -966,13 +1116,16 @@ pub fn print(report: &DemoReport, json: bool) -> Result<()> {
     }
     println!();
     println!(
-        "{:<6} {:<17} {:<10} {:>7} {:>12} {:>12} {:>10} {:>5} {:>6} {:>4} {:>6}",
+        "{:<6} {:<17} {:<10} {:>7} {:>11} {:>9} {:>9} {:>11} {:>6} {:>8} {:>4} {:>6} {:>4} {:>4}",
         "REST.",
         "SYSTEMS",
         "DAY",
         "RECORDS",
-        "POS TOTAL",
-        "POSTED",
+        "SALES",
+        "TAX",
+        "TIPS",
+        "TENDERS",
+        "LINES",
         "DIFF",
         "DUPS",
         "REPEAT",
@@ -981,29 +1134,44 @@ pub fn print(report: &DemoReport, json: bool) -> Result<()> {
     );
     for r in &report.rows {
         println!(
-            "{:<6} {:<17} {:<10} {:>7} {:>12} {:>12} {:>10} {:>5} {:>6} {:>4} {:>6}",
+            "{:<6} {:<17} {:<10} {:>7} {:>11} {:>9} {:>9} {:>11} {:>6} {:>8} {:>4} {:>6} {:>4} {:>4}",
             r.restaurant,
             r.systems,
             r.business_date.to_string(),
             r.records,
-            r.pos_total.round_dp(2).to_string(),
-            r.posted_total.round_dp(2).to_string(),
+            r.sales.round_dp(2).to_string(),
+            r.tax.round_dp(2).to_string(),
+            r.tips.round_dp(2).to_string(),
+            r.tenders.round_dp(2).to_string(),
+            r.lines.len(),
             r.difference.round_dp(2).to_string(),
             r.duplicates,
             r.redelivered,
             r.dead_lettered,
             if r.reconciled { "yes" } else { "NO" }
         );
+        for l in r.lines.iter().filter(|l| !l.difference.is_zero()) {
+            println!(
+                "       account {} ({}): truth {} books {} difference {}",
+                l.account,
+                l.roles.join(", "),
+                l.truth,
+                l.books,
+                l.difference
+            );
+        }
     }
     let records: u64 = report.rows.iter().map(|r| r.records).sum();
-    let total: Decimal = report.rows.iter().map(|r| r.pos_total).sum();
-    let posted: Decimal = report.rows.iter().map(|r| r.posted_total).sum();
+    let lines: usize = report.rows.iter().map(|r| r.lines.len()).sum();
+    let sales: Decimal = report.rows.iter().map(|r| r.sales).sum();
+    let tenders: Decimal = report.rows.iter().map(|r| r.tenders).sum();
+    let off: Decimal = report.rows.iter().map(|r| r.difference).sum();
     println!(
-        "\n{} restaurant-days, {records} records, POS {} vs books {} (difference {}); {} webhooks sent, {} faults injected, {} token refresh(es), {} dead letters left",
+        "\n{} restaurant-days, {records} records, {lines} account lines against the POS sandboxes' truth (sales {}, tenders {}; off by {}); {} webhooks sent, {} faults injected, {} token refresh(es), {} dead letters left",
         report.rows.len(),
-        total.round_dp(2),
-        posted.round_dp(2),
-        (total - posted).round_dp(2),
+        sales.round_dp(2),
+        tenders.round_dp(2),
+        off.round_dp(2),
         report.webhooks_sent,
         report.faults_injected,
         report.token_refreshes,
@@ -1022,4 +1190,75 @@ pub fn print(report: &DemoReport, json: bool) -> Result<()> {
         report.data_dir.display(),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the hub booked before sales had parts: one SalesReceipt line at
+    /// the sale's total on the sales item (Food Sales, account 79), all of
+    /// it deposited to Undeposited Funds (4).
+    fn old_books(
+        truth: &BTreeMap<Date, BTreeMap<String, Decimal>>,
+    ) -> BTreeMap<(Date, String), Decimal> {
+        let mut books = BTreeMap::new();
+        for (date, day) in truth {
+            let paid: Decimal = day
+                .iter()
+                .filter(|(r, _)| r.starts_with("tender:") || *r == "gift_cards_redeemed")
+                .map(|(_, v)| *v)
+                .sum();
+            *books.entry((*date, "79".to_string())).or_default() -= paid;
+            *books.entry((*date, "4".to_string())).or_default() += paid;
+        }
+        books
+    }
+
+    #[tokio::test]
+    async fn the_old_single_line_posting_fails_the_reconciliation_against_the_truth() {
+        let toast = ToastSandbox::start(ToastConfig {
+            days: 2,
+            orders_per_day: 25,
+            time_zone: TOAST_TZ.into(),
+            first_business_date: Some(jiff::civil::date(2026, 3, 2)),
+            limits: ToastLimits::unlimited(),
+            ..ToastConfig::seeded(7)
+        })
+        .await
+        .unwrap();
+        let guid = toast.restaurant_guids()[0].clone();
+        let truth = truth_by_day(&toast.truth(), Some(&guid));
+        let mapping = quickbooks_mapping(&toast);
+        let books = old_books(&truth);
+        assert_eq!(truth.len(), 2);
+        for (date, day) in &truth {
+            let lines = account_lines(day, &books, *date, &mapping, &quickbooks_item_account);
+            let off = |account: &str| {
+                lines
+                    .iter()
+                    .find(|l| l.account == account)
+                    .map(|l| l.difference)
+                    .unwrap_or_default()
+            };
+            // Tax (91) and tips (90) are liabilities the old posting booked
+            // as sales; the card clearing (98) never saw its tenders.
+            assert!(off("91") < Decimal::ZERO, "{lines:?}");
+            assert!(off("90") < Decimal::ZERO, "{lines:?}");
+            assert!(off("98") > Decimal::ZERO, "{lines:?}");
+            let wrong = lines.iter().filter(|l| !l.difference.is_zero()).count();
+            assert!(wrong >= 5, "{wrong} lines off: {lines:?}");
+            // And the books the hub would post now, from the same truth,
+            // agree line by line: the check is not one that always fails.
+            let mut right: BTreeMap<(Date, String), Decimal> = BTreeMap::new();
+            for l in &lines {
+                right.insert((*date, l.account.clone()), l.truth);
+            }
+            assert!(
+                account_lines(day, &right, *date, &mapping, &quickbooks_item_account)
+                    .iter()
+                    .all(|l| l.difference.is_zero())
+            );
+        }
+    }
 }

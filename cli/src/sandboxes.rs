@@ -74,17 +74,16 @@ pub async fn start(args: &SandboxesArgs) -> Result<Running> {
         .first()
         .cloned()
         .unwrap_or_default();
-    let orders: Vec<String> = toast
-        .orders(&restaurant)
-        .into_iter()
-        .map(|o| o.guid)
-        .collect();
+    let all = toast.orders(&restaurant);
+    let orders: Vec<String> = all.iter().map(|o| o.guid.clone()).collect();
     // Signed by the sender, not here: the bodies of two `order_updated`
-    // webhooks, for trying the webhook function.
-    let events: Vec<String> = orders
+    // webhooks, for trying the webhook function: plain sales (live, nothing
+    // refunded), so each is one record to book.
+    let events: Vec<String> = all
         .iter()
+        .filter(|o| !o.voided && !o.deleted && o.refunded_payments() == 0)
         .take(2)
-        .filter_map(|g| toast.order_updated_event(&restaurant, g))
+        .filter_map(|o| toast.order_updated_event(&restaurant, &o.guid))
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .collect();
     let realm = quickbooks.realm_id();

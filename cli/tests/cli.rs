@@ -35,6 +35,16 @@ fn hub_with(
     args: Vec<String>,
     stdin: Option<String>,
 ) -> tokio::task::JoinHandle<Output> {
+    hub_with_vars(dir, vec![var], args, stdin)
+}
+
+/// [`hub_with`] with several variables.
+fn hub_with_vars(
+    dir: &Path,
+    vars: Vec<(&'static str, String)>,
+    args: Vec<String>,
+    stdin: Option<String>,
+) -> tokio::task::JoinHandle<Output> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
@@ -42,7 +52,7 @@ fn hub_with(
             .args(&args)
             .env_clear()
             .env("HUB_DATA_DIR", &dir)
-            .env(var.0, var.1)
+            .envs(vars)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -571,7 +581,12 @@ async fn hub_pull_reads_a_toast_restaurant_and_re_pulls_a_range() {
     .await
     .unwrap();
     let guid = sandbox.restaurant_guids()[0].clone();
-    let total = sandbox.orders(&guid).len();
+    // A sale per order, and a refund per refunded payment.
+    let total: usize = sandbox
+        .orders(&guid)
+        .iter()
+        .map(|o| 1 + o.refunded_payments())
+        .sum();
     let dir = temp_dir();
     let run = |args: Vec<String>, stdin: Option<String>| {
         hub_with(
@@ -837,7 +852,20 @@ fn the_demo_reconciles_every_restaurant_day_and_says_so() {
         assert!(diff.is_zero(), "{r}");
         assert_eq!(r["duplicates"], 0, "{r}");
         assert!(r["records"].as_u64().unwrap() > 0);
-        assert_eq!(r["pos_total"], r["posted_total"]);
+        // Every account line: truth (the POS sandbox's own totals) = books.
+        let lines = r["lines"].as_array().unwrap();
+        assert!(lines.len() >= 8, "sales, tax, tips, tenders, ...: {r}");
+        let dec = |v: &serde_json::Value| -> rust_decimal::Decimal {
+            v.as_str().unwrap().parse().unwrap()
+        };
+        for l in lines {
+            assert_eq!(dec(&l["truth"]), dec(&l["books"]), "{l}");
+            assert!(dec(&l["difference"]).is_zero(), "{l}");
+        }
+        for part in ["sales", "tax", "tips", "tenders"] {
+            let v: rust_decimal::Decimal = r[part].as_str().unwrap().parse().unwrap();
+            assert!(v > rust_decimal::Decimal::ZERO, "{part}: {r}");
+        }
     }
     assert!(
         rows.iter()
@@ -871,4 +899,385 @@ fn the_demo_fails_when_a_day_does_not_reconcile() {
     assert!(stdout(&o).contains("NO"), "{}", stdout(&o));
     assert!(stdout(&o).contains("NOT reconciled"), "{}", stdout(&o));
     assert!(stderr(&o).contains("did not reconcile"), "{}", stderr(&o));
+}
+
+#[test]
+fn books_preview_shows_a_files_parts_and_journal_and_refuses_bad_input() {
+    let dir = temp_dir();
+    let file = dir.join("orders.json");
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/toast/order_get_response.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let o = hub(
+        &dir,
+        &[
+            "books",
+            "preview",
+            "--source",
+            "toast",
+            "--time-zone",
+            "America/New_York",
+            "--close",
+            "04:00",
+            "--file",
+            file.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let day = &p["days"][0];
+    assert_eq!(day["business_date"], "2019-02-24");
+    assert_eq!(day["imbalance"], "0.00");
+    let parts: std::collections::BTreeMap<String, String> = day["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["role"].as_str().unwrap().to_string(),
+                x["amount"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(parts["tax:State Tax"], "0.06");
+    assert_eq!(parts["tender:card"], "1.06");
+    assert_eq!(parts["fees"], "0.04");
+    assert_eq!(p["records"][0]["kind"], "sale");
+    assert!(p["held"].as_array().unwrap().is_empty());
+    // A Square file must be an object of lists.
+    std::fs::write(&file, "[1, 2]").unwrap();
+    let o = hub(
+        &dir,
+        &[
+            "books",
+            "preview",
+            "--source",
+            "square",
+            "--time-zone",
+            "UTC",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("a Square file holds"), "{}", stderr(&o));
+    // No file, no tenant: a clear refusal.
+    let o = hub(&dir, &["books", "preview"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--tenant and --date"), "{}", stderr(&o));
+    // A mapping for a role that does not exist is refused before anything is stored.
+    let o = hub(&dir, &["tenant", "add", "bistro", "--name", "Bistro"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hub(
+        &dir,
+        &[
+            "connection",
+            "add",
+            "--tenant",
+            "bistro",
+            "--id",
+            "pos",
+            "--provider",
+            "toast",
+            "--account",
+            "r1",
+            "--time-zone",
+            "America/New_York",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hub(
+        &dir,
+        &[
+            "connection",
+            "map",
+            "--tenant",
+            "bistro",
+            "--id",
+            "pos",
+            "--destination",
+            "quickbooks",
+            "tips=33",
+            "tipz=34",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("\"tipz\" is not a part's role"),
+        "{}",
+        stderr(&o)
+    );
+    let o = hub(
+        &dir,
+        &[
+            "connection",
+            "map",
+            "--tenant",
+            "bistro",
+            "--id",
+            "pos",
+            "--destination",
+            "quickbooks",
+            "--deposit-account",
+            "4",
+            "tips=33",
+            "sales:*=20",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hub(
+        &dir,
+        &["connection", "list", "--tenant", "bistro", "--json"],
+    );
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list[0]["mappings"]["quickbooks"]["parts"]["tips"], "33");
+    assert_eq!(list[0]["mappings"]["quickbooks"]["parts"]["sales:*"], "20");
+    assert_eq!(list[0]["mappings"]["quickbooks"]["deposit_account"], "4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_with_no_mapping_holds_its_records_and_status_and_reconcile_name_the_keys() {
+    use hub_sandboxes::quickbooks::{QuickBooksConfig, QuickBooksSandbox};
+    use hub_sandboxes::toast::{ToastConfig, ToastLimits, ToastSandbox};
+    let toast = ToastSandbox::start(ToastConfig {
+        days: 1,
+        orders_per_day: 12,
+        limits: ToastLimits::unlimited(),
+        ..ToastConfig::seeded(31)
+    })
+    .await
+    .unwrap();
+    let qbo = QuickBooksSandbox::start(QuickBooksConfig {
+        limits: Vec::new(),
+        ..QuickBooksConfig::seeded(32)
+    })
+    .await
+    .unwrap();
+    let guid = toast.restaurant_guids()[0].clone();
+    let realm = qbo.realm_id();
+    let dir = temp_dir();
+    let vars = vec![
+        ("HUB_ENDPOINT_TOAST", toast.base_url()),
+        ("HUB_ENDPOINT_QUICKBOOKS", qbo.base_url()),
+        (
+            "HUB_ENDPOINT_QUICKBOOKS_TOKEN",
+            format!("{}/oauth2/v1/tokens/bearer", qbo.base_url()),
+        ),
+        ("HUB_MAX_RECEIVES", "1".to_string()),
+    ];
+    let run = |args: &[&str], stdin: Option<String>| {
+        hub_with_vars(
+            &dir,
+            vars.clone(),
+            args.iter().map(|x| x.to_string()).collect(),
+            stdin,
+        )
+    };
+    let ok = |o: &Output| assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
+    ok(&run(&["tenant", "add", "bistro", "--name", "Bistro"], None)
+        .await
+        .unwrap());
+    for (id, provider, account) in [
+        ("pos", "toast", guid.as_str()),
+        ("books", "quickbooks", realm.as_str()),
+    ] {
+        ok(&run(
+            &[
+                "connection",
+                "add",
+                "--tenant",
+                "bistro",
+                "--id",
+                id,
+                "--provider",
+                provider,
+                "--account",
+                account,
+                "--time-zone",
+                "America/New_York",
+            ],
+            None,
+        )
+        .await
+        .unwrap());
+    }
+    let login = format!(
+        r#"{{"login":{{"client_id":"{}","client_secret":"{}"}}}}"#,
+        toast.client_id(),
+        toast.client_secret()
+    );
+    ok(&run(&["secret", "set", "tenants/bistro/pos"], Some(login))
+        .await
+        .unwrap());
+    let grant = qbo.grant(&realm);
+    let token = shared::providers::auth::Credentials {
+        token: Some(shared::providers::auth::StoredToken {
+            access_token: grant.access_token.clone(),
+            refresh_token: grant.refresh_token.clone(),
+            expires_at: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+            refresh_expires_at: None,
+        }),
+        login: Default::default(),
+    };
+    use secrecy::ExposeSecret;
+    ok(&run(
+        &["secret", "set", "tenants/bistro/books"],
+        Some(token.to_secret().expose_secret().to_string()),
+    )
+    .await
+    .unwrap());
+    let app = format!(
+        r#"{{"client_id":"{}","client_secret":"{}"}}"#,
+        qbo.client_id(),
+        qbo.client_secret()
+    );
+    ok(&run(&["secret", "set", "apps/quickbooks"], Some(app))
+        .await
+        .unwrap());
+    // Every role but tips and tax.
+    let pairs: Vec<String> = hub_sandboxes::quickbooks::role_items()
+        .into_iter()
+        .filter(|(k, _)| k != "tips" && !k.starts_with("tax:"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut args = vec![
+        "connection",
+        "map",
+        "--tenant",
+        "bistro",
+        "--id",
+        "pos",
+        "--destination",
+        "quickbooks",
+        "--deposit-account",
+        "4",
+    ];
+    args.extend(pairs.iter().map(String::as_str));
+    ok(&run(&args, None).await.unwrap());
+    ok(&run(&["pull", "toast", "--tenant", "bistro"], None)
+        .await
+        .unwrap());
+    ok(&run(&["push"], None).await.unwrap());
+    // Nothing was booked to a guess: what went holds neither tips nor tax
+    // (a gift card sold for cash, say); the rest waits.
+    let before = qbo.created_sales_receipts(&realm);
+    for r in &before {
+        let text = r["Line"].to_string();
+        assert!(!text.contains("tips") && !text.contains("tax"), "{r}");
+    }
+    let sales = toast
+        .orders(&guid)
+        .iter()
+        .filter(|o| !o.voided && !o.deleted)
+        .count();
+    assert!(
+        before.len() < sales / 2,
+        "{} of {sales} booked",
+        before.len()
+    );
+    let o = run(&["status", "--check"], None).await.unwrap();
+    let text = stdout(&o);
+    assert!(
+        text.contains("parts with no quickbooks mapping hold records: tax:Liquor Tax, tax:Sales Tax, tips (hub connection map)"),
+        "{text}{}",
+        stderr(&o)
+    );
+    let (_, date) = toast.truth().days()[0].clone();
+    let o = run(
+        &[
+            "reconcile",
+            "--tenant",
+            "bistro",
+            "--date",
+            &date.to_string(),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let text = stdout(&o);
+    assert!(text.contains("NOT reconciled"), "{text}");
+    assert!(
+        text.contains("no quickbooks item mapped for part(s) ") && text.contains("tips"),
+        "{text}"
+    );
+    // The preview of the day says the same, record by record.
+    let o = run(
+        &[
+            "books",
+            "preview",
+            "--tenant",
+            "bistro",
+            "--date",
+            &date.to_string(),
+            "--json",
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    ok(&o);
+    let p: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let refused: Vec<&str> = p["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["postings"].as_array().unwrap().iter())
+        .filter_map(|x| x["refused"].as_str())
+        .collect();
+    assert!(!refused.is_empty(), "{p:#}");
+    assert!(
+        refused.iter().all(|r| r.contains("mapped for part(s)")),
+        "{refused:?}"
+    );
+    assert!(
+        p["days"][0]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["role"] == "tips")
+    );
+    // Mapped, the same records book on the next push (after a redrive).
+    ok(&run(
+        &[
+            "connection",
+            "map",
+            "--tenant",
+            "bistro",
+            "--id",
+            "pos",
+            "--destination",
+            "quickbooks",
+            "tips=33",
+            "tax:*=23",
+        ],
+        None,
+    )
+    .await
+    .unwrap());
+    ok(&run(&["dlq", "redrive", "--queue", "push", "--all"], None)
+        .await
+        .unwrap());
+    ok(&run(&["push"], None).await.unwrap());
+    assert!(qbo.created_sales_receipts(&realm).len() > before.len());
+    let o = run(
+        &[
+            "reconcile",
+            "--tenant",
+            "bistro",
+            "--date",
+            &date.to_string(),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(stdout(&o).contains(": reconciled"), "{}", stdout(&o));
 }

@@ -1,16 +1,22 @@
-//! Square sandbox: OAuth token endpoint, ListPayments and
+//! Square sandbox: OAuth token endpoint, ListLocations, ListPayments,
+//! GetPayment, BatchRetrieveOrders, GetPaymentRefund and
 //! BatchRetrieveInventoryCounts for one merchant with several locations.
 //!
-//! Follows providers.md §2:
+//! Follows providers.md §2 and `specs/square/api.json`:
+//! - `GET /v2/locations` (ListLocations): `{locations: [Location]}`, the
+//!   first the main one.
 //! - `GET /v2/payments` (§2.2): `begin_time` (inclusive, default now − 1
 //!   year) and `end_time` (default now) on `created_at`; `sort_order`
 //!   `ASC`/`DESC` (default `DESC`); `cursor`; `limit` (at most 100: larger
-//!   values fall back to 100); `location_id` (default: the main location);
-//!   `total`, `last_4`, `card_brand`; and the newer `updated_at_begin_time`,
-//!   `updated_at_end_time`, `sort_field` (SECONDARY in providers.md). Answers
-//!   `{payments, cursor}` as in `list_payments_response*.json`; no cursor on
-//!   the last page. Amounts are integer cents in `amount_money`, `tip_money`,
-//!   `total_money`, `approved_money`, `refunded_money`.
+//!   values fall back to 100); `location_id` (default: the main location
+//!   only); `total`, `last_4`, `card_brand`; and `updated_at_begin_time`,
+//!   `updated_at_end_time`, `sort_field`. Answers `{payments, cursor}` as
+//!   in `list_payments_response*.json`; no cursor on the last page.
+//! - `GET /v2/payments/{id}` (GetPayment): `{payment}`.
+//! - `POST /v2/orders/batch-retrieve` (BatchRetrieveOrders): body
+//!   `{location_id?, order_ids}` (at most 100); `{orders}` leaving out
+//!   unknown ids (and, with `location_id`, other locations' orders).
+//! - `GET /v2/refunds/{id}` (GetPaymentRefund): `{refund}`.
 //! - `POST /v2/inventory/counts/batch-retrieve` (§2.2): body
 //!   `catalog_object_ids`, `location_ids`, `updated_after`, `cursor`,
 //!   `states`, `limit`; counts newest `calculated_at` first, `quantity` a
@@ -27,14 +33,46 @@
 //! - Rate limits are not published: none by default; configure
 //!   [`SquareConfig::limits`] (per merchant) to test 429 handling.
 //!
+//! # Generated sales
+//! Orders (`payments_per_day` per location per day, local business hours)
+//! with two to four lines (`ITEM`, some `CUSTOM_AMOUNT`, some `GIFT_CARD`),
+//! two additive line-item taxes (`State Tax` 6.25 %, `City Tax` 2.25 %; gift
+//! cards untaxed, custom amounts only the state tax), a line discount (10 %)
+//! and an order discount ($2, apportioned onto the lines), service charges
+//! (an 18 % `AUTO_GRATUITY`, a taxable $2.99 `CUSTOM` delivery fee), tips on
+//! card payments, split tenders (card + cash), Square gift card redemptions
+//! (`card_brand` `SQUARE_GIFT_CARD`), `EXTERNAL` delivery-app payments,
+//! declined (`FAILED`) and voided (`CANCELED`) attempts beside the payment
+//! that paid, card payments approved then captured minutes later, a few
+//! still `APPROVED` (their orders are not fully paid), canceled orders,
+//! processing fees (2.6 % + 10¢ of completed card payments), and full and
+//! partial (one line) refunds, some on a later day, each with a return
+//! order (`returns[]` with `return_line_items`, `return_taxes`,
+//! `return_service_charges`, `return_tips`, `return_amounts`; `refunds[]`).
+//! Every money field is integer minor units of [`SquareConfig::currency`].
+//!
+//! [`SquareSandbox::truth`] is the money of every part per location ×
+//! business date, from the sandbox's own integers (see
+//! [`crate::common::truth`]): an order counts when it is `COMPLETED` and its
+//! `COMPLETED` payments pay its `total_money` (the hub holds the others); a
+//! refund counts when `COMPLETED`, on the business date of its own
+//! creation. Business dates are the location's local dates (midnight close).
+//!
 //! UNVERIFIED, chosen here: `end_time` and `updated_at_end_time` exclusive;
 //! an empty page is `{}` (Square omits empty arrays); cursors carry the
 //! original query, so later pages need only `cursor`; an unknown
 //! `location_id` is 404 `NOT_FOUND`; the inventory page size (providers.md:
 //! 100 or 1,000; default here 100, `limit` up to 1,000); `updated_after`
 //! strictly after; the error codes `INVALID_TIME`, `INVALID_TIME_RANGE`,
-//! `INVALID_SORT_ORDER`, `INVALID_CURSOR`, `INVALID_VALUE`; the OAuth error
-//! bodies; `Retry-After` on 429 (Square documents no rate-limit headers).
+//! `INVALID_SORT_ORDER`, `INVALID_CURSOR`, `INVALID_VALUE`,
+//! `INVALID_ARRAY_LENGTH`; the OAuth error bodies; `Retry-After` on 429
+//! (Square documents no rate-limit headers); an order's `tenders[]` lists its
+//! `COMPLETED` and `APPROVED` payments only; a refund moves its payment's
+//! `updated_at`; a return order's `total_money` is zero and its
+//! `net_amounts` the negated `return_amounts`; the sale order is not changed
+//! by its returns; gift card and external payments carry no processing fee;
+//! the tender `type` of a gift card (`SQUARE_GIFT_CARD`) and of an external
+//! payment (`OTHER`).
 
 use crate::common::data;
 use crate::common::gate::{self, Gate, Rules, Shape};
@@ -43,10 +81,10 @@ use crate::common::limits::{LimitPlan, Refused};
 use crate::common::server::{ConnInfo, ServerHandle, StartError};
 use crate::common::time;
 use crate::common::tokens::{IssuedTokens, TokenError, TokenPolicy, TokenStore};
-use crate::common::{Limit, OBSERVE_WINDOW, common_handle};
+use crate::common::{Limit, OBSERVE_WINDOW, Truth, common_handle};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use base64::Engine;
@@ -68,6 +106,8 @@ use std::time::Duration;
 pub const MAX_PAYMENTS_PAGE: usize = 100;
 /// Largest inventory `limit` accepted.
 pub const MAX_INVENTORY_LIMIT: usize = 1000;
+/// Most ids one BatchRetrieveOrders call takes.
+pub const MAX_ORDER_IDS: usize = 100;
 
 /// How to build a Square sandbox.
 #[derive(Debug, Clone)]
@@ -76,17 +116,19 @@ pub struct SquareConfig {
     pub seed: u64,
     /// Locations of the merchant (the first is the main one).
     pub locations: usize,
-    /// First date with payments (`None`: the `days` days before today, see
+    /// First date with sales (`None`: the `days` days before today, see
     /// [`data::first_date`]).
     pub first_date: Option<Date>,
-    /// Days with payments.
+    /// Days with sales.
     pub days: u32,
-    /// Payments per location per day.
+    /// Orders per location per day (each paid by one or more payments).
     pub payments_per_day: u32,
     /// Catalog item variations with inventory counts (per location).
     pub catalog_items: usize,
-    /// Locations' time zone (payments fall in local business hours).
+    /// Locations' time zone (sales fall in local business hours).
     pub time_zone: String,
+    /// ISO 4217 currency of every amount (integer minor units).
+    pub currency: String,
     /// OAuth application id.
     pub client_id: String,
     /// OAuth application secret.
@@ -113,6 +155,7 @@ impl Default for SquareConfig {
             payments_per_day: 30,
             catalog_items: 12,
             time_zone: "America/Los_Angeles".into(),
+            currency: "USD".into(),
             client_id: "sq0idp-sandbox-client".into(),
             client_secret: "sq0csp-sandbox-secret".into(),
             access_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -143,6 +186,10 @@ pub struct SquareLocation {
     pub name: String,
 }
 
+fn money(cents: i64, currency: &str) -> Value {
+    json!({"amount": cents, "currency": currency})
+}
+
 /// A payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SquarePayment {
@@ -154,7 +201,7 @@ pub struct SquarePayment {
     pub order_id: String,
     /// Created.
     pub created_at: Timestamp,
-    /// Last updated (a refund moves it).
+    /// Last updated (a capture or refund moves it).
     pub updated_at: Timestamp,
     /// Amount excluding tip, cents.
     pub amount_cents: i64,
@@ -164,30 +211,69 @@ pub struct SquarePayment {
     pub refunded_cents: i64,
     /// `COMPLETED`, `APPROVED`, `CANCELED` or `FAILED`.
     pub status: String,
-    /// `CARD` or `CASH`.
+    /// `CARD`, `CASH` or `EXTERNAL`.
     pub source_type: String,
-    /// Card brand, for card payments.
+    /// Card brand, for card payments (`SQUARE_GIFT_CARD` for gift cards).
     pub card_brand: Option<String>,
     /// Last four digits, for card payments.
     pub last_4: Option<String>,
     /// ISO currency.
     pub currency: String,
+    /// Square's processing fee, cents (0: none).
+    pub fee_cents: i64,
+    /// `external_details.type` of an EXTERNAL payment.
+    pub external_type: Option<String>,
+    /// `external_details.source` of an EXTERNAL payment ("DoorDash").
+    pub external_source: Option<String>,
+    /// When an approved card payment was captured.
+    pub captured_at: Option<Timestamp>,
+    /// Its refunds.
+    pub refund_ids: Vec<String>,
+}
+
+/// 2.6 % + 10¢ of a completed card payment's total, in cents.
+fn card_fee(total_cents: i64) -> i64 {
+    total_cents * 26 / 1000 + 10
 }
 
 impl SquarePayment {
     fn money(&self, cents: i64) -> Value {
-        json!({"amount": cents, "currency": self.currency})
+        money(cents, &self.currency)
+    }
+
+    /// Whether it is a Square gift card payment.
+    pub fn is_gift_card(&self) -> bool {
+        self.card_brand.as_deref() == Some("SQUARE_GIFT_CARD")
+    }
+
+    /// Its role in the books (`tender:card`, `gift_cards_redeemed`, ...).
+    pub fn role(&self) -> String {
+        if self.is_gift_card() {
+            return "gift_cards_redeemed".into();
+        }
+        match self.source_type.as_str() {
+            "CASH" => "tender:cash".into(),
+            "EXTERNAL" => format!(
+                "tender:other:{}",
+                self.external_type
+                    .as_deref()
+                    .unwrap_or("external")
+                    .to_ascii_lowercase()
+            ),
+            _ => "tender:card".into(),
+        }
     }
 
     /// The Payment JSON, shaped like `list_payments_response.json`.
     pub fn to_json(&self) -> Value {
+        let total = self.amount_cents + self.tip_cents;
         let mut p = json!({
             "id": self.id,
             "created_at": time::rfc3339_ms(self.created_at),
             "updated_at": time::rfc3339_ms(self.updated_at),
             "amount_money": self.money(self.amount_cents),
-            "total_money": self.money(self.amount_cents + self.tip_cents),
-            "approved_money": self.money(self.amount_cents + self.tip_cents),
+            "total_money": self.money(total),
+            "approved_money": self.money(total),
             "status": self.status,
             "source_type": self.source_type,
             "location_id": self.location_id,
@@ -201,48 +287,312 @@ impl SquarePayment {
         }
         if self.refunded_cents > 0 {
             p["refunded_money"] = self.money(self.refunded_cents);
-            p["refund_ids"] = json!([format!("{}_refund", self.id)]);
         }
-        if self.source_type == "CARD" {
-            let card_status = match self.status.as_str() {
-                "COMPLETED" => "CAPTURED",
-                "APPROVED" => "AUTHORIZED",
-                "CANCELED" => "VOIDED",
-                _ => "FAILED",
-            };
-            p["card_details"] = json!({
-                "status": card_status,
-                "card": {
-                    "card_brand": self.card_brand,
-                    "last_4": self.last_4,
-                    "exp_month": 11,
-                    "exp_year": 2030,
-                    "card_type": "CREDIT",
-                },
-                "entry_method": "EMV",
-                "cvv_status": "CVV_ACCEPTED",
-                "avs_status": "AVS_ACCEPTED",
-                "statement_description": "SQ *SANDBOX BISTRO",
-            });
-            if self.status == "COMPLETED" {
-                // 2.6% + 10 cents, in cents.
-                let fee = (self.amount_cents + self.tip_cents) * 26 / 1000 + 10;
-                p["processing_fee"] = json!([{
-                    "effective_at": time::rfc3339_ms(self.created_at),
-                    "type": "INITIAL",
-                    "amount_money": self.money(fee),
-                }]);
+        if !self.refund_ids.is_empty() {
+            p["refund_ids"] = json!(self.refund_ids);
+        }
+        if self.fee_cents != 0 {
+            p["processing_fee"] = json!([{
+                "effective_at": time::rfc3339_ms(self.captured_at.unwrap_or(self.created_at)),
+                "type": "INITIAL",
+                "amount_money": self.money(self.fee_cents),
+            }]);
+        }
+        match self.source_type.as_str() {
+            "CARD" => {
+                let card_status = match self.status.as_str() {
+                    "COMPLETED" => "CAPTURED",
+                    "APPROVED" => "AUTHORIZED",
+                    "CANCELED" => "VOIDED",
+                    _ => "FAILED",
+                };
+                let mut timeline = json!({"authorized_at": time::rfc3339_ms(self.created_at)});
+                if self.status == "COMPLETED" {
+                    timeline["captured_at"] =
+                        time::rfc3339_ms(self.captured_at.unwrap_or(self.created_at)).into();
+                }
+                p["card_details"] = json!({
+                    "status": card_status,
+                    "card": {
+                        "card_brand": self.card_brand,
+                        "last_4": self.last_4,
+                        "exp_month": 11,
+                        "exp_year": 2030,
+                        "card_type": if self.is_gift_card() { "UNKNOWN_CARD_TYPE" } else { "CREDIT" },
+                    },
+                    "entry_method": "EMV",
+                    "cvv_status": "CVV_ACCEPTED",
+                    "avs_status": "AVS_ACCEPTED",
+                    "statement_description": "SQ *SANDBOX BISTRO",
+                    "card_payment_timeline": timeline,
+                });
+                if self.status == "APPROVED" {
+                    p["delay_action"] = "CANCEL".into();
+                    p["delay_duration"] = "PT168H".into();
+                }
             }
-        } else {
-            p["cash_details"] = json!({
-                "buyer_supplied_money": self.money(self.amount_cents + self.tip_cents),
-                "change_back_money": self.money(0),
-            });
+            "EXTERNAL" => {
+                p["external_details"] = json!({
+                    "type": self.external_type.as_deref().unwrap_or("EXTERNAL"),
+                    "source": self.external_source.as_deref().unwrap_or("External"),
+                    "source_id": format!("ext-{}", self.id.get(..10).unwrap_or(&self.id)),
+                });
+            }
+            _ => {
+                p["cash_details"] = json!({
+                    "buyer_supplied_money": self.money(total),
+                    "change_back_money": self.money(0),
+                });
+            }
         }
         p
     }
+
+    fn tender_json(&self, order_id: &str) -> Value {
+        let mut t = json!({
+            "id": self.id,
+            "location_id": self.location_id,
+            "transaction_id": order_id,
+            "created_at": time::rfc3339_ms(self.created_at),
+            "amount_money": self.money(self.amount_cents + self.tip_cents),
+            "payment_id": self.id,
+            "type": match (self.source_type.as_str(), self.is_gift_card()) {
+                (_, true) => "SQUARE_GIFT_CARD",
+                ("CARD", _) => "CARD",
+                ("CASH", _) => "CASH",
+                _ => "OTHER",
+            },
+        });
+        if self.tip_cents > 0 {
+            t["tip_money"] = self.money(self.tip_cents);
+        }
+        if self.fee_cents != 0 {
+            t["processing_fee_money"] = self.money(self.fee_cents);
+        }
+        if self.source_type == "CARD" {
+            t["card_details"] = json!({
+                "status": if self.status == "COMPLETED" { "CAPTURED" } else { "AUTHORIZED" },
+                "card": {"card_brand": self.card_brand, "last_4": self.last_4},
+                "entry_method": "EMV",
+            });
+        }
+        t
+    }
 }
 
+/// A tax of an order: additive, line-item scoped, a percentage in basis
+/// points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SquareTax {
+    /// Its uid within the order.
+    pub uid: String,
+    /// Its name (`State Tax`).
+    pub name: String,
+    /// Its rate in basis points (625 = 6.25 %).
+    pub basis_points: i64,
+}
+
+impl SquareTax {
+    fn percentage(&self) -> String {
+        Decimal::new(self.basis_points, 2).normalize().to_string()
+    }
+}
+
+/// A discount of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SquareDiscount {
+    /// Its uid within the order.
+    pub uid: String,
+    /// Its name.
+    pub name: String,
+    /// `Some(basis points)` for `FIXED_PERCENTAGE`, `None` for `FIXED_AMOUNT`.
+    pub basis_points: Option<i64>,
+    /// The declared amount of a `FIXED_AMOUNT` discount, cents.
+    pub amount_cents: i64,
+    /// `LINE_ITEM` or `ORDER`.
+    pub scope: String,
+}
+
+/// A line of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SquareLine {
+    /// Its uid within the order.
+    pub uid: String,
+    /// Its name.
+    pub name: String,
+    /// `ITEM`, `CUSTOM_AMOUNT` or `GIFT_CARD`.
+    pub item_type: String,
+    /// The catalog variation of an `ITEM`.
+    pub catalog_object_id: Option<String>,
+    /// How many.
+    pub quantity: i64,
+    /// Price of one, cents.
+    pub base_price_cents: i64,
+    /// Discounts applied: (discount uid, cents).
+    pub discounts: Vec<(String, i64)>,
+    /// Taxes applied: (tax uid, cents).
+    pub taxes: Vec<(String, i64)>,
+}
+
+impl SquareLine {
+    /// Gross sales: price × quantity.
+    pub fn gross(&self) -> i64 {
+        self.base_price_cents * self.quantity
+    }
+    /// Its discounts.
+    pub fn discount(&self) -> i64 {
+        self.discounts.iter().map(|(_, c)| c).sum()
+    }
+    /// Its taxes.
+    pub fn tax(&self) -> i64 {
+        self.taxes.iter().map(|(_, c)| c).sum()
+    }
+    /// What it collects: gross − discounts + taxes.
+    pub fn total(&self) -> i64 {
+        self.gross() - self.discount() + self.tax()
+    }
+}
+
+/// A service charge of an order (subtotal phase, not apportioned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SquareServiceCharge {
+    /// Its uid within the order.
+    pub uid: String,
+    /// Its name.
+    pub name: String,
+    /// `AUTO_GRATUITY` or `CUSTOM`.
+    pub kind: String,
+    /// `Some(basis points)` for a percentage charge.
+    pub basis_points: Option<i64>,
+    /// Its applied money (before its additive taxes), cents.
+    pub amount_cents: i64,
+    /// Taxes applied: (tax uid, cents).
+    pub taxes: Vec<(String, i64)>,
+}
+
+impl SquareServiceCharge {
+    /// Its taxes.
+    pub fn tax(&self) -> i64 {
+        self.taxes.iter().map(|(_, c)| c).sum()
+    }
+    /// What it collects.
+    pub fn total(&self) -> i64 {
+        self.amount_cents + self.tax()
+    }
+}
+
+/// What a return order returns of its sale order: whole lines, the service
+/// charges, the tip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SquareReturn {
+    /// The sale order.
+    pub source_order_id: String,
+    /// The payment refunded.
+    pub payment_id: String,
+    /// The returned lines' uids.
+    pub line_uids: Vec<String>,
+    /// Whether the service charges are returned.
+    pub service_charges: bool,
+    /// Tip returned, cents.
+    pub tip_cents: i64,
+}
+
+/// An order: a sale, or a return (`ret`) of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SquareOrder {
+    /// Order id.
+    pub id: String,
+    /// Location id.
+    pub location_id: String,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last updated.
+    pub updated_at: Timestamp,
+    /// `COMPLETED`, `OPEN` or `CANCELED`.
+    pub state: String,
+    /// ISO currency.
+    pub currency: String,
+    /// Its lines (none for a return).
+    pub lines: Vec<SquareLine>,
+    /// Its taxes.
+    pub taxes: Vec<SquareTax>,
+    /// Its discounts.
+    pub discounts: Vec<SquareDiscount>,
+    /// Its service charges.
+    pub service_charges: Vec<SquareServiceCharge>,
+    /// Its payments, every attempt (failed ones too), in order.
+    pub payment_ids: Vec<String>,
+    /// For a return order: what it returns.
+    pub ret: Option<SquareReturn>,
+    /// For a return order: its refunds.
+    pub refund_ids: Vec<String>,
+}
+
+impl SquareOrder {
+    /// What it collects: lines + service charges.
+    pub fn total(&self) -> i64 {
+        self.lines.iter().map(SquareLine::total).sum::<i64>()
+            + self
+                .service_charges
+                .iter()
+                .map(SquareServiceCharge::total)
+                .sum::<i64>()
+    }
+
+    fn tax_name(&self, uid: &str) -> String {
+        self.taxes
+            .iter()
+            .find(|t| t.uid == uid)
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| uid.to_string())
+    }
+}
+
+/// A refund of a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SquareRefund {
+    /// Refund id (`<payment id>_<suffix>`).
+    pub id: String,
+    /// The payment refunded.
+    pub payment_id: String,
+    /// Its return order (itemized), or the sale order (by amount).
+    pub order_id: String,
+    /// Location id.
+    pub location_id: String,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last updated.
+    pub updated_at: Timestamp,
+    /// `COMPLETED`, `PENDING`, `REJECTED` or `FAILED`.
+    pub status: String,
+    /// Refunded, cents.
+    pub amount_cents: i64,
+    /// ISO currency.
+    pub currency: String,
+    /// Why.
+    pub reason: String,
+    /// `CARD`, `CASH`, `EXTERNAL`.
+    pub destination_type: String,
+}
+
+impl SquareRefund {
+    /// The PaymentRefund JSON.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "status": self.status,
+            "location_id": self.location_id,
+            "unlinked": false,
+            "destination_type": self.destination_type,
+            "amount_money": money(self.amount_cents, &self.currency),
+            "payment_id": self.payment_id,
+            "order_id": self.order_id,
+            "reason": self.reason,
+            "created_at": time::rfc3339_ms(self.created_at),
+            "updated_at": time::rfc3339_ms(self.updated_at),
+        })
+    }
+}
 /// One inventory count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SquareInventoryCount {
@@ -275,61 +625,439 @@ impl SquareInventoryCount {
 }
 
 const BRANDS: &[&str] = &["VISA", "MASTERCARD", "AMERICAN_EXPRESS", "DISCOVER"];
+const MENU: &[(&str, i64)] = &[
+    ("Burger", 1450),
+    ("Fries", 550),
+    ("Caesar Salad", 1200),
+    ("Margherita Pizza", 1800),
+    ("Iced Tea", 350),
+    ("Latte", 475),
+    ("Cheesecake", 800),
+    ("IPA Pint", 750),
+];
+const STATE_TAX_BP: i64 = 625;
+const CITY_TAX_BP: i64 = 225;
+
+/// `base × basis points / 10 000`, rounded half up (base ≥ 0).
+fn rate(base: i64, basis_points: i64) -> i64 {
+    (base * basis_points + 5_000) / 10_000
+}
+
+fn later(t: Timestamp, millis: i64) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond() + millis).unwrap_or(t)
+}
 
 #[derive(Debug)]
 struct SquareData {
     merchant_id: String,
     locations: Vec<SquareLocation>,
     payments: BTreeMap<String, SquarePayment>,
+    orders: BTreeMap<String, SquareOrder>,
+    refunds: BTreeMap<String, SquareRefund>,
     counts: Vec<SquareInventoryCount>,
     rng: ChaCha8Rng,
+    tz: TimeZone,
+    currency: String,
 }
 
-fn generate_payment(
+/// One generated sale: its order, its payments, its refunds with their
+/// return orders.
+struct Sale {
+    order: SquareOrder,
+    payments: Vec<SquarePayment>,
+    refunds: Vec<(SquareRefund, Option<SquareOrder>)>,
+}
+
+fn generate_sale(
     rng: &mut ChaCha8Rng,
     location_id: &str,
     created_at: Timestamp,
-) -> SquarePayment {
-    let amount = rng.random_range(500..12_000i64);
-    let card = rng.random_bool(0.75);
-    let tip = if card {
-        amount * [0, 15, 18, 20].choose(rng).copied().unwrap_or(0) / 100
-    } else {
-        0
-    };
-    let roll: f64 = rng.random();
-    let status = if roll < 0.02 {
-        "FAILED"
-    } else if roll < 0.04 {
-        "CANCELED"
-    } else {
-        "COMPLETED"
-    };
-    let refunded = if status == "COMPLETED" && rng.random_bool(0.03) {
-        amount / 2
-    } else {
-        0
-    };
-    let updated = Timestamp::from_millisecond(
-        created_at.as_millisecond()
-            + rng.random_range(100..2_000)
-            + if refunded > 0 { 3_600_000 } else { 0 },
-    )
-    .unwrap_or(created_at);
-    SquarePayment {
-        id: data::base62_id(rng, 29),
+    currency: &str,
+    refund_next_day: bool,
+) -> Sale {
+    let order_id = data::base62_id(rng, 28);
+    let taxes = vec![
+        SquareTax {
+            uid: data::base62_id(rng, 22),
+            name: "State Tax".into(),
+            basis_points: STATE_TAX_BP,
+        },
+        SquareTax {
+            uid: data::base62_id(rng, 22),
+            name: "City Tax".into(),
+            basis_points: CITY_TAX_BP,
+        },
+    ];
+    let n_lines = rng.random_range(2..=4);
+    let mut lines: Vec<SquareLine> = Vec::new();
+    for i in 0..n_lines {
+        let roll: f64 = rng.random();
+        let has_gift = lines.iter().any(|l| l.item_type == "GIFT_CARD");
+        let uid = data::base62_id(rng, 22);
+        let line = if i > 0 && roll < 0.12 && !has_gift {
+            SquareLine {
+                uid,
+                name: "eGift Card".into(),
+                item_type: "GIFT_CARD".into(),
+                catalog_object_id: None,
+                quantity: 1,
+                base_price_cents: [2500, 5000].choose(rng).copied().unwrap_or(2500),
+                discounts: Vec::new(),
+                taxes: Vec::new(),
+            }
+        } else if i > 0 && roll < 0.27 {
+            SquareLine {
+                uid,
+                name: "Custom Amount".into(),
+                item_type: "CUSTOM_AMOUNT".into(),
+                catalog_object_id: None,
+                quantity: 1,
+                base_price_cents: rng.random_range(300..3000),
+                discounts: Vec::new(),
+                taxes: Vec::new(),
+            }
+        } else {
+            let k = rng.random_range(0..MENU.len());
+            let (name, price) = MENU[k];
+            SquareLine {
+                uid,
+                name: name.into(),
+                item_type: "ITEM".into(),
+                catalog_object_id: Some(format!("SANDBOXVARIATION{k:04}")),
+                quantity: [1, 1, 1, 2, 3].choose(rng).copied().unwrap_or(1),
+                base_price_cents: price,
+                discounts: Vec::new(),
+                taxes: Vec::new(),
+            }
+        };
+        lines.push(line);
+    }
+    let mut discounts = Vec::new();
+    if rng.random_bool(0.2) {
+        let uid = data::base62_id(rng, 22);
+        let items: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].item_type == "ITEM")
+            .collect();
+        if let Some(&i) = items.choose(rng) {
+            let c = rate(lines[i].gross(), 1000);
+            lines[i].discounts.push((uid.clone(), c));
+            discounts.push(SquareDiscount {
+                uid,
+                name: "Happy Hour 10%".into(),
+                basis_points: Some(1000),
+                amount_cents: 0,
+                scope: "LINE_ITEM".into(),
+            });
+        }
+    }
+    if rng.random_bool(0.1) {
+        let uid = data::base62_id(rng, 22);
+        let eligible: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].item_type != "GIFT_CARD")
+            .collect();
+        let bases: Vec<i64> = eligible
+            .iter()
+            .map(|&i| lines[i].gross() - lines[i].discount())
+            .collect();
+        let base: i64 = bases.iter().sum();
+        let amount = 200.min(base);
+        let mut left = amount;
+        for (k, &i) in eligible.iter().enumerate() {
+            let c = if k + 1 == eligible.len() {
+                left
+            } else {
+                amount * bases[k] / base.max(1)
+            };
+            left -= c;
+            lines[i].discounts.push((uid.clone(), c));
+        }
+        discounts.push(SquareDiscount {
+            uid,
+            name: "Loyalty $2".into(),
+            basis_points: None,
+            amount_cents: 200,
+            scope: "ORDER".into(),
+        });
+    }
+    for l in &mut lines {
+        if l.item_type == "GIFT_CARD" {
+            continue;
+        }
+        let base = l.gross() - l.discount();
+        l.taxes
+            .push((taxes[0].uid.clone(), rate(base, STATE_TAX_BP)));
+        if l.item_type == "ITEM" {
+            l.taxes
+                .push((taxes[1].uid.clone(), rate(base, CITY_TAX_BP)));
+        }
+    }
+    let subtotal: i64 = lines
+        .iter()
+        .filter(|l| l.item_type != "GIFT_CARD")
+        .map(|l| l.gross() - l.discount())
+        .sum();
+    let mut service_charges = Vec::new();
+    if rng.random_bool(0.12) {
+        service_charges.push(SquareServiceCharge {
+            uid: data::base62_id(rng, 22),
+            name: "Auto Gratuity 18%".into(),
+            kind: "AUTO_GRATUITY".into(),
+            basis_points: Some(1800),
+            amount_cents: rate(subtotal, 1800),
+            taxes: Vec::new(),
+        });
+    }
+    if rng.random_bool(0.1) {
+        service_charges.push(SquareServiceCharge {
+            uid: data::base62_id(rng, 22),
+            name: "Delivery Fee".into(),
+            kind: "CUSTOM".into(),
+            basis_points: None,
+            amount_cents: 299,
+            taxes: vec![(taxes[0].uid.clone(), rate(299, STATE_TAX_BP))],
+        });
+    }
+    let mut order = SquareOrder {
+        id: order_id.clone(),
         location_id: location_id.to_string(),
-        order_id: data::base62_id(rng, 28),
         created_at,
-        updated_at: updated,
-        amount_cents: amount,
-        tip_cents: tip,
-        refunded_cents: refunded,
-        status: status.into(),
-        source_type: if card { "CARD" } else { "CASH" }.into(),
-        card_brand: card.then(|| BRANDS.choose(rng).copied().unwrap_or("VISA").to_string()),
-        last_4: card.then(|| format!("{:04}", rng.random_range(0..10_000))),
-        currency: "USD".into(),
+        updated_at: created_at,
+        state: "COMPLETED".into(),
+        currency: currency.to_string(),
+        lines,
+        taxes,
+        discounts,
+        service_charges,
+        payment_ids: Vec::new(),
+        ret: None,
+        refund_ids: Vec::new(),
+    };
+    let total = order.total();
+    let mut at = later(created_at, rng.random_range(5..40) * 60_000);
+    let mut payments: Vec<SquarePayment> = Vec::new();
+    let mut pay = |rng: &mut ChaCha8Rng,
+                   source: &str,
+                   amount: i64,
+                   tip: i64,
+                   status: &str,
+                   brand: Option<&str>| {
+        let card = source == "CARD";
+        let p = SquarePayment {
+            id: data::base62_id(rng, 29),
+            location_id: location_id.to_string(),
+            order_id: order_id.clone(),
+            created_at: at,
+            updated_at: later(at, rng.random_range(100..2_000)),
+            amount_cents: amount,
+            tip_cents: tip,
+            refunded_cents: 0,
+            status: status.into(),
+            source_type: source.into(),
+            card_brand: card.then(|| {
+                brand
+                    .map(str::to_string)
+                    .unwrap_or_else(|| BRANDS.choose(rng).copied().unwrap_or("VISA").to_string())
+            }),
+            last_4: card.then(|| format!("{:04}", rng.random_range(0..10_000))),
+            currency: currency.to_string(),
+            fee_cents: 0,
+            external_type: None,
+            external_source: None,
+            captured_at: None,
+            refund_ids: Vec::new(),
+        };
+        at = later(at, rng.random_range(20..90) * 1000);
+        p
+    };
+    if rng.random_bool(0.02) {
+        order.state = "CANCELED".into();
+        let p = pay(rng, "CARD", total, 0, "CANCELED", None);
+        order.updated_at = p.updated_at;
+        order.payment_ids.push(p.id.clone());
+        return Sale {
+            order,
+            payments: vec![p],
+            refunds: Vec::new(),
+        };
+    }
+    let gratuity = order
+        .service_charges
+        .iter()
+        .any(|s| s.kind == "AUTO_GRATUITY");
+    let tip = if gratuity {
+        0
+    } else {
+        subtotal * [0, 15, 18, 20, 20].choose(rng).copied().unwrap_or(0) / 100
+    };
+    // Declined or voided attempts first, now and then.
+    if rng.random_bool(0.05) {
+        payments.push(pay(rng, "CARD", total, tip, "FAILED", None));
+    }
+    if rng.random_bool(0.03) {
+        payments.push(pay(rng, "CARD", total, tip, "CANCELED", None));
+    }
+    let plan: f64 = rng.random();
+    if plan < 0.08 {
+        let mut p = pay(rng, "EXTERNAL", total, 0, "COMPLETED", None);
+        p.external_type = Some("EXTERNAL".into());
+        p.external_source = Some(
+            ["DoorDash", "Uber Eats", "Grubhub"]
+                .choose(rng)
+                .copied()
+                .unwrap_or("DoorDash")
+                .into(),
+        );
+        payments.push(p);
+    } else if plan < 0.20 && total >= 400 {
+        let cash = total / 2 / 100 * 100;
+        payments.push(pay(rng, "CASH", cash, 0, "COMPLETED", None));
+        payments.push(pay(rng, "CARD", total - cash, tip, "COMPLETED", None));
+    } else if plan < 0.27 {
+        let gift = total.min([1000, 2500, 5000].choose(rng).copied().unwrap_or(1000));
+        let rest = total - gift;
+        payments.push(pay(
+            rng,
+            "CARD",
+            gift,
+            if rest > 0 { 0 } else { tip },
+            "COMPLETED",
+            Some("SQUARE_GIFT_CARD"),
+        ));
+        if rest > 0 {
+            payments.push(pay(rng, "CARD", rest, tip, "COMPLETED", None));
+        }
+    } else if plan < 0.42 {
+        payments.push(pay(rng, "CASH", total, 0, "COMPLETED", None));
+    } else {
+        payments.push(pay(rng, "CARD", total, tip, "COMPLETED", None));
+    }
+    for p in &mut payments {
+        if p.source_type != "CARD" || p.is_gift_card() || p.status != "COMPLETED" {
+            continue;
+        }
+        let roll: f64 = rng.random();
+        if roll < 0.02 {
+            // Approved, not yet captured.
+            p.status = "APPROVED".into();
+            order.state = "OPEN".into();
+        } else {
+            if roll < 0.08 {
+                // Approved, captured later.
+                let captured = later(p.created_at, rng.random_range(10..90) * 60_000);
+                p.captured_at = Some(captured);
+                p.updated_at = later(captured, rng.random_range(100..2_000));
+            }
+            p.fee_cents = card_fee(p.amount_cents + p.tip_cents);
+        }
+    }
+    order.payment_ids = payments.iter().map(|p| p.id.clone()).collect();
+    order.updated_at = payments
+        .iter()
+        .map(|p| p.updated_at)
+        .max()
+        .unwrap_or(created_at);
+    let mut refunds = Vec::new();
+    let plain =
+        order.state == "COMPLETED" && order.lines.iter().all(|l| l.item_type != "GIFT_CARD");
+    let roll: f64 = rng.random();
+    let refund_at = |rng: &mut ChaCha8Rng, after: Timestamp| {
+        if refund_next_day && rng.random_bool(0.5) {
+            later(after, 86_400_000 + rng.random_range(0..3_600_000))
+        } else {
+            later(after, rng.random_range(30..90) * 60_000)
+        }
+    };
+    let completed: Vec<usize> = (0..payments.len())
+        .filter(|&i| payments[i].status == "COMPLETED")
+        .collect();
+    let card = completed
+        .iter()
+        .copied()
+        .find(|&i| payments[i].source_type == "CARD" && !payments[i].is_gift_card());
+    let choice: Option<(usize, Vec<String>, bool, i64)> = match card {
+        Some(i) if plain && roll < 0.04 && completed.len() == 1 => Some((
+            i,
+            order.lines.iter().map(|l| l.uid.clone()).collect(),
+            true,
+            payments[i].tip_cents,
+        )),
+        Some(i) if plain && roll < 0.09 => {
+            let fits: Vec<&SquareLine> = order
+                .lines
+                .iter()
+                .filter(|l| l.total() <= payments[i].amount_cents)
+                .collect();
+            fits.choose(rng).map(|l| (i, vec![l.uid.clone()], false, 0))
+        }
+        _ => None,
+    };
+    if let Some((i, line_uids, with_charges, tip)) = choice {
+        let amount = order
+            .lines
+            .iter()
+            .filter(|l| line_uids.contains(&l.uid))
+            .map(SquareLine::total)
+            .sum::<i64>()
+            + if with_charges {
+                order
+                    .service_charges
+                    .iter()
+                    .map(SquareServiceCharge::total)
+                    .sum()
+            } else {
+                0
+            }
+            + tip;
+        let created = refund_at(rng, payments[i].updated_at);
+        let p = &mut payments[i];
+        let return_id = data::base62_id(rng, 28);
+        let refund = SquareRefund {
+            id: format!("{}_{}", p.id, data::base62_id(rng, 14)),
+            payment_id: p.id.clone(),
+            order_id: return_id.clone(),
+            location_id: location_id.to_string(),
+            created_at: created,
+            updated_at: later(created, rng.random_range(2_000..10_000)),
+            status: "COMPLETED".into(),
+            amount_cents: amount,
+            currency: currency.to_string(),
+            reason: if with_charges {
+                "Order canceled by the guest".into()
+            } else {
+                "Item returned".into()
+            },
+            destination_type: p.source_type.clone(),
+        };
+        p.refunded_cents += amount;
+        p.refund_ids.push(refund.id.clone());
+        p.updated_at = p.updated_at.max(refund.updated_at);
+        let ret = SquareOrder {
+            id: return_id,
+            location_id: location_id.to_string(),
+            created_at: created,
+            updated_at: later(created, 1_000),
+            state: "COMPLETED".into(),
+            currency: currency.to_string(),
+            lines: Vec::new(),
+            taxes: Vec::new(),
+            discounts: Vec::new(),
+            service_charges: Vec::new(),
+            payment_ids: Vec::new(),
+            ret: Some(SquareReturn {
+                source_order_id: order.id.clone(),
+                payment_id: p.id.clone(),
+                line_uids,
+                service_charges: with_charges,
+                tip_cents: tip,
+            }),
+            refund_ids: vec![refund.id.clone()],
+        };
+        refunds.push((refund, Some(ret)));
+    }
+    Sale {
+        order,
+        payments,
+        refunds,
     }
 }
 
@@ -345,7 +1073,17 @@ impl SquareData {
             })
             .collect();
         let first = data::first_date(config.first_date, config.days);
-        let mut payments = BTreeMap::new();
+        let mut me = Self {
+            merchant_id,
+            locations: locations.clone(),
+            payments: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            refunds: BTreeMap::new(),
+            counts: Vec::new(),
+            rng: data::rng(config.seed, 3),
+            tz: tz.clone(),
+            currency: config.currency.clone(),
+        };
         for loc in &locations {
             for day in 0..config.days {
                 let date = data::add_days(first, i64::from(day));
@@ -353,8 +1091,14 @@ impl SquareData {
                     let secs = 7 * 3600 + rng.random_range(0..14 * 3600);
                     let ms = rng.random_range(0..1000);
                     let created = data::local(date, secs, ms, &tz);
-                    let p = generate_payment(&mut rng, &loc.id, created);
-                    payments.insert(p.id.clone(), p);
+                    let sale = generate_sale(
+                        &mut rng,
+                        &loc.id,
+                        created,
+                        &config.currency,
+                        day + 1 < config.days,
+                    );
+                    me.insert(sale);
                 }
             }
         }
@@ -362,11 +1106,10 @@ impl SquareData {
             .map(|_| data::alnum_id(&mut rng, 24))
             .collect();
         let last_day = data::add_days(first, i64::from(config.days));
-        let mut counts = Vec::new();
         for loc in &locations {
             for item in &items {
                 let secs = rng.random_range(0..86_400);
-                counts.push(SquareInventoryCount {
+                me.counts.push(SquareInventoryCount {
                     catalog_object_id: item.clone(),
                     catalog_object_type: "ITEM_VARIATION".into(),
                     state: "IN_STOCK".into(),
@@ -376,13 +1119,475 @@ impl SquareData {
                 });
             }
         }
-        Self {
-            merchant_id,
-            locations,
-            payments,
-            counts,
-            rng,
+        me
+    }
+
+    fn insert(&mut self, sale: Sale) {
+        for p in sale.payments {
+            self.payments.insert(p.id.clone(), p);
         }
+        for (r, ret) in sale.refunds {
+            if let Some(o) = ret {
+                self.orders.insert(o.id.clone(), o);
+            }
+            self.refunds.insert(r.id.clone(), r);
+        }
+        self.orders.insert(sale.order.id.clone(), sale.order);
+    }
+
+    fn local_date(&self, at: Timestamp) -> Date {
+        self.tz.to_datetime(at).date()
+    }
+
+    /// The taxes (by name) and tip a return order returns, cents.
+    fn returned(&self, ret: &SquareReturn) -> (BTreeMap<String, i64>, i64) {
+        let mut taxes = BTreeMap::new();
+        if let Some(src) = self.orders.get(&ret.source_order_id) {
+            let lines = src.lines.iter().filter(|l| ret.line_uids.contains(&l.uid));
+            let charges = src.service_charges.iter().filter(|_| ret.service_charges);
+            for (uid, c) in lines
+                .flat_map(|l| &l.taxes)
+                .chain(charges.flat_map(|s| &s.taxes))
+            {
+                *taxes.entry(src.tax_name(uid)).or_default() += c;
+            }
+        }
+        (taxes, ret.tip_cents)
+    }
+
+    /// Per location × business date × role, from the sandbox's integers.
+    fn truth(&self) -> Truth {
+        let mut t = Truth::default();
+        for o in self.orders.values() {
+            if o.ret.is_some() || o.state != "COMPLETED" {
+                continue;
+            }
+            let paid: Vec<&SquarePayment> = o
+                .payment_ids
+                .iter()
+                .filter_map(|id| self.payments.get(id))
+                .filter(|p| p.status == "COMPLETED")
+                .collect();
+            if paid.iter().map(|p| p.amount_cents).sum::<i64>() != o.total() {
+                // Not fully paid by completed payments: held, not booked.
+                continue;
+            }
+            let (loc, day) = (o.location_id.as_str(), self.local_date(o.created_at));
+            for l in &o.lines {
+                if l.item_type == "GIFT_CARD" {
+                    t.add(loc, day, "gift_cards_sold", l.gross());
+                } else {
+                    let role = format!("sales:{}", l.item_type.to_ascii_lowercase());
+                    t.add(loc, day, &role, l.gross());
+                }
+                t.add(loc, day, "discounts", l.discount());
+                for (uid, c) in &l.taxes {
+                    t.add(loc, day, &format!("tax:{}", o.tax_name(uid)), *c);
+                }
+            }
+            for s in &o.service_charges {
+                let role = if s.kind == "AUTO_GRATUITY" {
+                    "gratuity"
+                } else {
+                    "service_charges"
+                };
+                t.add(loc, day, role, s.amount_cents);
+                for (uid, c) in &s.taxes {
+                    t.add(loc, day, &format!("tax:{}", o.tax_name(uid)), *c);
+                }
+            }
+            for p in paid {
+                t.add(loc, day, &p.role(), p.amount_cents + p.tip_cents);
+                t.add(loc, day, "tips", p.tip_cents);
+                t.add(loc, day, "fees", p.fee_cents);
+            }
+        }
+        for r in self.refunds.values() {
+            if r.status != "COMPLETED" {
+                continue;
+            }
+            let Some(p) = self.payments.get(&r.payment_id) else {
+                continue;
+            };
+            let (loc, day) = (r.location_id.as_str(), self.local_date(r.created_at));
+            // An itemized refund returns its lines' tax and the tip; a refund
+            // by amount carries neither. One refund per return order.
+            let (taxes, tip) = match self.orders.get(&r.order_id).and_then(|o| o.ret.as_ref()) {
+                Some(ret) => self.returned(ret),
+                None => (BTreeMap::new(), 0),
+            };
+            let tax: i64 = taxes.values().sum();
+            t.add(loc, day, "refunds", r.amount_cents - tax - tip);
+            for (name, c) in &taxes {
+                t.add(loc, day, &format!("tax:{name}"), -c);
+            }
+            t.add(loc, day, "tips", -tip);
+            t.add(loc, day, &p.role(), -r.amount_cents);
+        }
+        t
+    }
+
+    fn line_json(&self, l: &SquareLine) -> Value {
+        let c = &self.currency;
+        let mut v = json!({
+            "uid": l.uid,
+            "name": l.name,
+            "quantity": l.quantity.to_string(),
+            "item_type": l.item_type,
+            "base_price_money": money(l.base_price_cents, c),
+            "variation_total_price_money": money(l.gross(), c),
+            "gross_sales_money": money(l.gross(), c),
+            "total_tax_money": money(l.tax(), c),
+            "total_discount_money": money(l.discount(), c),
+            "total_money": money(l.total(), c),
+            "total_service_charge_money": money(0, c),
+        });
+        if let Some(id) = &l.catalog_object_id {
+            v["catalog_object_id"] = json!(id);
+            v["catalog_version"] = json!(1);
+            v["variation_name"] = json!("Regular");
+        }
+        if !l.taxes.is_empty() {
+            v["applied_taxes"] = l
+                .taxes
+                .iter()
+                .map(|(uid, cents)| {
+                    json!({"uid": format!("{}-{uid}", l.uid), "tax_uid": uid, "applied_money": money(*cents, c)})
+                })
+                .collect();
+        }
+        if !l.discounts.is_empty() {
+            v["applied_discounts"] = l
+                .discounts
+                .iter()
+                .map(|(uid, cents)| {
+                    json!({"uid": format!("{}-{uid}", l.uid), "discount_uid": uid, "applied_money": money(*cents, c)})
+                })
+                .collect();
+        }
+        v
+    }
+
+    fn charge_json(&self, s: &SquareServiceCharge) -> Value {
+        let c = &self.currency;
+        let mut v = json!({
+            "uid": s.uid,
+            "name": s.name,
+            "type": s.kind,
+            "applied_money": money(s.amount_cents, c),
+            "total_tax_money": money(s.tax(), c),
+            "total_money": money(s.total(), c),
+            "calculation_phase": "SUBTOTAL_PHASE",
+            "taxable": !s.taxes.is_empty(),
+            "treatment_type": "LINE_ITEM_TREATMENT",
+            "scope": "ORDER",
+        });
+        match s.basis_points {
+            Some(bp) => v["percentage"] = json!(Decimal::new(bp, 2).normalize().to_string()),
+            None => v["amount_money"] = money(s.amount_cents, c),
+        }
+        if !s.taxes.is_empty() {
+            v["applied_taxes"] = s
+                .taxes
+                .iter()
+                .map(|(uid, cents)| {
+                    json!({"uid": format!("{}-{uid}", s.uid), "tax_uid": uid, "applied_money": money(*cents, c)})
+                })
+                .collect();
+        }
+        v
+    }
+
+    /// The Order JSON (a sale, or a return with `returns[]`).
+    fn order_json(&self, o: &SquareOrder) -> Value {
+        let c = &self.currency;
+        let mut v = json!({
+            "id": o.id,
+            "location_id": o.location_id,
+            "source": {"name": "Sandbox POS"},
+            "created_at": time::rfc3339_ms(o.created_at),
+            "updated_at": time::rfc3339_ms(o.updated_at),
+            "state": o.state,
+            "version": 1 + o.payment_ids.len(),
+        });
+        if o.state != "OPEN" {
+            v["closed_at"] = json!(time::rfc3339_ms(o.updated_at));
+        }
+        if let Some(ret) = &o.ret {
+            return self.return_json(o, ret, v);
+        }
+        let tips: i64 = o
+            .payment_ids
+            .iter()
+            .filter_map(|id| self.payments.get(id))
+            .filter(|p| matches!(p.status.as_str(), "COMPLETED" | "APPROVED"))
+            .map(|p| p.tip_cents)
+            .sum();
+        let tax: i64 = o.lines.iter().map(SquareLine::tax).sum::<i64>()
+            + o.service_charges
+                .iter()
+                .map(SquareServiceCharge::tax)
+                .sum::<i64>();
+        let discount: i64 = o.lines.iter().map(SquareLine::discount).sum();
+        let charges: i64 = o.service_charges.iter().map(|s| s.amount_cents).sum();
+        let total = o.total();
+        let amounts = json!({
+            "total_money": money(total, c),
+            "tax_money": money(tax, c),
+            "discount_money": money(discount, c),
+            "tip_money": money(tips, c),
+            "service_charge_money": money(charges, c),
+        });
+        v["line_items"] = o.lines.iter().map(|l| self.line_json(l)).collect();
+        v["taxes"] = o
+            .taxes
+            .iter()
+            .map(|t| {
+                let applied: i64 = o
+                    .lines
+                    .iter()
+                    .flat_map(|l| &l.taxes)
+                    .chain(o.service_charges.iter().flat_map(|s| &s.taxes))
+                    .filter(|(uid, _)| *uid == t.uid)
+                    .map(|(_, c)| c)
+                    .sum();
+                json!({
+                    "uid": t.uid,
+                    "name": t.name,
+                    "percentage": t.percentage(),
+                    "type": "ADDITIVE",
+                    "scope": "LINE_ITEM",
+                    "applied_money": money(applied, c),
+                })
+            })
+            .collect();
+        if !o.discounts.is_empty() {
+            v["discounts"] = o
+                .discounts
+                .iter()
+                .map(|d| {
+                    let applied: i64 = o
+                        .lines
+                        .iter()
+                        .flat_map(|l| &l.discounts)
+                        .filter(|(uid, _)| *uid == d.uid)
+                        .map(|(_, c)| c)
+                        .sum();
+                    let mut x = json!({
+                        "uid": d.uid,
+                        "name": d.name,
+                        "applied_money": money(applied, c),
+                        "scope": d.scope,
+                    });
+                    match d.basis_points {
+                        Some(bp) => {
+                            x["type"] = json!("FIXED_PERCENTAGE");
+                            x["percentage"] = json!(Decimal::new(bp, 2).normalize().to_string());
+                        }
+                        None => {
+                            x["type"] = json!("FIXED_AMOUNT");
+                            x["amount_money"] = money(d.amount_cents, c);
+                        }
+                    }
+                    x
+                })
+                .collect();
+        }
+        if !o.service_charges.is_empty() {
+            v["service_charges"] = o
+                .service_charges
+                .iter()
+                .map(|s| self.charge_json(s))
+                .collect();
+        }
+        let tenders: Vec<Value> = o
+            .payment_ids
+            .iter()
+            .filter_map(|id| self.payments.get(id))
+            .filter(|p| matches!(p.status.as_str(), "COMPLETED" | "APPROVED"))
+            .map(|p| p.tender_json(&o.id))
+            .collect();
+        let paid: i64 = o
+            .payment_ids
+            .iter()
+            .filter_map(|id| self.payments.get(id))
+            .filter(|p| p.status == "COMPLETED")
+            .map(|p| p.amount_cents)
+            .sum();
+        if !tenders.is_empty() {
+            v["tenders"] = Value::Array(tenders);
+        }
+        v["net_amounts"] = amounts;
+        v["total_money"] = money(total, c);
+        v["total_tax_money"] = money(tax, c);
+        v["total_discount_money"] = money(discount, c);
+        v["total_tip_money"] = money(tips, c);
+        v["total_service_charge_money"] = money(charges, c);
+        v["net_amount_due_money"] = money(
+            if o.state == "CANCELED" {
+                0
+            } else {
+                (total - paid).max(0)
+            },
+            c,
+        );
+        v
+    }
+
+    fn return_json(&self, o: &SquareOrder, ret: &SquareReturn, mut v: Value) -> Value {
+        let c = &self.currency;
+        let Some(src) = self.orders.get(&ret.source_order_id) else {
+            return v;
+        };
+        let return_tax_uid = |uid: &str| format!("r-{uid}");
+        let lines: Vec<&SquareLine> = src
+            .lines
+            .iter()
+            .filter(|l| ret.line_uids.contains(&l.uid))
+            .collect();
+        let charges: Vec<&SquareServiceCharge> = src
+            .service_charges
+            .iter()
+            .filter(|_| ret.service_charges)
+            .collect();
+        let applied = |taxes: &[(String, i64)], owner: &str| -> Value {
+            taxes
+                .iter()
+                .map(|(uid, cents)| {
+                    json!({"uid": format!("r-{owner}-{uid}"), "tax_uid": return_tax_uid(uid), "applied_money": money(*cents, c)})
+                })
+                .collect()
+        };
+        let line_items: Vec<Value> = lines
+            .iter()
+            .map(|l| {
+                json!({
+                    "uid": format!("r-{}", l.uid),
+                    "source_line_item_uid": l.uid,
+                    "name": l.name,
+                    "quantity": l.quantity.to_string(),
+                    "item_type": l.item_type,
+                    "catalog_object_id": l.catalog_object_id,
+                    "base_price_money": money(l.base_price_cents, c),
+                    "variation_total_price_money": money(l.gross(), c),
+                    "gross_return_money": money(l.gross(), c),
+                    "total_tax_money": money(l.tax(), c),
+                    "total_discount_money": money(l.discount(), c),
+                    "total_money": money(l.total(), c),
+                    "applied_taxes": applied(&l.taxes, &l.uid),
+                })
+            })
+            .collect();
+        let return_charges: Vec<Value> = charges
+            .iter()
+            .map(|s| {
+                let mut x = json!({
+                    "uid": format!("r-{}", s.uid),
+                    "source_service_charge_uid": s.uid,
+                    "name": s.name,
+                    "applied_money": money(s.amount_cents, c),
+                    "total_tax_money": money(s.tax(), c),
+                    "total_money": money(s.total(), c),
+                    "calculation_phase": "SUBTOTAL_PHASE",
+                    "taxable": !s.taxes.is_empty(),
+                    "applied_taxes": applied(&s.taxes, &s.uid),
+                    "treatment_type": "LINE_ITEM_TREATMENT",
+                    "scope": "ORDER",
+                });
+                match s.basis_points {
+                    Some(bp) => {
+                        x["percentage"] = json!(Decimal::new(bp, 2).normalize().to_string())
+                    }
+                    None => x["amount_money"] = money(s.amount_cents, c),
+                }
+                x
+            })
+            .collect();
+        let mut by_tax: BTreeMap<&str, i64> = BTreeMap::new();
+        for (uid, cents) in lines
+            .iter()
+            .flat_map(|l| &l.taxes)
+            .chain(charges.iter().flat_map(|s| &s.taxes))
+        {
+            *by_tax.entry(uid.as_str()).or_default() += cents;
+        }
+        let return_taxes: Vec<Value> = src
+            .taxes
+            .iter()
+            .filter_map(|t| {
+                let cents = *by_tax.get(t.uid.as_str())?;
+                Some(json!({
+                    "uid": return_tax_uid(&t.uid),
+                    "source_tax_uid": t.uid,
+                    "name": t.name,
+                    "type": "ADDITIVE",
+                    "percentage": t.percentage(),
+                    "applied_money": money(cents, c),
+                    "scope": "LINE_ITEM",
+                }))
+            })
+            .collect();
+        let tax: i64 = by_tax.values().sum();
+        let discount: i64 = lines.iter().map(|l| l.discount()).sum();
+        let charge_money: i64 = charges.iter().map(|s| s.amount_cents).sum();
+        let total: i64 = lines.iter().map(|l| l.total()).sum::<i64>()
+            + charges.iter().map(|s| s.total()).sum::<i64>()
+            + ret.tip_cents;
+        let amounts = |sign: i64| {
+            json!({
+                "total_money": money(sign * total, c),
+                "tax_money": money(sign * tax, c),
+                "discount_money": money(sign * discount, c),
+                "tip_money": money(sign * ret.tip_cents, c),
+                "service_charge_money": money(sign * charge_money, c),
+            })
+        };
+        let mut r = json!({
+            "uid": format!("r-{}", o.id),
+            "source_order_id": src.id,
+            "return_line_items": line_items,
+            "return_taxes": return_taxes,
+            "return_amounts": amounts(1),
+        });
+        if !return_charges.is_empty() {
+            r["return_service_charges"] = Value::Array(return_charges);
+        }
+        if ret.tip_cents > 0 {
+            r["return_tips"] = json!([{
+                "uid": format!("r-tip-{}", ret.payment_id),
+                "applied_money": money(ret.tip_cents, c),
+                "source_tender_id": ret.payment_id,
+            }]);
+        }
+        v["returns"] = json!([r]);
+        v["return_amounts"] = amounts(1);
+        v["net_amounts"] = amounts(-1);
+        v["total_money"] = money(0, c);
+        v["total_tax_money"] = money(0, c);
+        v["total_discount_money"] = money(0, c);
+        v["total_tip_money"] = money(0, c);
+        v["total_service_charge_money"] = money(0, c);
+        v["refunds"] = o
+            .refund_ids
+            .iter()
+            .filter_map(|id| self.refunds.get(id))
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "location_id": r.location_id,
+                    "transaction_id": o.id,
+                    "tender_id": r.payment_id,
+                    "created_at": time::rfc3339_ms(r.created_at),
+                    "reason": r.reason,
+                    "amount_money": money(r.amount_cents, c),
+                    "status": match r.status.as_str() {
+                        "COMPLETED" => "APPROVED",
+                        s => s,
+                    },
+                })
+            })
+            .collect();
+        v
     }
 }
 
@@ -916,6 +2121,99 @@ async fn batch_retrieve_counts(State(app): State<Arc<SquareApp>>, body: Bytes) -
     json(StatusCode::OK, &body)
 }
 
+async fn list_locations(State(app): State<Arc<SquareApp>>) -> Response {
+    let data = app.data.lock().unwrap();
+    let locations: Vec<Value> = data
+        .locations
+        .iter()
+        .map(|l| {
+            json!({
+                "id": l.id,
+                "name": l.name,
+                "business_name": "Sandbox Bistro",
+                "timezone": app.config.time_zone,
+                "capabilities": ["CREDIT_CARD_PROCESSING"],
+                "status": "ACTIVE",
+                "created_at": "2020-01-01T00:00:00.000Z",
+                "merchant_id": data.merchant_id,
+                "country": "US",
+                "language_code": "en-US",
+                "currency": data.currency,
+                "type": "PHYSICAL",
+                "mcc": "5812",
+            })
+        })
+        .collect();
+    json(StatusCode::OK, &json!({ "locations": locations }))
+}
+
+async fn get_payment(State(app): State<Arc<SquareApp>>, Path(id): Path<String>) -> Response {
+    match app.data.lock().unwrap().payments.get(&id) {
+        Some(p) => json(StatusCode::OK, &json!({"payment": p.to_json()})),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "INVALID_REQUEST_ERROR",
+            "NOT_FOUND",
+            &format!("Could not find payment with id: {id}"),
+            None,
+        ),
+    }
+}
+
+async fn get_refund(State(app): State<Arc<SquareApp>>, Path(id): Path<String>) -> Response {
+    match app.data.lock().unwrap().refunds.get(&id) {
+        Some(r) => json(StatusCode::OK, &json!({"refund": r.to_json()})),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "INVALID_REQUEST_ERROR",
+            "NOT_FOUND",
+            &format!("Could not find refund with id: {id}"),
+            None,
+        ),
+    }
+}
+
+async fn batch_retrieve_orders(State(app): State<Arc<SquareApp>>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return invalid(
+            "INVALID_BODY",
+            "The request body is not valid JSON.",
+            "body",
+        );
+    };
+    let ids = match string_list(&req, "order_ids") {
+        Ok(Some(ids)) => ids,
+        Ok(None) => {
+            return invalid(
+                "MISSING_REQUIRED_PARAMETER",
+                "order_ids is required.",
+                "order_ids",
+            );
+        }
+        Err(e) => return e,
+    };
+    if ids.len() > MAX_ORDER_IDS {
+        return invalid(
+            "INVALID_ARRAY_LENGTH",
+            &format!("order_ids may hold at most {MAX_ORDER_IDS} ids."),
+            "order_ids",
+        );
+    }
+    let location = req.get("location_id").and_then(Value::as_str);
+    let data = app.data.lock().unwrap();
+    let orders: Vec<Value> = ids
+        .iter()
+        .filter_map(|id| data.orders.get(id))
+        .filter(|o| location.is_none_or(|l| o.location_id == l))
+        .map(|o| data.order_json(o))
+        .collect();
+    let mut body = json!({});
+    if !orders.is_empty() {
+        body["orders"] = Value::Array(orders);
+    }
+    json(StatusCode::OK, &body)
+}
+
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -929,7 +2227,11 @@ async fn not_found() -> Response {
 fn router(app: Arc<SquareApp>) -> Router {
     Router::new()
         .route("/oauth2/token", post(obtain_token))
+        .route("/v2/locations", get(list_locations))
         .route("/v2/payments", get(list_payments))
+        .route("/v2/payments/{id}", get(get_payment))
+        .route("/v2/refunds/{id}", get(get_refund))
+        .route("/v2/orders/batch-retrieve", post(batch_retrieve_orders))
         .route(
             "/v2/inventory/counts/batch-retrieve",
             post(batch_retrieve_counts),
@@ -1018,6 +2320,13 @@ impl SquareSandbox {
         self.app.tokens.expire_access(None);
     }
 
+    /// What the books should hold: per location × business date × role,
+    /// from the sandbox's own integers, as the data stands now (edits
+    /// included). See the module doc for what counts.
+    pub fn truth(&self) -> Truth {
+        self.app.data.lock().unwrap().truth()
+    }
+
     /// Every payment, by created time.
     pub fn payments(&self) -> Vec<SquarePayment> {
         let mut v: Vec<SquarePayment> = self
@@ -1038,7 +2347,49 @@ impl SquareSandbox {
         self.app.data.lock().unwrap().payments.get(id).cloned()
     }
 
-    /// Adds (or replaces) a payment.
+    /// Every order (sales and returns), by created time.
+    pub fn orders(&self) -> Vec<SquareOrder> {
+        let mut v: Vec<SquareOrder> = self
+            .app
+            .data
+            .lock()
+            .unwrap()
+            .orders
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        v
+    }
+
+    /// One order.
+    pub fn order(&self, id: &str) -> Option<SquareOrder> {
+        self.app.data.lock().unwrap().orders.get(id).cloned()
+    }
+
+    /// One order's JSON, as BatchRetrieveOrders serves it.
+    pub fn order_json(&self, id: &str) -> Option<Value> {
+        let data = self.app.data.lock().unwrap();
+        data.orders.get(id).map(|o| data.order_json(o))
+    }
+
+    /// Every refund, by created time.
+    pub fn refunds(&self) -> Vec<SquareRefund> {
+        let mut v: Vec<SquareRefund> = self
+            .app
+            .data
+            .lock()
+            .unwrap()
+            .refunds
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        v
+    }
+
+    /// Adds (or replaces) a payment. Its money is in the truth only when its
+    /// order (`order_id`) exists and is then fully paid.
     pub fn add_payment(&self, payment: SquarePayment) {
         self.app
             .data
@@ -1048,13 +2399,23 @@ impl SquareSandbox {
             .insert(payment.id.clone(), payment);
     }
 
-    /// Generates a payment at `location_id` created at `created_at`, adds and
-    /// returns it.
+    /// Generates a sale at `location_id` created at `created_at` (an order,
+    /// its payments, maybe a same-day refund), adds it and returns the
+    /// payment that paid most (or its first payment).
     pub fn generate_payment(&self, location_id: &str, created_at: Timestamp) -> SquarePayment {
         let mut data = self.app.data.lock().unwrap();
-        let p = generate_payment(&mut data.rng, location_id, created_at);
-        data.payments.insert(p.id.clone(), p.clone());
-        p
+        let currency = data.currency.clone();
+        let sale = generate_sale(&mut data.rng, location_id, created_at, &currency, false);
+        let main = sale
+            .payments
+            .iter()
+            .filter(|p| p.status == "COMPLETED")
+            .max_by_key(|p| p.amount_cents)
+            .or(sale.payments.first())
+            .cloned();
+        let main = main.unwrap_or_else(|| sale.payments[0].clone());
+        data.insert(sale);
+        data.payments.get(&main.id).cloned().unwrap_or(main)
     }
 
     /// A late edit: applies `edit` and moves `updated_at` to now.
@@ -1068,6 +2429,81 @@ impl SquareSandbox {
         edit(p);
         p.updated_at = Timestamp::now().max(p.updated_at);
         Some(p.clone())
+    }
+
+    /// Captures an `APPROVED` card payment now (its fee appears); its order
+    /// completes once none of its payments is still approved.
+    pub fn complete_payment(&self, id: &str) -> Option<SquarePayment> {
+        let mut data = self.app.data.lock().unwrap();
+        let now = Timestamp::now();
+        let p = data.payments.get_mut(id)?;
+        if p.status != "APPROVED" {
+            return Some(p.clone());
+        }
+        p.status = "COMPLETED".into();
+        p.captured_at = Some(now);
+        p.updated_at = now.max(p.updated_at);
+        if p.source_type == "CARD" && !p.is_gift_card() {
+            p.fee_cents = card_fee(p.amount_cents + p.tip_cents);
+        }
+        let p = p.clone();
+        let still_open = data
+            .orders
+            .get(&p.order_id)
+            .map(|o| {
+                o.payment_ids.iter().any(|id| {
+                    data.payments
+                        .get(id)
+                        .is_some_and(|q| q.status == "APPROVED")
+                })
+            })
+            .unwrap_or(true);
+        if let Some(o) = data.orders.get_mut(&p.order_id) {
+            if !still_open && o.state == "OPEN" {
+                o.state = "COMPLETED".into();
+            }
+            o.updated_at = now.max(o.updated_at);
+        }
+        Some(p)
+    }
+
+    /// A refund by amount (no return order: no tax or tip comes back) of
+    /// `amount_cents` of a completed payment at `at` (created and
+    /// completed), or `None` when the payment is unknown, not completed, or
+    /// the amount exceeds what is left to refund.
+    pub fn refund_payment(
+        &self,
+        id: &str,
+        amount_cents: i64,
+        at: Timestamp,
+    ) -> Option<SquareRefund> {
+        let mut data = self.app.data.lock().unwrap();
+        let suffix = data::base62_id(&mut data.rng, 14);
+        let p = data.payments.get_mut(id)?;
+        if p.status != "COMPLETED"
+            || amount_cents <= 0
+            || p.refunded_cents + amount_cents > p.amount_cents + p.tip_cents
+        {
+            return None;
+        }
+        let r = SquareRefund {
+            id: format!("{}_{suffix}", p.id),
+            payment_id: p.id.clone(),
+            order_id: p.order_id.clone(),
+            location_id: p.location_id.clone(),
+            created_at: at,
+            updated_at: at,
+            status: "COMPLETED".into(),
+            amount_cents,
+            currency: p.currency.clone(),
+            reason: "Refund by amount".into(),
+            destination_type: p.source_type.clone(),
+        };
+        p.refunded_cents += amount_cents;
+        p.refund_ids.push(r.id.clone());
+        p.updated_at = Timestamp::now().max(p.updated_at).max(at);
+        data.refunds.insert(r.id.clone(), r.clone());
+        Some(r)
     }
 
     /// Every inventory count.

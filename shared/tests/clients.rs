@@ -16,7 +16,7 @@ use shared::providers::quickbooks::{BatchResult, QuickBooksClient};
 use shared::providers::square::{SquareAuth, SquareClient};
 use shared::providers::timetracking::TimeTrackingClient;
 use shared::providers::toast::ToastClient;
-use shared::providers::xero::{ItemResult, XeroClient};
+use shared::providers::xero::{Collection, ItemResult, XeroClient};
 use shared::providers::{ProviderError, ProviderHttp, RateScope};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -457,7 +457,7 @@ async fn quickbooks_batches_and_queries_page_by_page() {
 }
 
 #[tokio::test]
-async fn xero_puts_bank_transactions_with_idempotency_key_and_reads_per_item_errors() {
+async fn xero_posts_bank_transactions_with_idempotency_key_and_reads_per_item_errors() {
     let server = MockServer::start().await;
     let e = env().await;
     let secret = e
@@ -474,7 +474,8 @@ async fn xero_puts_bank_transactions_with_idempotency_key_and_reads_per_item_err
         .unwrap()
         .insert(0, ok);
     let n = 2;
-    Mock::given(method("PUT"))
+    // POST is Xero's update-or-create; PUT would never update a posted row.
+    Mock::given(method("POST"))
         .and(path("/api.xro/2.0/BankTransactions"))
         .and(query_param("summarizeErrors", "false"))
         .and(header("idempotency-key", "batch-abc"))
@@ -494,7 +495,7 @@ async fn xero_puts_bank_transactions_with_idempotency_key_and_reads_per_item_err
     );
     let items = vec![json!({"Type": "RECEIVE"}); n];
     let results = client
-        .put_bank_transactions(&items, "batch-abc")
+        .save(Collection::BankTransactions, &items, "batch-abc")
         .await
         .unwrap();
     assert!(matches!(&results[0], ItemResult::Saved { id, .. } if id == "bt-ok"));

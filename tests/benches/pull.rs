@@ -98,7 +98,7 @@ fn main() {
         let mut n = 0usize;
         for _ in 0..5 {
             for o in &sample {
-                std::hint::black_box(shared::transforms::toast::order_to_transaction(o, &connection).unwrap());
+                std::hint::black_box(shared::transforms::toast::order_to_transactions(o, &connection).unwrap());
                 n += 1;
             }
         }

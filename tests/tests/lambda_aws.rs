@@ -137,9 +137,8 @@ async fn seed(stores: &Stores, sandboxes: &Value) {
     mappings.insert(
         Provider::QuickBooks,
         AccountMapping {
-            sales_item: Some("20".into()),
+            parts: hub_sandboxes::quickbooks::role_items(),
             deposit_account: Some("4".into()),
-            expense_account: Some("7".into()),
             ..AccountMapping::default()
         },
     );

@@ -65,6 +65,43 @@ impl Truth {
     }
 }
 
+/// A role's effect on the books, debit positive: credits (sales, tax,
+/// charges, gratuity, tips, gift cards sold) negative, debits positive, and
+/// a fee a debit to `fees` and a credit to `tender:card` (whose clearing the
+/// processor nets it from). The side table of `books.md`, stated here on its
+/// own so a reconciliation against the truth does not lean on the hub's code.
+pub fn debits(role: &str, amount: Decimal) -> Vec<(String, Decimal)> {
+    let credit = role.starts_with("sales:")
+        || role.starts_with("tax:")
+        || matches!(
+            role,
+            "service_charges" | "gratuity" | "tips" | "gift_cards_sold"
+        );
+    match role {
+        "fees" => vec![("fees".into(), amount), ("tender:card".into(), -amount)],
+        _ if credit => vec![(role.to_string(), -amount)],
+        _ => vec![(role.to_string(), amount)],
+    }
+}
+
+/// What the books must hold for a day whose parts are `day`, per account
+/// (debit positive): each role through `account_of` (a role it cannot place
+/// lands on `unmapped <role>`), zero sums dropped.
+pub fn expected_accounts(
+    day: &BTreeMap<String, Decimal>,
+    account_of: &dyn Fn(&str) -> Option<String>,
+) -> BTreeMap<String, Decimal> {
+    let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
+    for (role, amount) in day {
+        for (r, debit) in debits(role, *amount) {
+            let account = account_of(&r).unwrap_or_else(|| format!("unmapped {r}"));
+            *out.entry(account).or_default() += debit;
+        }
+    }
+    out.retain(|_, v| !v.is_zero());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

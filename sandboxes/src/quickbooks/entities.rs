@@ -1,10 +1,12 @@
 //! The QuickBooks company file of one realm: seeded lists (accounts, items,
-//! customers, vendors) and the transactions the hub writes (SalesReceipt,
-//! Purchase), with the validation faults QuickBooks answers.
+//! customers, vendors, tax rates) and the transactions the hub writes
+//! (SalesReceipt, RefundReceipt, Purchase), with the validation faults
+//! QuickBooks answers.
 //!
 //! Rules applied on create and update (providers.md §3.2 and the fixtures):
-//! - `AccountRef`, `DepositToAccountRef`, `ItemRef`, `CustomerRef` must name
-//!   an existing entity, else `ValidationFault` 610 "Object Not Found"
+//! - `AccountRef`, `DepositToAccountRef`, `RefundFromAccountRef` (required
+//!   on a RefundReceipt), `DiscountAccountRef`, `ItemRef`, `TaxRateRef`,
+//!   `CustomerRef` must name an existing entity, else `ValidationFault` 610 "Object Not Found"
 //!   (the message of `batch_response.json`).
 //! - An update must carry `Id` and the current `SyncToken`, else 5010
 //!   "Stale Object Error"; success bumps `SyncToken`. `"sparse": true`
@@ -12,7 +14,13 @@
 //! - Amounts are decimals with at most two places (sandbox strictness, to
 //!   catch float money: code 2170, UNVERIFIED), and a sales line with `Qty`
 //!   and `UnitPrice` must have `Amount = Qty × UnitPrice` (6070, as QuickBooks
-//!   reports it; from memory, UNVERIFIED).
+//!   reports it; from memory, UNVERIFIED). Line amounts may be negative
+//!   (Qty 1, negative UnitPrice); a sales form's `TotalAmt` may be zero but
+//!   not negative (6000, UNVERIFIED).
+//! - Tax: `TxnTaxDetail.TaxLine[]` (`TaxLineDetail.TaxRateRef`, `Amount`)
+//!   is stored and `TotalTax` is their sum (a different `TotalTax` sent
+//!   with them is 2010, sandbox strictness); without tax lines `TotalTax`
+//!   is taken as sent. Tax is not computed from the rates.
 //! - The response entity is filled in as in `salesreceipt_create_response.json`
 //!   / `purchase_create_response.json`: `Id`, `SyncToken`, `domain`, `sparse`,
 //!   `MetaData`, line `Id`/`LineNum`, a `SubTotalLineDetail` line (sales),
@@ -41,22 +49,28 @@ pub enum QboEntity {
     Vendor,
     /// Sales receipts (written by the hub).
     SalesReceipt,
+    /// Refund receipts (written by the hub).
+    RefundReceipt,
     /// Purchases / expenses (written by the hub).
     Purchase,
     /// The company.
     CompanyInfo,
+    /// Sales tax rates (seeded, read-only).
+    TaxRate,
 }
 
 impl QboEntity {
     /// Every entity.
-    pub const ALL: [QboEntity; 7] = [
+    pub const ALL: [QboEntity; 9] = [
         QboEntity::Account,
         QboEntity::Item,
         QboEntity::Customer,
         QboEntity::Vendor,
         QboEntity::SalesReceipt,
+        QboEntity::RefundReceipt,
         QboEntity::Purchase,
         QboEntity::CompanyInfo,
+        QboEntity::TaxRate,
     ];
 
     /// The entity's name in JSON and queries.
@@ -67,8 +81,10 @@ impl QboEntity {
             QboEntity::Customer => "Customer",
             QboEntity::Vendor => "Vendor",
             QboEntity::SalesReceipt => "SalesReceipt",
+            QboEntity::RefundReceipt => "RefundReceipt",
             QboEntity::Purchase => "Purchase",
             QboEntity::CompanyInfo => "CompanyInfo",
+            QboEntity::TaxRate => "TaxRate",
         }
     }
 
@@ -81,7 +97,16 @@ impl QboEntity {
 
     /// Whether the hub may create and update it here.
     pub fn writable(self) -> bool {
-        matches!(self, QboEntity::SalesReceipt | QboEntity::Purchase)
+        matches!(
+            self,
+            QboEntity::SalesReceipt | QboEntity::RefundReceipt | QboEntity::Purchase
+        )
+    }
+
+    /// Whether it is a sales form (SalesReceipt, RefundReceipt): the same
+    /// lines, tax and validation.
+    fn sales_form(self) -> bool {
+        matches!(self, QboEntity::SalesReceipt | QboEntity::RefundReceipt)
     }
 }
 
@@ -219,6 +244,15 @@ fn account(
 
 /// The seeded chart of accounts: (Id, Name, AccountType, AccountSubType,
 /// Classification). Ids 4, 13, 35, 42 match the published examples.
+///
+/// The restaurant roles (books.md, "The day's journal"), one account each:
+/// 79 food sales, 93 beverage sales, 94 service charges (not gratuity),
+/// 91 sales tax payable (the liability of both seeded [`TAX_RATES`]),
+/// 103 liquor tax payable, 90 tips payable, 95 gratuity payable,
+/// 96 gift card liability, 92 discounts and comps, 97 refunds given,
+/// 98 card clearing, 99 cash clearing, 100 house account clearing,
+/// 101 delivery app clearing, 102 merchant (processing) fees; 4 undeposited
+/// funds and 35 checking for deposits.
 pub const ACCOUNTS: &[(u64, &str, &str, &str, &str)] = &[
     (1, "Services", "Income", "ServiceFeeIncome", "Revenue"),
     (
@@ -287,18 +321,126 @@ pub const ACCOUNTS: &[(u64, &str, &str, &str, &str)] = &[
         "DiscountsRefundsGiven",
         "Revenue",
     ),
+    (
+        93,
+        "Beverage Sales",
+        "Income",
+        "SalesOfProductIncome",
+        "Revenue",
+    ),
+    (
+        94,
+        "Service Charge Income",
+        "Income",
+        "ServiceFeeIncome",
+        "Revenue",
+    ),
+    (
+        95,
+        "Gratuity Payable",
+        "Other Current Liability",
+        "OtherCurrentLiabilities",
+        "Liability",
+    ),
+    (
+        96,
+        "Gift Card Liability",
+        "Other Current Liability",
+        "OtherCurrentLiabilities",
+        "Liability",
+    ),
+    (
+        97,
+        "Refunds Given",
+        "Income",
+        "DiscountsRefundsGiven",
+        "Revenue",
+    ),
+    (
+        98,
+        "Card Clearing",
+        "Other Current Asset",
+        "OtherCurrentAssets",
+        "Asset",
+    ),
+    (
+        99,
+        "Cash Clearing",
+        "Other Current Asset",
+        "OtherCurrentAssets",
+        "Asset",
+    ),
+    (
+        100,
+        "House Account Clearing",
+        "Other Current Asset",
+        "OtherCurrentAssets",
+        "Asset",
+    ),
+    (
+        101,
+        "Delivery App Clearing",
+        "Other Current Asset",
+        "OtherCurrentAssets",
+        "Asset",
+    ),
+    (102, "Merchant Fees", "Expense", "BankCharges", "Expense"),
+    (
+        103,
+        "Liquor Tax Payable",
+        "Other Current Liability",
+        "OtherCurrentLiabilities",
+        "Liability",
+    ),
 ];
 
-/// The seeded items: (Id, Name, income account Id). Item 10 matches the
-/// published SalesReceipt example.
+/// The seeded items (Type `Service`): (Id, Name, income account Id). Item 10
+/// matches the published SalesReceipt example.
+///
+/// One item per restaurant role, each booking to its role's account (see
+/// [`ACCOUNTS`]): 20 food sales → 79, 21 beverage sales → 93, 22 gratuity →
+/// 95, 23 sales tax collected → 91, 31 service charges → 94, 33 tips → 90,
+/// 34 gift cards → 96, 35 discounts → 92, 36 refunds → 97, 37 card tenders →
+/// 98, 38 cash tenders → 99, 39 house account tenders → 100, 40 delivery app
+/// tenders → 101, 41 processing fees → 102, 42 liquor tax → 103. Items 21
+/// and 22 keep their ids (they were the beverage and gratuity items before,
+/// then booked to 79 and 90); there is no 30 or 32, whose roles they hold,
+/// since QuickBooks item names are unique.
 pub const ITEMS: &[(u64, &str, u64)] = &[
     (1, "Services", 1),
     (10, "Pest Control", 1),
     (20, "Food Sales", 79),
-    (21, "Beverage Sales", 79),
-    (22, "Gratuity", 90),
+    (21, "Beverage Sales", 93),
+    (22, "Gratuity", 95),
     (23, "Sales Tax Collected", 91),
+    (31, "Service Charges", 94),
+    (33, "Tips", 90),
+    (34, "Gift Cards", 96),
+    (35, "Discounts", 92),
+    (36, "Refunds", 97),
+    (37, "Card Tenders", 98),
+    (38, "Cash Tenders", 99),
+    (39, "House Account Tenders", 100),
+    (40, "Delivery App Tenders", 101),
+    (41, "Processing Fees", 102),
+    (42, "Liquor Tax", 103),
 ];
+
+/// The seeded sales tax rates: (Id, Name, RateValue in percent, liability
+/// account Id). Both belong to the one seeded tax agency, whose liability
+/// account is 91 "Sales Tax Payable"; a `TxnTaxDetail.TaxLine` naming a rate
+/// credits (on a SalesReceipt) that account. QuickBooks' `TaxRate` carries
+/// no account itself (Finance.xsd), so the account is the sandbox's record
+/// of the agency's, not a field of the entity.
+pub const TAX_RATES: &[(u64, &str, &str, u64)] = &[
+    (1, "State Sales Tax", "6.25", 91),
+    (2, "City Sales Tax", "2.5", 91),
+];
+
+/// The account a sales form's discount line books to when it names none.
+const DEFAULT_DISCOUNT_ACCOUNT: &str = "92";
+/// The account tax books to when a form has `TotalTax` but no tax lines.
+const DEFAULT_TAX_ACCOUNT: &str = "91";
 
 impl Realm {
     pub(crate) fn seeded(tz: TimeZone, now: Timestamp) -> Self {
@@ -347,7 +489,24 @@ impl Realm {
                 "Country": "US", "domain": "QBO", "sparse": false, "Id": "1", "SyncToken": "0",
                 "MetaData": created}),
         );
+        let rates = entities.entry(QboEntity::TaxRate).or_default();
+        for (rid, name, rate, _) in TAX_RATES {
+            let rate: Value = serde_json::from_str(rate).unwrap_or(Value::Null);
+            rates.insert(
+                *rid,
+                json!({
+                    "Name": name, "Description": name, "Active": true, "RateValue": rate,
+                    "AgencyRef": {"value": "1", "name": "Sales Tax Agency"},
+                    "TaxReturnLineRef": {"value": "1"}, "SpecialTaxType": "NONE",
+                    "DisplayType": "ReadOnly",
+                    "EffectiveTaxRate": [{"RateValue": rate, "EffectiveDate": "2020-01-01T00:00:00Z"}],
+                    "domain": "QBO", "sparse": false, "Id": rid.to_string(), "SyncToken": "0",
+                    "MetaData": created,
+                }),
+            );
+        }
         entities.entry(QboEntity::SalesReceipt).or_default();
+        entities.entry(QboEntity::RefundReceipt).or_default();
         entities.entry(QboEntity::Purchase).or_default();
         Self {
             tz,
@@ -512,7 +671,7 @@ impl Realm {
         e.remove("sparse");
         let lines = e.get("Line").cloned().unwrap_or(Value::Null);
         let (lines, lines_total) = match kind {
-            QboEntity::SalesReceipt => self.sales_lines(&lines)?,
+            QboEntity::SalesReceipt | QboEntity::RefundReceipt => self.sales_lines(kind, &lines)?,
             QboEntity::Purchase => self.expense_lines(&lines)?,
             _ => {
                 return Err(Fault::validation(
@@ -523,15 +682,39 @@ impl Realm {
             }
         };
         e.insert("Line".into(), Value::Array(lines));
-        let tax = match e.get("TxnTaxDetail").and_then(|t| t.get("TotalTax")) {
-            None => Decimal::ZERO,
-            Some(v) => money(v, "TxnTaxDetail.TotalTax")?,
-        };
-        e.insert(
-            "TxnTaxDetail".into(),
-            json!({"TotalTax": decimal_json(tax)}),
-        );
+        match e.get("GlobalTaxCalculation") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(g)) if g == "TaxExcluded" || g == "NotApplicable" => {}
+            Some(Value::String(g)) if g == "TaxInclusive" => {
+                return Err(Fault::validation(
+                    "2010",
+                    "Request has invalid or unsupported property",
+                    "GlobalTaxCalculation TaxInclusive is not supported in the sandbox",
+                ));
+            }
+            Some(other) => {
+                return Err(Fault::validation(
+                    "2010",
+                    "Request has invalid or unsupported property",
+                    &format!(
+                        "GlobalTaxCalculation {other} is not one of TaxExcluded, TaxInclusive, NotApplicable"
+                    ),
+                ));
+            }
+        }
+        let (tax_detail, tax) = self.tax_detail(e.get("TxnTaxDetail"))?;
+        e.insert("TxnTaxDetail".into(), tax_detail);
         let total = lines_total + tax;
+        if kind.sales_form() && total < Decimal::ZERO {
+            return Err(Fault::validation(
+                "6000",
+                "A business validation error has occurred while processing your request",
+                &format!(
+                    "Business Validation Error: The {} total can't be negative (TotalAmt {total}).",
+                    kind.name()
+                ),
+            ));
+        }
         e.insert("TotalAmt".into(), decimal_json(total));
         match e.get("TxnDate").and_then(Value::as_str) {
             Some(d) if d.parse::<Date>().is_ok() => {}
@@ -551,11 +734,19 @@ impl Realm {
             self.resolve_ref(r, QboEntity::Customer, "CustomerRef")?;
         }
         match kind {
-            QboEntity::SalesReceipt => {
-                let deposit = e
-                    .entry("DepositToAccountRef")
-                    .or_insert_with(|| json!({"value": "4"}));
-                self.resolve_ref(deposit, QboEntity::Account, "DepositToAccountRef")?;
+            QboEntity::SalesReceipt | QboEntity::RefundReceipt => {
+                if kind == QboEntity::SalesReceipt {
+                    let deposit = e
+                        .entry("DepositToAccountRef")
+                        .or_insert_with(|| json!({"value": "4"}));
+                    self.resolve_ref(deposit, QboEntity::Account, "DepositToAccountRef")?;
+                } else {
+                    let from = e
+                        .get_mut("RefundFromAccountRef")
+                        .filter(|r| !r.is_null())
+                        .ok_or_else(|| Fault::missing("RefundFromAccountRef"))?;
+                    self.resolve_ref(from, QboEntity::Account, "RefundFromAccountRef")?;
+                }
                 e.insert("Balance".into(), json!(0));
                 e.entry("PrintStatus").or_insert(json!("NotSet"));
                 e.entry("EmailStatus").or_insert(json!("NotSet"));
@@ -581,7 +772,7 @@ impl Realm {
             }
             _ => {}
         }
-        if !e.contains_key("DocNumber") && kind == QboEntity::SalesReceipt {
+        if !e.contains_key("DocNumber") && kind.sales_form() {
             let doc = current
                 .and_then(|c| c.get("DocNumber").cloned())
                 .unwrap_or_else(|| {
@@ -647,7 +838,7 @@ impl Realm {
         Ok(())
     }
 
-    fn sales_lines(&self, lines: &Value) -> Result<(Vec<Value>, Decimal), Fault> {
+    fn sales_lines(&self, kind: QboEntity, lines: &Value) -> Result<(Vec<Value>, Decimal), Fault> {
         let mut out = Vec::new();
         let mut subtotal = Decimal::ZERO;
         let mut discounts = Decimal::ZERO;
@@ -674,6 +865,17 @@ impl Realm {
                 }
                 "DiscountLineDetail" => {
                     discounts += money(line.get("Amount").unwrap_or(&Value::Null), "Line.Amount")?;
+                    let detail = line
+                        .as_object_mut()
+                        .ok_or_else(|| Fault::missing("Line"))?
+                        .entry("DiscountLineDetail")
+                        .or_insert_with(|| json!({}))
+                        .as_object_mut()
+                        .ok_or_else(|| Fault::missing("Line.DiscountLineDetail"))?;
+                    let account = detail
+                        .entry("DiscountAccountRef")
+                        .or_insert_with(|| json!({"value": DEFAULT_DISCOUNT_ACCOUNT}));
+                    self.resolve_ref(account, QboEntity::Account, "DiscountAccountRef")?;
                 }
                 "DescriptionOnly" => {}
                 other => {
@@ -681,7 +883,8 @@ impl Realm {
                         "2010",
                         "Request has invalid or unsupported property",
                         &format!(
-                            "Line DetailType {other} is not supported on SalesReceipt in the sandbox"
+                            "Line DetailType {other} is not supported on {} in the sandbox",
+                            kind.name()
                         ),
                     ));
                 }
@@ -694,6 +897,235 @@ impl Realm {
         }
         out.push(json!({"DetailType": "SubTotalLineDetail", "Amount": decimal_json(subtotal), "SubTotalLineDetail": {}}));
         Ok((out, subtotal - discounts))
+    }
+
+    /// Validates `TxnTaxDetail`: each `TaxLine` (`DetailType`
+    /// `TaxLineDetail`) needs an `Amount` and a `TaxLineDetail.TaxRateRef`
+    /// naming a seeded rate; `TotalTax` is their sum (a `TotalTax` sent with
+    /// tax lines must equal it), or as sent when there are none. Returns the
+    /// stored detail and the tax.
+    fn tax_detail(&self, input: Option<&Value>) -> Result<(Value, Decimal), Fault> {
+        let invalid = |detail: &str| {
+            Fault::validation(
+                "2010",
+                "Request has invalid or unsupported property",
+                detail,
+            )
+        };
+        let mut detail = match input {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Err(invalid("TxnTaxDetail must be an object")),
+        };
+        let given = match detail.get("TotalTax") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(money(v, "TxnTaxDetail.TotalTax")?),
+        };
+        let lines = match detail.get("TaxLine") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => return Err(invalid("TxnTaxDetail.TaxLine must be an array")),
+        };
+        let tax = if lines.is_empty() {
+            given.unwrap_or(Decimal::ZERO)
+        } else {
+            let mut sum = Decimal::ZERO;
+            let mut out = Vec::new();
+            for mut line in lines {
+                let amount = money(
+                    line.get("Amount").unwrap_or(&Value::Null),
+                    "TxnTaxDetail.TaxLine.Amount",
+                )?;
+                let obj = line
+                    .as_object_mut()
+                    .ok_or_else(|| Fault::missing("TxnTaxDetail.TaxLine"))?;
+                let detail_type = obj
+                    .entry("DetailType")
+                    .or_insert_with(|| json!("TaxLineDetail"));
+                if detail_type != "TaxLineDetail" {
+                    return Err(invalid(&format!(
+                        "TxnTaxDetail.TaxLine DetailType {detail_type} is not TaxLineDetail"
+                    )));
+                }
+                let rate = obj
+                    .get_mut("TaxLineDetail")
+                    .and_then(Value::as_object_mut)
+                    .ok_or_else(|| Fault::missing("TxnTaxDetail.TaxLine.TaxLineDetail"))?
+                    .get_mut("TaxRateRef")
+                    .ok_or_else(|| {
+                        Fault::missing("TxnTaxDetail.TaxLine.TaxLineDetail.TaxRateRef")
+                    })?;
+                self.resolve_ref(rate, QboEntity::TaxRate, "TaxRateRef")?;
+                sum += amount;
+                out.push(line);
+            }
+            if let Some(g) = given
+                && g != sum
+            {
+                return Err(invalid(&format!(
+                    "TxnTaxDetail.TotalTax {g} is not the sum of its TaxLine amounts {sum}"
+                )));
+            }
+            detail.insert("TaxLine".into(), Value::Array(out));
+            sum
+        };
+        detail.insert("TotalTax".into(), decimal_json(tax));
+        Ok((Value::Object(detail), tax))
+    }
+
+    /// An item's account: its `ExpenseAccountRef` (`expense`, falling back
+    /// to the income account, the only one the seeded items name) or its
+    /// `IncomeAccountRef`.
+    fn item_account(&self, item: Option<&Value>, expense: bool) -> Option<String> {
+        let item = self.get(QboEntity::Item, &ref_value(item?)?)?;
+        expense
+            .then(|| item.get("ExpenseAccountRef").and_then(ref_value))
+            .flatten()
+            .or_else(|| item.get("IncomeAccountRef").and_then(ref_value))
+    }
+
+    /// The (account, amount) pairs of a form's tax: each tax line to its
+    /// rate's liability account, or `TotalTax` to 91 when there are none.
+    fn tax_postings(e: &Value) -> Vec<(String, Decimal)> {
+        let detail = e.get("TxnTaxDetail");
+        let lines: Vec<(String, Decimal)> = detail
+            .and_then(|d| d.get("TaxLine"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                let rate = l
+                    .get("TaxLineDetail")
+                    .and_then(|d| d.get("TaxRateRef"))
+                    .and_then(ref_value)
+                    .and_then(|r| r.parse::<u64>().ok());
+                let account = TAX_RATES
+                    .iter()
+                    .find(|t| Some(t.0) == rate)
+                    .map_or(DEFAULT_TAX_ACCOUNT.to_string(), |t| t.3.to_string());
+                (account, amount_of(l))
+            })
+            .collect();
+        if !lines.is_empty() {
+            return lines;
+        }
+        let total = detail
+            .and_then(|d| d.get("TotalTax"))
+            .and_then(json_decimal)
+            .unwrap_or_default();
+        vec![(DEFAULT_TAX_ACCOUNT.to_string(), total)]
+    }
+
+    /// The books' per-day, per-account net (debit positive) of every stored
+    /// transaction. SalesReceipt: item lines credit their item's income
+    /// account, discount lines debit their discount account, tax credits
+    /// its liability, `DepositToAccountRef` is debited `TotalAmt`.
+    /// RefundReceipt: the mirror, `RefundFromAccountRef` credited.
+    /// Purchase: lines debit their account (an item line its item's
+    /// account), tax is debited to its liability (reclaimable tax), and
+    /// `AccountRef` is credited `TotalAmt`; a `Credit` purchase (a card
+    /// refund) is the mirror. Nets of zero are left out.
+    pub(crate) fn account_totals(&self) -> BTreeMap<(Date, String), Decimal> {
+        let mut totals: BTreeMap<(Date, String), Decimal> = BTreeMap::new();
+        for kind in [
+            QboEntity::SalesReceipt,
+            QboEntity::RefundReceipt,
+            QboEntity::Purchase,
+        ] {
+            for e in self
+                .entities
+                .get(&kind)
+                .into_iter()
+                .flat_map(BTreeMap::values)
+            {
+                let Some(date) = e
+                    .get("TxnDate")
+                    .and_then(Value::as_str)
+                    .and_then(|d| d.parse::<Date>().ok())
+                else {
+                    continue;
+                };
+                let mut post = |account: Option<String>, debit: Decimal| {
+                    if let Some(a) = account {
+                        *totals.entry((date, a)).or_default() += debit;
+                    }
+                };
+                let lines = e
+                    .get("Line")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let total = e.get("TotalAmt").and_then(json_decimal).unwrap_or_default();
+                let detail_ref = |l: &Value, detail: &str, field: &str| {
+                    l.get(detail).and_then(|d| d.get(field)).cloned()
+                };
+                if kind.sales_form() {
+                    // The side the lines are on: credit for a sale, debit for a refund.
+                    let s = if kind == QboEntity::SalesReceipt {
+                        Decimal::ONE
+                    } else {
+                        Decimal::NEGATIVE_ONE
+                    };
+                    for l in lines {
+                        match l.get("DetailType").and_then(Value::as_str) {
+                            Some("SalesItemLineDetail") => post(
+                                self.item_account(
+                                    detail_ref(l, "SalesItemLineDetail", "ItemRef").as_ref(),
+                                    false,
+                                ),
+                                -s * amount_of(l),
+                            ),
+                            Some("DiscountLineDetail") => post(
+                                Some(
+                                    detail_ref(l, "DiscountLineDetail", "DiscountAccountRef")
+                                        .as_ref()
+                                        .and_then(ref_value)
+                                        .unwrap_or(DEFAULT_DISCOUNT_ACCOUNT.into()),
+                                ),
+                                s * amount_of(l),
+                            ),
+                            _ => {}
+                        }
+                    }
+                    for (account, tax) in Self::tax_postings(e) {
+                        post(Some(account), -s * tax);
+                    }
+                    let cash = if kind == QboEntity::SalesReceipt {
+                        "DepositToAccountRef"
+                    } else {
+                        "RefundFromAccountRef"
+                    };
+                    post(e.get(cash).and_then(ref_value), s * total);
+                } else {
+                    let p = if e.get("Credit").and_then(Value::as_bool) == Some(true) {
+                        Decimal::NEGATIVE_ONE
+                    } else {
+                        Decimal::ONE
+                    };
+                    for l in lines {
+                        let account = match l.get("DetailType").and_then(Value::as_str) {
+                            Some("AccountBasedExpenseLineDetail") => {
+                                detail_ref(l, "AccountBasedExpenseLineDetail", "AccountRef")
+                                    .as_ref()
+                                    .and_then(ref_value)
+                            }
+                            Some("ItemBasedExpenseLineDetail") => self.item_account(
+                                detail_ref(l, "ItemBasedExpenseLineDetail", "ItemRef").as_ref(),
+                                true,
+                            ),
+                            _ => None,
+                        };
+                        post(account, p * amount_of(l));
+                    }
+                    for (account, tax) in Self::tax_postings(e) {
+                        post(Some(account), p * tax);
+                    }
+                    post(e.get("AccountRef").and_then(ref_value), -p * total);
+                }
+            }
+        }
+        totals.retain(|_, v| !v.is_zero());
+        totals
     }
 
     fn expense_lines(&self, lines: &Value) -> Result<(Vec<Value>, Decimal), Fault> {
@@ -751,6 +1183,13 @@ impl Realm {
         }
         Ok((out, total))
     }
+}
+
+/// A line's `Amount` (zero when absent).
+fn amount_of(line: &Value) -> Decimal {
+    line.get("Amount")
+        .and_then(json_decimal)
+        .unwrap_or_default()
 }
 
 /// A reference's `value` as a string (QuickBooks sends strings; numbers are

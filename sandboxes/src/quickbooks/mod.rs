@@ -1,6 +1,8 @@
 //! QuickBooks Online sandbox: OAuth 2.0 token endpoint, query, reads, and
-//! SalesReceipt / Purchase writes with `requestid` idempotency, sparse
-//! updates, SyncToken checks and batch.
+//! SalesReceipt / RefundReceipt / Purchase writes with `requestid`
+//! idempotency, sparse updates, SyncToken checks and batch; seeded TaxRates;
+//! and the books' own per-day, per-account totals
+//! ([`QuickBooksSandbox::account_totals`]).
 //!
 //! Follows providers.md §3:
 //! - Base `/v3/company/{realmId}/` (§3.2): `GET query?query=<select>` (also
@@ -8,8 +10,8 @@
 //!   `MAXRESULTS` (default 100, at most 1,000) answering
 //!   `{"QueryResponse":{"<Entity>":[...],"startPosition","maxResults"},"time"}`
 //!   as in `account_query_response.json`; `GET <entity>/{id}` as in
-//!   `account_read_response.json`; `POST salesreceipt` and `POST purchase`
-//!   create (no `Id`), update (`Id` + current `SyncToken`; `"sparse": true`
+//!   `account_read_response.json`; `POST salesreceipt`, `POST refundreceipt`
+//!   and `POST purchase` create (no `Id`), update (`Id` + current `SyncToken`; `"sparse": true`
 //!   changes only the fields sent; a stale token is the 5010 fault of
 //!   `batch_response.json`) or delete (`?operation=delete`).
 //! - `requestid` (§3.2): unique per realm, at most 50 characters (36 for
@@ -40,11 +42,23 @@
 //! clamping `MAXRESULTS` above 1,000; JSON is answered whatever the `Accept`
 //! header (real QuickBooks answers XML unless asked for JSON); the token
 //! endpoint lives on the same base URL (Intuit's is on another host).
+//!
+//! Sales forms (entities.rs has the rules): SalesReceipt and RefundReceipt
+//! (Finance.xsd: both extend `SalesTransaction`) take the same lines
+//! (`SalesItemLineDetail` with `ItemRef`, `DiscountLineDetail` with an
+//! optional `DiscountAccountRef`, default 92) and `TxnTaxDetail.TaxLine[]`
+//! naming a seeded `TaxRate`; `TotalAmt` = lines − discounts + `TotalTax`.
+//! Negative line amounts and a zero total are accepted (QuickBooks allows
+//! negative lines on sales forms); a negative total is refused with
+//! `ValidationFault` 6000 (UNVERIFIED). `GlobalTaxCalculation` may be
+//! `TaxExcluded` or `NotApplicable`; `TaxInclusive` is refused (not modelled).
+//! A RefundReceipt needs `RefundFromAccountRef` naming an existing account
+//! (2020 when missing, 610 when unknown).
 
 mod entities;
 mod query;
 
-pub use entities::{ACCOUNTS, ITEMS, QboEntity};
+pub use entities::{ACCOUNTS, ITEMS, QboEntity, TAX_RATES};
 
 use crate::common::data;
 use crate::common::gate::{self, Gate, Rules, Shape};
@@ -63,6 +77,7 @@ use http::{HeaderMap, StatusCode};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use rand::Rng;
+use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -744,6 +759,29 @@ impl QuickBooksSandbox {
         self.created(realm, QboEntity::SalesReceipt)
     }
 
+    /// Refund receipts the hub created, in creation order, as they are now.
+    pub fn created_refund_receipts(&self, realm: &str) -> Vec<Value> {
+        self.created(realm, QboEntity::RefundReceipt)
+    }
+
+    /// The books' own net per business day (`TxnDate`) and account `Id`,
+    /// debit positive, over every stored (not deleted) SalesReceipt,
+    /// RefundReceipt and Purchase; nets of zero are left out. A SalesReceipt
+    /// credits each item line's item's income account by its `Amount` (a
+    /// negative amount is a debit), debits each discount line's account,
+    /// credits each tax line's rate's liability account (`TotalTax` to 91
+    /// when it has no tax lines) and debits `DepositToAccountRef` by
+    /// `TotalAmt`; a RefundReceipt is the mirror, crediting
+    /// `RefundFromAccountRef`; a Purchase debits its lines' accounts (an item
+    /// line: the item's expense account, else its income account) and its tax
+    /// and credits `AccountRef` (mirrored when `Credit` is true). Every
+    /// transaction's entries sum to zero over accounts. There is no
+    /// JournalEntry in the sandbox.
+    pub fn account_totals(&self, realm: &str) -> BTreeMap<(jiff::civil::Date, String), Decimal> {
+        self.with_realm(realm, |r| r.account_totals())
+            .unwrap_or_default()
+    }
+
     /// Purchases the hub created, in creation order, as they are now.
     pub fn created_purchases(&self, realm: &str) -> Vec<Value> {
         self.created(realm, QboEntity::Purchase)
@@ -806,4 +844,37 @@ impl QuickBooksSandbox {
             id.to_string()
         })
     }
+}
+
+/// Each part's role on the seeded items (role → item Id), with families
+/// (`sales:*`, `tax:*`, `tender:other:*`) for what a test does not name:
+/// a mapping a hub connection can use as is.
+pub fn role_items() -> std::collections::BTreeMap<String, String> {
+    [
+        ("sales:*", "20"),
+        ("discounts", "35"),
+        ("service_charges", "31"),
+        ("gratuity", "22"),
+        ("tax:*", "23"),
+        ("tips", "33"),
+        ("gift_cards_sold", "34"),
+        ("gift_cards_redeemed", "34"),
+        ("refunds", "36"),
+        ("tender:card", "37"),
+        ("tender:cash", "38"),
+        ("tender:house_account", "39"),
+        ("tender:other:*", "40"),
+        ("fees", "41"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The account a seeded item books to.
+pub fn item_account(item: &str) -> Option<String> {
+    ITEMS
+        .iter()
+        .find(|(id, _, _)| id.to_string() == item)
+        .map(|(_, _, account)| account.to_string())
 }

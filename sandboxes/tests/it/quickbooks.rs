@@ -480,3 +480,318 @@ async fn a_write_whose_response_was_lost_is_replayed_not_repeated() {
     assert_eq!((c.creates_for("lost-1"), c.requests_for("lost-1")), (1, 2));
     assert_eq!(c.dropped_connections, 1);
 }
+
+fn sales_line(item: &str, amount: Value) -> Value {
+    json!({
+        "DetailType": "SalesItemLineDetail",
+        "Amount": amount,
+        "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": 1, "UnitPrice": amount},
+    })
+}
+
+fn refund(account: &str) -> Value {
+    json!({
+        "TxnDate": "2025-06-02",
+        "DocNumber": "R-0602",
+        "PrivateNote": "refund of check 42",
+        "RefundFromAccountRef": {"value": account},
+        "Line": [sales_line("20", json!(20.0))],
+        "TxnTaxDetail": {"TotalTax": 1.25},
+    })
+}
+
+#[tokio::test]
+async fn refund_receipts_are_created_updated_read_queried_and_batched_like_sales_receipts() {
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let (status, first) = q
+        .post(
+            "refundreceipt?requestid=rr-0001&minorversion=75",
+            &refund("99"),
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let rr = &first["RefundReceipt"];
+    assert_eq!(rr["SyncToken"], "0");
+    assert_eq!(rr["TotalAmt"], json!(21.25));
+    assert_eq!(rr["DocNumber"], "R-0602");
+    assert_eq!(rr["PrivateNote"], "refund of check 42");
+    assert_eq!(
+        rr["RefundFromAccountRef"],
+        json!({"value": "99", "name": "Cash Clearing"})
+    );
+    assert_eq!(
+        rr["Line"][0]["SalesItemLineDetail"]["ItemRef"]["name"],
+        "Food Sales"
+    );
+    assert_eq!(rr["Line"][1]["DetailType"], "SubTotalLineDetail");
+    let (s2, again) = q
+        .post(
+            "refundreceipt?requestid=rr-0001&minorversion=75",
+            &refund("99"),
+        )
+        .await;
+    assert_eq!((s2, &again), (200, &first), "replayed, not repeated");
+    assert_eq!(q.sb.created_refund_receipts(&q.realm).len(), 1);
+    let c = q.sb.counters();
+    assert_eq!(
+        (c.creates_for("rr-0001"), c.requests_for("rr-0001")),
+        (1, 2)
+    );
+
+    // Sparse update bumps the SyncToken; the old token is then stale.
+    let id = rr["Id"].as_str().unwrap().to_string();
+    let update = json!({"sparse": true, "Id": id, "SyncToken": "0", "PrivateNote": "edited"});
+    let (status, updated) = q.post("refundreceipt", &update).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["RefundReceipt"]["SyncToken"], "1");
+    assert_eq!(updated["RefundReceipt"]["TotalAmt"], json!(21.25));
+    assert_eq!(updated["RefundReceipt"]["PrivateNote"], "edited");
+    let (status, stale) = q.post("refundreceipt", &update).await;
+    assert_eq!((status, fault_code(&stale)), (400, "5010"));
+
+    let read: Value = client()
+        .get(q.url(&format!("refundreceipt/{id}")))
+        .bearer_auth(&q.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["RefundReceipt"], updated["RefundReceipt"]);
+    let (_, found) = q
+        .query(&format!("select * from RefundReceipt where Id = '{id}'"))
+        .await;
+    assert_eq!(
+        found["QueryResponse"]["RefundReceipt"][0],
+        updated["RefundReceipt"]
+    );
+
+    // RefundFromAccountRef is required and must name an account.
+    let mut missing = refund("99");
+    missing
+        .as_object_mut()
+        .unwrap()
+        .remove("RefundFromAccountRef");
+    let (status, f) = q.post("refundreceipt", &missing).await;
+    assert_eq!((status, fault_code(&f)), (400, "2020"));
+    let (status, f) = q.post("refundreceipt", &refund("777")).await;
+    assert_eq!((status, fault_code(&f)), (400, "610"));
+    let mut bad_item = refund("99");
+    bad_item["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"] = json!("999");
+    let (status, f) = q.post("refundreceipt", &bad_item).await;
+    assert_eq!((status, fault_code(&f)), (400, "610"));
+
+    // Inside a batch, with its own requestid replay.
+    let request = json!({"BatchItemRequest": [
+        {"bId": "r1", "operation": "create", "RefundReceipt": refund("98")},
+        {"bId": "r2", "operation": "create", "RefundReceipt": refund("777")},
+        {"bId": "r3", "Query": "select * from RefundReceipt"},
+    ]});
+    let (status, resp) = q.post("batch?requestid=rbatch-1", &request).await;
+    assert_eq!(status, 200, "{resp}");
+    let items = resp["BatchItemResponse"].as_array().unwrap();
+    assert_eq!(
+        items[0]["RefundReceipt"]["RefundFromAccountRef"]["name"],
+        "Card Clearing"
+    );
+    assert_eq!(fault_code(&items[1]), "610");
+    assert_eq!(
+        items[2]["QueryResponse"]["RefundReceipt"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (_, replay) = q.post("batch?requestid=rbatch-1", &request).await;
+    assert_eq!(replay, resp);
+    assert_eq!(q.sb.created_refund_receipts(&q.realm).len(), 2);
+    assert!(q.sb.created_sales_receipts(&q.realm).is_empty());
+}
+
+#[tokio::test]
+async fn negative_lines_and_a_zero_total_are_accepted_but_a_negative_total_is_not() {
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let body = json!({"Line": [sales_line("20", json!(30.0)), sales_line("36", json!(-30.0))]});
+    let (status, zero) = q.post("salesreceipt", &body).await;
+    assert_eq!(status, 200, "{zero}");
+    assert_eq!(zero["SalesReceipt"]["TotalAmt"], json!(0.0));
+    assert_eq!(zero["SalesReceipt"]["Line"][1]["Amount"], json!(-30.0));
+
+    let body = json!({"Line": [sales_line("20", json!(10.0)), sales_line("36", json!(-12.5))]});
+    let (status, f) = q.post("salesreceipt", &body).await;
+    assert_eq!((status, fault_code(&f)), (400, "6000"), "{f}");
+    assert_eq!(f["Fault"]["type"], "ValidationFault");
+    let mut r = refund("99");
+    r["Line"] = json!([sales_line("20", json!(-5.0))]);
+    r["TxnTaxDetail"] = json!({});
+    let (status, f) = q.post("refundreceipt", &r).await;
+    assert_eq!((status, fault_code(&f)), (400, "6000"), "{f}");
+    r["Line"] = json!([sales_line("20", json!(5.0)), sales_line("21", json!(-2.0))]);
+    let (status, ok) = q.post("refundreceipt", &r).await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["RefundReceipt"]["TotalAmt"], json!(3.0));
+    assert_eq!(q.sb.created_sales_receipts(&q.realm).len(), 1);
+}
+
+/// One restaurant day as a SalesReceipt: food, beverage, a service charge,
+/// tips, a negative refund line, a discount, two tax lines.
+fn day_receipt() -> Value {
+    json!({
+        "TxnDate": "2025-06-02",
+        "DocNumber": "LOC1-20250602",
+        "GlobalTaxCalculation": "TaxExcluded",
+        "DepositToAccountRef": {"value": "98"},
+        "Line": [
+            sales_line("20", json!(100.0)),
+            sales_line("21", json!(40.0)),
+            sales_line("31", json!(10.0)),
+            sales_line("33", json!(15.0)),
+            sales_line("36", json!(-12.0)),
+            {"DetailType": "DiscountLineDetail", "Amount": 5.0, "DiscountLineDetail": {"PercentBased": false}},
+        ],
+        "TxnTaxDetail": {"TaxLine": [
+            {"Amount": 6.25, "DetailType": "TaxLineDetail", "TaxLineDetail": {"TaxRateRef": {"value": "1"}, "PercentBased": true, "TaxPercent": 6.25, "NetAmountTaxable": 100}},
+            {"Amount": 2.5, "DetailType": "TaxLineDetail", "TaxLineDetail": {"TaxRateRef": {"value": "2"}, "PercentBased": true, "TaxPercent": 2.5, "NetAmountTaxable": 100}},
+        ]},
+    })
+}
+
+#[tokio::test]
+async fn tax_lines_name_seeded_rates_and_add_to_the_total() {
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let (_, rates) = q.query("select * from TaxRate").await;
+    let rates = rates["QueryResponse"]["TaxRate"].as_array().unwrap();
+    assert_eq!(rates.len(), hub_sandboxes::quickbooks::TAX_RATES.len());
+    assert_eq!(rates[0]["RateValue"], json!(6.25));
+    let (status, sr) = q.post("salesreceipt", &day_receipt()).await;
+    assert_eq!(status, 200, "{sr}");
+    let sr = &sr["SalesReceipt"];
+    assert_eq!(sr["TotalAmt"], json!(156.75), "153 - 5 + 8.75");
+    assert_eq!(sr["TxnTaxDetail"]["TotalTax"], json!(8.75));
+    assert_eq!(
+        sr["TxnTaxDetail"]["TaxLine"][1]["TaxLineDetail"]["TaxRateRef"],
+        json!({"value": "2", "name": "City Sales Tax"})
+    );
+    assert_eq!(sr["GlobalTaxCalculation"], "TaxExcluded");
+    assert_eq!(
+        sr["Line"][5]["DiscountLineDetail"]["DiscountAccountRef"]["value"],
+        "92"
+    );
+    assert_eq!(sr["Line"][6]["Amount"], json!(153.0), "the subtotal line");
+
+    let mut bad = day_receipt();
+    bad["TxnTaxDetail"]["TaxLine"][0]["TaxLineDetail"]["TaxRateRef"]["value"] = json!("9");
+    let (status, f) = q.post("salesreceipt", &bad).await;
+    assert_eq!((status, fault_code(&f)), (400, "610"));
+    let mut bad = day_receipt();
+    bad["TxnTaxDetail"]["TotalTax"] = json!(9.0);
+    let (status, f) = q.post("salesreceipt", &bad).await;
+    assert_eq!(
+        (status, fault_code(&f)),
+        (400, "2010"),
+        "TotalTax must match"
+    );
+    let mut bad = day_receipt();
+    bad["GlobalTaxCalculation"] = json!("TaxInclusive");
+    let (status, f) = q.post("salesreceipt", &bad).await;
+    assert_eq!((status, fault_code(&f)), (400, "2010"));
+    let mut bad = day_receipt();
+    bad["Line"][5]["DiscountLineDetail"]["DiscountAccountRef"] = json!({"value": "555"});
+    let (status, f) = q.post("salesreceipt", &bad).await;
+    assert_eq!((status, fault_code(&f)), (400, "610"));
+    // The same tax on a refund receipt.
+    let mut r = refund("99");
+    r["TxnTaxDetail"] = day_receipt()["TxnTaxDetail"].clone();
+    let (status, rr) = q.post("refundreceipt", &r).await;
+    assert_eq!(status, 200, "{rr}");
+    assert_eq!(rr["RefundReceipt"]["TotalAmt"], json!(28.75));
+}
+
+#[tokio::test]
+async fn account_totals_balance_per_day_and_land_in_the_role_accounts() {
+    use rust_decimal::Decimal;
+    use std::collections::BTreeMap;
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    // Each role item books to its own account.
+    let items = q.sb.entities(&q.realm, QboEntity::Item);
+    let income = |id: &str| {
+        items.iter().find(|i| i["Id"] == id).unwrap()["IncomeAccountRef"]["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        [
+            "20", "21", "22", "23", "31", "33", "34", "35", "36", "37", "38", "39", "40", "41",
+            "42"
+        ]
+        .map(income),
+        [
+            "79", "93", "95", "91", "94", "90", "96", "92", "97", "98", "99", "100", "101", "102",
+            "103"
+        ]
+    );
+    let (status, sr) = q.post("salesreceipt", &day_receipt()).await;
+    assert_eq!(status, 200, "{sr}");
+    let day: jiff::civil::Date = "2025-06-02".parse().unwrap();
+    let d = |s: &str| s.parse::<Decimal>().unwrap();
+    let expected: BTreeMap<(jiff::civil::Date, String), Decimal> = [
+        ("79", "-100"),
+        ("90", "-15"),
+        ("91", "-8.75"),
+        ("92", "5"),
+        ("93", "-40"),
+        ("94", "-10"),
+        ("97", "12"),
+        ("98", "156.75"),
+    ]
+    .into_iter()
+    .map(|(a, v)| ((day, a.to_string()), d(v)))
+    .collect();
+    assert_eq!(q.sb.account_totals(&q.realm), expected);
+    assert!(expected.values().copied().sum::<Decimal>().is_zero());
+
+    // A refund the same day mirrors a sale; TotalTax without tax lines goes
+    // to 91. A purchase on another day balances on its own.
+    let (status, _) = q.post("refundreceipt", &refund("99")).await;
+    assert_eq!(status, 200);
+    let mut purchase: Value = serde_json::from_str(PURCHASE).unwrap();
+    purchase["TxnDate"] = json!("2025-06-03");
+    let (status, _) = q.post("purchase", &purchase).await;
+    assert_eq!(status, 200);
+    // A deleted receipt counts for nothing.
+    let (_, gone) = q.post("salesreceipt", &day_receipt()).await;
+    let gone_id = gone["SalesReceipt"]["Id"].as_str().unwrap();
+    let (status, _) = q
+        .post(
+            "salesreceipt?operation=delete",
+            &json!({"Id": gone_id, "SyncToken": "0"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let totals = q.sb.account_totals(&q.realm);
+    let at = |date: &str, account: &str| {
+        totals
+            .get(&(date.parse().unwrap(), account.to_string()))
+            .copied()
+            .unwrap_or_default()
+    };
+    assert_eq!(at("2025-06-02", "79"), d("-80"));
+    assert_eq!(at("2025-06-02", "91"), d("-7.5"));
+    assert_eq!(at("2025-06-02", "99"), d("-21.25"));
+    assert_eq!(at("2025-06-02", "98"), d("156.75"));
+    assert_eq!(at("2025-06-03", "13"), d("10"));
+    assert_eq!(at("2025-06-03", "42"), d("-10"));
+    for date in ["2025-06-02", "2025-06-03"] {
+        let date: jiff::civil::Date = date.parse().unwrap();
+        let net: Decimal = totals
+            .iter()
+            .filter(|((d, _), _)| *d == date)
+            .map(|(_, v)| *v)
+            .sum();
+        assert!(net.is_zero(), "{date}: {net}");
+    }
+    assert_eq!(totals.len(), 11, "{totals:?}");
+}

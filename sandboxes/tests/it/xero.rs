@@ -345,3 +345,462 @@ async fn minute_day_and_concurrency_limits_name_the_problem() {
         assert_eq!(s.await.unwrap().unwrap().status(), 200);
     }
 }
+
+impl Xero {
+    async fn journals(
+        &self,
+        method: reqwest::Method,
+        query: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> (u16, Value) {
+        let mut req = client()
+            .request(method, self.url(&format!("ManualJournals{query}")))
+            .bearer_auth(&self.token)
+            .header("xero-tenant-id", &self.tenant)
+            .header("Accept", "application/json")
+            .json(body);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    async fn get(&self, rest: &str) -> (u16, Value) {
+        let resp = client()
+            .get(self.url(rest))
+            .bearer_auth(&self.token)
+            .header("xero-tenant-id", &self.tenant)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+}
+
+/// A day's journal: lines as (account code, amount), debit positive.
+fn journal(narration: &str, status: &str, lines: &[(&str, f64)]) -> Value {
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|(code, amount)| json!({"LineAmount": amount, "AccountCode": code, "Description": format!("line {code}"), "TaxType": "NONE"}))
+        .collect();
+    json!({
+        "Narration": narration,
+        "Date": "2025-06-02",
+        "LineAmountTypes": "NoTax",
+        "Status": status,
+        "JournalLines": lines,
+    })
+}
+
+fn day_lines() -> Vec<(&'static str, f64)> {
+    vec![
+        ("610", 120.0),
+        ("611", 30.0),
+        ("204", 5.0),
+        ("200", -100.0),
+        ("201", -40.0),
+        ("820", -8.0),
+        ("825", -7.0),
+    ]
+}
+
+#[tokio::test]
+async fn manual_journal_put_creates_and_a_put_naming_an_existing_journal_is_refused() {
+    let x = Xero::start(XeroConfig::seeded(9)).await;
+    let put = reqwest::Method::PUT;
+    let body = json!({"ManualJournals": [journal("Sales 2025-06-02", "POSTED", &day_lines())]});
+    let (status, created) = x
+        .journals(put.clone(), "?summarizeErrors=false", None, &body)
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let mj = &created["ManualJournals"][0];
+    assert_eq!(mj["StatusAttributeString"], "OK");
+    assert_eq!(mj["Status"], "POSTED");
+    assert_eq!(mj["LineAmountTypes"], "NoTax");
+    assert_eq!(mj["Narration"], "Sales 2025-06-02");
+    assert_eq!(mj["Date"], "/Date(1748822400000+0000)/");
+    assert!(mj["UpdatedDateUTC"].as_str().unwrap().starts_with("/Date("));
+    assert_eq!(mj["JournalLines"].as_array().unwrap().len(), 7);
+    assert_eq!(mj["JournalLines"][0]["AccountCode"], "610");
+    assert_eq!(mj["JournalLines"][3]["LineAmount"], json!(-100.0));
+    let card =
+        x.sb.accounts(&x.tenant)
+            .into_iter()
+            .find(|a| a["Code"] == "610")
+            .unwrap();
+    assert_eq!(card["Name"], "Card Clearing");
+    assert_eq!(mj["JournalLines"][0]["AccountID"], card["AccountID"]);
+    let id = mj["ManualJournalID"].as_str().unwrap().to_string();
+    assert_ne!(id, hub_sandboxes::xero::ZERO_ID);
+
+    // Defaults: DRAFT, NoTax; lines may name the account by AccountID.
+    let by_id = json!({"Narration": "by id", "JournalLines": [
+        {"LineAmount": 10, "AccountID": card["AccountID"]},
+        {"LineAmount": -10, "AccountCode": "200"},
+    ]});
+    let (status, draft) = x.journals(put.clone(), "", None, &by_id).await;
+    assert_eq!(status, 200, "{draft}");
+    assert_eq!(draft["ManualJournals"][0]["Status"], "DRAFT");
+    assert_eq!(draft["ManualJournals"][0]["LineAmountTypes"], "NoTax");
+    assert_eq!(
+        draft["ManualJournals"][0]["JournalLines"][0]["AccountCode"],
+        "610"
+    );
+
+    // PUT never updates.
+    let mut again = journal(
+        "Sales 2025-06-02, edited",
+        "POSTED",
+        &[("610", 1.0), ("200", -1.0)],
+    );
+    again["ManualJournalID"] = json!(id);
+    let (status, refused) = x
+        .journals(
+            put.clone(),
+            "?summarizeErrors=false",
+            None,
+            &json!({"ManualJournals": [again]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{refused}");
+    let item = &refused["ManualJournals"][0];
+    assert_eq!(item["StatusAttributeString"], "ERROR");
+    assert_eq!(item["ManualJournalID"], hub_sandboxes::xero::ZERO_ID);
+    assert_eq!(
+        item["ValidationErrors"][0]["Message"],
+        format!(
+            "ManualJournal {id} already exists. PUT only creates manual journals; use POST to update one."
+        )
+    );
+    let saved = x.sb.manual_journals(&x.tenant);
+    assert_eq!(saved.len(), 2);
+    assert_eq!(saved[0]["Narration"], "Sales 2025-06-02", "unchanged");
+    assert_eq!(saved[0]["JournalLines"].as_array().unwrap().len(), 7);
+    assert_eq!(saved[0], {
+        let mut m = mj.clone();
+        m.as_object_mut().unwrap().remove("StatusAttributeString");
+        m
+    });
+    assert_eq!(
+        x.sb.counters()
+            .calls_to("PUT", "/api.xro/2.0/ManualJournals"),
+        3
+    );
+}
+
+#[tokio::test]
+async fn manual_journal_post_updates_in_place() {
+    let x = Xero::start(XeroConfig::seeded(9)).await;
+    let post = reqwest::Method::POST;
+    let body = json!({"ManualJournals": [journal("Sales 2025-06-02", "DRAFT", &day_lines())]});
+    let (status, created) = x
+        .journals(post.clone(), "?summarizeErrors=false", Some("mj-1"), &body)
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["ManualJournals"][0]["ManualJournalID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A late refund: the day is recomputed and the same journal updated.
+    let mut update = journal(
+        "Sales 2025-06-02 (recomputed)",
+        "POSTED",
+        &[("610", 110.0), ("203", 10.0), ("200", -120.0)],
+    );
+    update["ManualJournalID"] = json!(id);
+    let (status, updated) = x
+        .journals(
+            post.clone(),
+            "?summarizeErrors=false",
+            Some("mj-2"),
+            &json!({"ManualJournals": [update]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    let mj = &updated["ManualJournals"][0];
+    assert_eq!(mj["StatusAttributeString"], "OK");
+    assert_eq!(mj["ManualJournalID"], id.as_str());
+    assert_eq!(mj["Status"], "POSTED");
+    assert_eq!(mj["JournalLines"].as_array().unwrap().len(), 3);
+    assert_eq!(mj["JournalLines"][1]["AccountCode"], "203");
+    let saved = x.sb.manual_journals(&x.tenant);
+    assert_eq!(saved.len(), 1, "one journal, updated in place");
+    assert_eq!(saved[0]["Narration"], "Sales 2025-06-02 (recomputed)");
+    let c = x.sb.counters();
+    assert_eq!((c.creates_for("mj-1"), c.creates_for("mj-2")), (1, 0));
+
+    // Fields left out keep their values.
+    let (status, sparse) = x
+        .journals(
+            post.clone(),
+            "",
+            None,
+            &json!({"ManualJournals": [{"ManualJournalID": id, "Narration": "renamed"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sparse}");
+    assert_eq!(
+        sparse["ManualJournals"][0]["JournalLines"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(sparse["ManualJournals"][0]["Status"], "POSTED");
+
+    // Read back, one and all; an unknown id is not found.
+    let (status, one) = x.get(&format!("ManualJournals/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["ManualJournals"][0]["Narration"], "renamed");
+    let (_, posted) = x.get("ManualJournals?where=Status%3D%3D%22POSTED%22").await;
+    assert_eq!(posted["ManualJournals"].as_array().unwrap().len(), 1);
+    let (_, drafts) = x.get("ManualJournals?where=Status%3D%3D%22DRAFT%22").await;
+    assert!(drafts["ManualJournals"].as_array().unwrap().is_empty());
+    let (status, _) = x
+        .get(&format!(
+            "ManualJournals/{}",
+            "6f1b1f1e-0000-4000-8000-000000000000"
+        ))
+        .await;
+    assert_eq!(status, 404);
+    let mut unknown = journal("x", "DRAFT", &[("610", 1.0), ("200", -1.0)]);
+    unknown["ManualJournalID"] = json!("6f1b1f1e-0000-4000-8000-000000000000");
+    let (_, r) = x
+        .journals(
+            post.clone(),
+            "?summarizeErrors=false",
+            None,
+            &json!({"ManualJournals": [unknown]}),
+        )
+        .await;
+    assert_eq!(
+        r["ManualJournals"][0]["ValidationErrors"][0]["Message"],
+        "ManualJournal 6f1b1f1e-0000-4000-8000-000000000000 could not be found."
+    );
+
+    // A POSTED journal may be voided; then it cannot be edited.
+    let (status, voided) = x
+        .journals(
+            post.clone(),
+            "?summarizeErrors=false",
+            None,
+            &json!({"ManualJournals": [{"ManualJournalID": id, "Status": "VOIDED"}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(voided["ManualJournals"][0]["Status"], "VOIDED", "{voided}");
+    let (_, edit) = x
+        .journals(
+            post,
+            "?summarizeErrors=false",
+            None,
+            &json!({"ManualJournals": [{"ManualJournalID": id, "Narration": "again"}]}),
+        )
+        .await;
+    assert_eq!(
+        edit["ManualJournals"][0]["ValidationErrors"][0]["Message"],
+        "A VOIDED manual journal cannot be modified."
+    );
+}
+
+#[tokio::test]
+async fn invalid_journals_get_their_own_validation_errors_under_summarize_errors_false() {
+    let x = Xero::start(XeroConfig::seeded(9)).await;
+    assert!(x.sb.archive_account(&x.tenant, "260"));
+    let mut no_narration = journal("", "POSTED", &[("610", 1.0), ("200", -1.0)]);
+    no_narration["LineAmountTypes"] = json!("Sometimes");
+    let mut bad_tax = journal("tax", "POSTED", &[("610", 1.0), ("200", -1.0)]);
+    bad_tax["JournalLines"][0]["TaxType"] = json!("OUTPUT");
+    let body = json!({"ManualJournals": [
+        journal("balanced", "POSTED", &[("610", 100.0), ("200", -100.0)]),
+        journal("unbalanced", "POSTED", &[("610", 100.0), ("200", -10.0)]),
+        journal("bank", "POSTED", &[("090", 100.0), ("200", -100.0)]),
+        journal("one line", "POSTED", &[("610", 0.0)]),
+        journal("unknown and archived", "POSTED", &[("999", 5.0), ("260", -5.0)]),
+        no_narration,
+        journal("status", "ARCHIVED", &[("610", 1.0), ("200", -1.0)]),
+        bad_tax,
+    ]});
+    let (status, resp) = x
+        .journals(
+            reqwest::Method::PUT,
+            "?summarizeErrors=false",
+            Some("mj-bad"),
+            &body,
+        )
+        .await;
+    assert_eq!(status, 200, "{resp}");
+    let items = resp["ManualJournals"].as_array().unwrap();
+    assert_eq!(items.len(), 8);
+    let messages = |i: usize| -> Vec<String> {
+        items[i]["ValidationErrors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["Message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(items[0]["StatusAttributeString"], "OK");
+    assert!(
+        items[1..]
+            .iter()
+            .all(|i| i["StatusAttributeString"] == "ERROR")
+    );
+    assert_eq!(
+        messages(1),
+        ["The total debits (100.00) must equal total credits (-10.00)"]
+    );
+    assert_eq!(
+        messages(2),
+        ["You can't post a manual journal to a bank account (account code '090')."]
+    );
+    assert_eq!(
+        messages(3),
+        ["A manual journal must have at least two journal lines."]
+    );
+    assert_eq!(
+        messages(4),
+        [
+            "Account code '999' is not a valid code for this document.",
+            "Account code '260' has been archived or has been deleted. Each line item must reference a valid account.",
+        ]
+    );
+    assert_eq!(
+        messages(5),
+        [
+            "Narration is required.",
+            "LineAmountTypes must be Exclusive, Inclusive or NoTax."
+        ]
+    );
+    assert_eq!(
+        messages(6),
+        ["Status ARCHIVED is not valid for a manual journal; use DRAFT or POSTED."]
+    );
+    assert_eq!(
+        messages(7),
+        ["The TaxType code 'OUTPUT' is not a valid tax type; the sandbox has only NONE."]
+    );
+    assert_eq!(items[1]["Narration"], "unbalanced", "the element is echoed");
+    assert_eq!(
+        x.sb.manual_journals(&x.tenant).len(),
+        1,
+        "only the valid one is saved"
+    );
+    assert_eq!(x.sb.counters().creates_for("mj-bad"), 1);
+
+    // Without summarizeErrors=false: one 400 and nothing saved.
+    let resp = client()
+        .put(x.url("ManualJournals"))
+        .bearer_auth(&x.token)
+        .header("xero-tenant-id", &x.tenant)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["Type"], "ValidationException");
+    assert_eq!(err["Elements"].as_array().unwrap().len(), 8);
+    assert_eq!(x.sb.manual_journals(&x.tenant).len(), 1);
+}
+
+#[tokio::test]
+async fn a_repeated_manual_journal_idempotency_key_replays_and_saves_once() {
+    let x = Xero::start(XeroConfig::seeded(9)).await;
+    let body = json!({"ManualJournals": [journal("Sales 2025-06-02", "POSTED", &day_lines())]});
+    let (s1, first) = x
+        .journals(
+            reqwest::Method::POST,
+            "?summarizeErrors=false",
+            Some("day-2025-06-02"),
+            &body,
+        )
+        .await;
+    assert_eq!(s1, 200);
+    let (s2, second) = x
+        .journals(
+            reqwest::Method::POST,
+            "?summarizeErrors=false",
+            Some("day-2025-06-02"),
+            &body,
+        )
+        .await;
+    assert_eq!((s2, &second), (200, &first));
+    assert_eq!(x.sb.manual_journals(&x.tenant).len(), 1);
+    let c = x.sb.counters();
+    assert_eq!(c.creates_for("day-2025-06-02"), 1);
+    assert_eq!(c.requests_for("day-2025-06-02"), 2);
+    assert_eq!(c.calls_to("POST", "/api.xro/2.0/ManualJournals"), 2);
+    let other =
+        json!({"ManualJournals": [journal("other", "POSTED", &[("610", 1.0), ("200", -1.0)])]});
+    let (status, _) = x
+        .journals(
+            reqwest::Method::POST,
+            "?summarizeErrors=false",
+            Some("day-2025-06-02"),
+            &other,
+        )
+        .await;
+    assert_eq!(status, 400, "a key reused for another body");
+    // No tenant header: refused like BankTransactions.
+    let resp = client()
+        .get(x.url("ManualJournals"))
+        .bearer_auth(&x.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
+
+#[tokio::test]
+async fn account_totals_come_from_posted_journals_and_authorised_bank_transactions() {
+    use rust_decimal::Decimal;
+    let x = Xero::start(XeroConfig::seeded(9)).await;
+    let body = json!({"ManualJournals": [
+        journal("posted", "POSTED", &day_lines()),
+        journal("draft", "DRAFT", &[("611", 999.0), ("200", -999.0)]),
+    ]});
+    let (status, _) = x
+        .journals(reqwest::Method::PUT, "?summarizeErrors=false", None, &body)
+        .await;
+    assert_eq!(status, 200);
+    // A card payout (RECEIVE, no tax) and a fee (SPEND, tax exclusive).
+    let payout = txn("payout", "610", json!(118.0));
+    let mut fee = txn("fee", "404", json!(2.0));
+    fee["Type"] = json!("SPEND");
+    fee["LineAmountTypes"] = json!("Exclusive");
+    fee["LineItems"][0]["TaxAmount"] = json!(0.2);
+    let resp = x
+        .put(
+            "?summarizeErrors=false",
+            None,
+            &json!({"BankTransactions": [payout, fee]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let saved: Value = resp.json().await.unwrap();
+    assert_eq!(saved["BankTransactions"][1]["Total"], json!(2.2), "{saved}");
+
+    let day: jiff::civil::Date = "2025-06-02".parse().unwrap();
+    let d = |s: &str| s.parse::<Decimal>().unwrap();
+    let expected: std::collections::BTreeMap<_, _> = [
+        ("090", "115.8"),
+        ("200", "-100"),
+        ("201", "-40"),
+        ("204", "5"),
+        ("404", "2"),
+        ("610", "2"),
+        ("611", "30"),
+        ("820", "-7.8"),
+        ("825", "-7"),
+    ]
+    .into_iter()
+    .map(|(a, v)| ((day, a.to_string()), d(v)))
+    .collect();
+    let totals = x.sb.account_totals(&x.tenant);
+    assert_eq!(totals, expected);
+    assert!(totals.values().copied().sum::<Decimal>().is_zero());
+}

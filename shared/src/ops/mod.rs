@@ -6,6 +6,7 @@
 //! parked message is parked.
 
 pub mod accounts;
+pub mod books;
 pub mod dlq;
 pub mod hours;
 pub mod intake;

@@ -1,5 +1,7 @@
-//! Processing webhook events from the work queue. Toast order and Square
-//! payment events carry the record itself; it is normalized and ingested like
+//! Processing webhook events from the work queue. Toast order events carry
+//! the record itself; Square payment events carry the payment, which is
+//! completed with its order, sibling payments and refunds through the
+//! client. The records are normalized and ingested like
 //! a pulled one (ledger, pushes, outbound events), so a webhook and a pull of
 //! the same order meet in the same ledger row. Toast menu events carry no
 //! menu: the menus are fetched. Accounting-side events (QuickBooks, Xero)
@@ -63,12 +65,10 @@ pub async fn process(
     let e = &item.event;
     let records: Vec<Record> = match (e.provider, e.event_type.as_str()) {
         (Provider::Toast, "order_updated" | "channel_order_updated") => {
-            vec![Record::Transaction(
-                transforms::toast::order_to_transaction(
-                    &e.payload["details"]["order"],
-                    &connection,
-                )?,
-            )]
+            transforms::toast::order_to_transactions(&e.payload["details"]["order"], &connection)?
+                .into_iter()
+                .map(Record::Transaction)
+                .collect()
         }
         (Provider::Toast, "menus_updated") => {
             let menus = clients.toast(&connection)?.menus().await?;
@@ -78,11 +78,24 @@ pub async fn process(
                 .collect()
         }
         (Provider::Square, t) if t.starts_with("payment.") => {
-            let payment = &e.payload["data"]["object"]["payment"];
-            transforms::square::payment_to_transactions(payment, &connection)?
-                .into_iter()
-                .map(Record::Transaction)
-                .collect()
+            // The payment carries no tax, discount or category: fetch its
+            // order (and the order's other payments, its refunds and their
+            // return orders) so the records match a pull's.
+            let payment = e.payload["data"]["object"]["payment"].clone();
+            let batch = clients
+                .square(&connection)
+                .await?
+                .sales_for(vec![payment])
+                .await?;
+            transforms::square::sales_to_transactions(
+                &batch.payments,
+                &batch.orders,
+                &batch.refunds,
+                &connection,
+            )?
+            .into_iter()
+            .map(Record::Transaction)
+            .collect()
         }
         (Provider::Square, "inventory.count.updated") => {
             let mut out = Vec::new();

@@ -240,6 +240,9 @@ pub async fn check(
     // Records not posted (destinations).
     let mut unposted = 0u64;
     let mut last_post = None;
+    // Parts with no mapping (keys named) and records held as they are.
+    let mut unmapped: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut held = 0u64;
     if c.provider.is_accounting() {
         let today = now.to_zoned_datetime(c.time_zone.zone()).date();
         for back in 0..=t.unposted_lookback_days {
@@ -248,6 +251,15 @@ pub async fn check(
             };
             for row in stores.ledger.list_for_business_date(&c.tenant, day).await? {
                 if let Some(s) = row.destinations.get(&c.provider) {
+                    if s.status == DestinationStatus::Failed
+                        && let Some(e) = s.last_error.as_deref()
+                    {
+                        if let Some(keys) = crate::pipelines::push::unmapped_keys(e) {
+                            unmapped.extend(keys);
+                        } else if e.contains("held, not booked") {
+                            held += 1;
+                        }
+                    }
                     match s.status {
                         DestinationStatus::Posted if s.version == row.version => {
                             last_post = last_post.max(Some(s.updated_at))
@@ -264,6 +276,18 @@ pub async fn check(
             degraded.push(format!(
                 "{unposted} record(s) of the last {} business days not posted",
                 t.unposted_lookback_days + 1
+            ));
+        }
+        if !unmapped.is_empty() {
+            degraded.push(format!(
+                "parts with no {} mapping hold records: {} (hub connection map)",
+                c.provider,
+                unmapped.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if held > 0 {
+            degraded.push(format!(
+                "{held} record(s) held: their parts do not balance (hub books preview says why)"
             ));
         }
     }

@@ -3,20 +3,27 @@
 //! A push message names a ledger row, a version and a destination. The row
 //! is read; a message for a version the row has left behind is dropped (the
 //! newer version has its own message); a version already posted is dropped.
-//! Otherwise the transaction is booked with the tenant's account mappings:
+//! Otherwise the transaction is booked with the tenant's mappings, each of
+//! its parts (`model::parts`) on the item or account its role maps to (see
+//! [`quickbooks_entity`], [`xero_entity`] and `docs/books.md`); a part with
+//! no mapping, or a record held because its parts do not balance, is
+//! refused before anything is sent and parked with the reason. A record
+//! stored before parts existed is booked as it was, at its total.
 //!
-//! - QuickBooks: a credit is a SalesReceipt, a debit a Purchase. New ones of
+//! - QuickBooks: a sale is a SalesReceipt, a refund a RefundReceipt (a
+//!   record without parts: a Purchase for a debit). New ones of
 //!   one realm go 10 to a batch request while the realm's 40 batches a minute
 //!   last, and one by one beyond that (both count against its 500 calls a
 //!   minute). A single create carries the `requestid` of its attempt, so a
 //!   retry after a lost answer replays instead of creating twice. A row
 //!   posted before is a sparse update with the stored SyncToken; a stale one
 //!   is re-read and the update tried again.
-//! - Xero: a credit is a RECEIVE, a debit a SPEND bank transaction, up to 50
-//!   to a request, sent with `summarizeErrors=false` (each item its own
-//!   result) and an `Idempotency-Key` derived from the request's id and
-//!   contents; a row posted before carries its `BankTransactionID`, so it is
-//!   updated.
+//! - Xero: a manual journal per record (without parts: a RECEIVE or SPEND
+//!   bank transaction), up to 50 of one kind to a `POST` (update or
+//!   create), sent with `summarizeErrors=false` (each item its own result)
+//!   and an `Idempotency-Key` derived from the request's id and contents; a
+//!   row posted before carries its `ManualJournalID` (`BankTransactionID`),
+//!   so it is updated.
 //!
 //! A batch key names its contents, so a batch must never be regrouped: a
 //! redelivered message whose rows went out in another grouping would carry a
@@ -48,12 +55,13 @@
 use super::records::PushItem;
 use crate::Stores;
 use crate::ids::IdempotencyKey;
+use crate::model::parts::{self, JournalLine};
 use crate::model::{AccountMapping, Connection, Direction, Provider, Record, Transaction};
 use crate::ports::{
     ClaimOutcome, DestinationState, LedgerEntry, LedgerKey, ReceivedMessage, StoreError, WorkQueue,
 };
 use crate::providers::quickbooks::BatchResult;
-use crate::providers::xero::ItemResult;
+use crate::providers::xero::{Collection, ItemResult};
 use crate::providers::{ProviderClients, ProviderError};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -125,8 +133,177 @@ fn need<'a>(
     })
 }
 
-/// The QuickBooks entity for a transaction: (entity name, body).
+/// The destination's id of what a row booked there, if it booked anything
+/// (a row with nothing to book is marked posted with no id).
+fn booked(state: Option<&DestinationState>) -> Option<&str> {
+    state
+        .and_then(|s| s.remote_id.as_deref())
+        .filter(|id| !id.is_empty())
+}
+
+/// A sale with no money at all (a voided, deleted or cancelled order): where
+/// nothing was booked, nothing is sent; where something was, it is set to
+/// nothing (a zero receipt, a voided journal).
+fn nothing_to_book(t: &Transaction) -> bool {
+    t.hold.is_none() && t.parts.is_empty() && t.amount.is_zero()
+}
+
+/// A held record's refusal, before any body is built.
+fn held(t: &Transaction) -> Result<(), String> {
+    match &t.hold {
+        Some(why) => Err(format!(
+            "held, not booked: {why} ({} {})",
+            t.source, t.external_id
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Each part's mapped value (an item for QuickBooks, an account for Xero)
+/// with the part's journal line, or every role that has none, named.
+fn mapped_lines(
+    t: &Transaction,
+    m: &AccountMapping,
+    dest: Provider,
+    what: &str,
+    source: &Connection,
+) -> Result<Vec<(JournalLine, String)>, String> {
+    let lines = parts::journal(&parts::sum_parts(&t.parts));
+    let mut missing = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for line in lines {
+        if parts::side(&line.role).is_none() {
+            return Err(format!("{} is not a part's role", line.role));
+        }
+        match parts::resolve(&m.parts, &line.role) {
+            Some(v) => out.push((line, v.to_string())),
+            None => {
+                missing.insert(line.role.clone());
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "no {dest} {what} mapped for part(s) {} on connection {}/{} (a part with no mapping is held, never booked to a guess)",
+            missing.into_iter().collect::<Vec<_>>().join(", "),
+            source.tenant,
+            source.id
+        ))
+    }
+}
+
+/// The missing keys a refusal for unmapped parts names (as
+/// [`quickbooks_entity`] and [`xero_entity`] word it), for `hub status`.
+pub fn unmapped_keys(error: &str) -> Option<Vec<String>> {
+    let (_, rest) = error.split_once(" mapped for part(s) ")?;
+    let (keys, _) = rest.split_once(" on connection ")?;
+    Some(keys.split(", ").map(str::to_string).collect())
+}
+
+/// A human label for a part's line.
+fn part_label(role: &str) -> String {
+    match role.split_once(':') {
+        Some((head, tail)) => format!("{head}: {tail}"),
+        None => role.replace('_', " "),
+    }
+}
+
+/// The QuickBooks entity for a transaction: (entity name, body). A record
+/// with parts is a SalesReceipt (a sale) or a RefundReceipt (a refund) with
+/// a line per part, each on the item its role maps to (the item's account
+/// takes the part): credits (sales, charges, tips, gift cards sold, tax) as
+/// positive lines, debits (discounts, tenders, gift cards redeemed) as
+/// negative ones, a fee as a negative line on the fees item and a positive
+/// one on the card tender's. A SalesReceipt has a single deposit account,
+/// and a split tender needs one per tender type, so every tender is its own
+/// line and the receipt nets to zero in `DepositToAccountRef` (the
+/// mapping's `deposit_account`, QuickBooks' Undeposited Funds if unset). A
+/// tax role mapped to `taxrate:<id>` goes through the company's own sales
+/// tax (`TxnTaxDetail` with `GlobalTaxCalculation: TaxExcluded`) instead of
+/// a liability line. A RefundReceipt is the mirror, refunded from
+/// `deposit_account`.
 pub fn quickbooks_entity(
+    t: &Transaction,
+    m: &AccountMapping,
+    source: &Connection,
+) -> Result<(&'static str, Value), String> {
+    held(t)?;
+    if nothing_to_book(t) {
+        // Updates what was booked to nothing: one description line, no money.
+        return Ok((
+            if t.direction == Direction::Debit {
+                "RefundReceipt"
+            } else {
+                "SalesReceipt"
+            },
+            json!({
+                "TxnDate": t.business_date.to_string(),
+                "PrivateNote": format!("{} ({} {})", t.description, t.source, t.external_id),
+                "Line": [{"DetailType": "DescriptionOnly", "Description": t.description, "DescriptionLineDetail": {}}],
+            }),
+        ));
+    }
+    if t.parts.is_empty() {
+        return legacy_quickbooks_entity(t, m, source);
+    }
+    let refund = t.direction == Direction::Debit;
+    let lines = mapped_lines(t, m, Provider::QuickBooks, "item", source)?;
+    let (mut body_lines, mut tax_lines, mut total_tax) = (Vec::new(), Vec::new(), Decimal::ZERO);
+    for (line, value) in lines {
+        // SalesReceipt lines are credits; RefundReceipt lines are debits.
+        let amount = if refund { line.amount } else { -line.amount };
+        if let Some(rate) = value.strip_prefix("taxrate:") {
+            total_tax += amount;
+            tax_lines.push(json!({
+                "Amount": money(amount)?,
+                "DetailType": "TaxLineDetail",
+                "TaxLineDetail": {"TaxRateRef": {"value": rate}, "PercentBased": false},
+            }));
+            continue;
+        }
+        body_lines.push(json!({
+            "Amount": money(amount)?,
+            "DetailType": "SalesItemLineDetail",
+            "Description": part_label(&line.role),
+            "SalesItemLineDetail": {"ItemRef": {"value": value}, "Qty": 1, "UnitPrice": money(amount)?},
+        }));
+    }
+    let doc: String = if refund {
+        format!("{}-R", t.reference.chars().take(19).collect::<String>())
+    } else {
+        t.reference.chars().take(21).collect()
+    };
+    let mut body = json!({
+        "TxnDate": t.business_date.to_string(),
+        "DocNumber": doc,
+        "PrivateNote": format!("{} ({} {})", t.description, t.source, t.external_id),
+        "Line": body_lines,
+    });
+    if !tax_lines.is_empty() {
+        body["TxnTaxDetail"] = json!({"TotalTax": money(total_tax)?, "TaxLine": tax_lines});
+        body["GlobalTaxCalculation"] = json!("TaxExcluded");
+    }
+    if refund {
+        let from = m.deposit_account.as_deref().ok_or_else(|| {
+            format!(
+                "no deposit account mapped for quickbooks on connection {}/{}: a RefundReceipt names the account it refunds from",
+                source.tenant, source.id
+            )
+        })?;
+        body["RefundFromAccountRef"] = json!({"value": from});
+        Ok(("RefundReceipt", body))
+    } else {
+        if let Some(d) = m.deposit_account.as_deref() {
+            body["DepositToAccountRef"] = json!({"value": d});
+        }
+        Ok(("SalesReceipt", body))
+    }
+}
+
+/// A record stored before parts existed: one line at its total.
+fn legacy_quickbooks_entity(
     t: &Transaction,
     m: &AccountMapping,
     source: &Connection,
@@ -191,8 +368,63 @@ pub fn quickbooks_entity(
     }
 }
 
-/// The Xero bank transaction for a transaction.
+/// What Xero is sent for a transaction: (collection, body). A record with
+/// parts is a manual journal with a line per account (debit positive,
+/// credit negative), `LineAmountTypes: NoTax` and `TaxType: NONE` on every
+/// line, since the tax is a part of its own on its liability account. Why a
+/// journal and not a bank transaction: a bank transaction has one bank
+/// account, and a split tender debits several clearing accounts; and Xero
+/// posts no manual journal to a bank account, so tenders go to clearing
+/// accounts (current assets, as Xero advises), which the payout later moves
+/// to the bank. A mapping value `id:<AccountID>` names an account by id (bank
+/// and clearing accounts often have no code). A row posted before carries
+/// its `ManualJournalID`, so it is updated in place.
 pub fn xero_entity(
+    t: &Transaction,
+    m: &AccountMapping,
+    source: &Connection,
+    remote_id: Option<&str>,
+) -> Result<(Collection, Value), String> {
+    held(t)?;
+    if let (true, Some(id)) = (nothing_to_book(t), remote_id) {
+        return Ok((
+            Collection::ManualJournals,
+            json!({"ManualJournalID": id, "Status": "VOIDED"}),
+        ));
+    }
+    if t.parts.is_empty() {
+        return legacy_xero_entity(t, m, source, remote_id)
+            .map(|b| (Collection::BankTransactions, b));
+    }
+    let lines = mapped_lines(t, m, Provider::Xero, "account", source)?;
+    let mut journal_lines = Vec::new();
+    for (line, value) in lines {
+        let mut l = json!({
+            "LineAmount": money(line.amount)?,
+            "Description": part_label(&line.role),
+            "TaxType": "NONE",
+        });
+        match value.strip_prefix("id:") {
+            Some(id) => l["AccountID"] = id.into(),
+            None => l["AccountCode"] = value.into(),
+        }
+        journal_lines.push(l);
+    }
+    let mut body = json!({
+        "Narration": format!("{} ({} {})", t.description, t.source, t.external_id),
+        "Date": t.business_date.to_string(),
+        "LineAmountTypes": "NoTax",
+        "Status": "POSTED",
+        "JournalLines": journal_lines,
+    });
+    if let Some(id) = remote_id {
+        body["ManualJournalID"] = id.into();
+    }
+    Ok((Collection::ManualJournals, body))
+}
+
+/// A record stored before parts existed: a bank transaction at its total.
+fn legacy_xero_entity(
     t: &Transaction,
     m: &AccountMapping,
     source: &Connection,
@@ -243,6 +475,33 @@ pub fn xero_entity(
         body["BankTransactionID"] = id.into();
     }
     Ok(body)
+}
+
+/// A written Xero batch's collection and bodies: `[[collection, body], ...]`,
+/// or, as batches were written before manual journals, bare bank
+/// transactions.
+fn xero_request(request: &Value) -> Result<(Collection, Vec<Value>), Failure> {
+    let mut collection = None;
+    let mut bodies = Vec::new();
+    for v in request.as_array().into_iter().flatten() {
+        let (c, body) = match v.as_array() {
+            Some(pair) if pair.len() == 2 => (
+                serde_json::from_value::<Collection>(pair[0].clone()).map_err(|e| {
+                    Failure::Invalid(format!("a written Xero batch names no collection: {e}"))
+                })?,
+                pair[1].clone(),
+            ),
+            _ => (Collection::BankTransactions, v.clone()),
+        };
+        if collection.is_some_and(|seen| seen != c) {
+            return Err(Failure::Invalid(
+                "a written Xero batch mixes collections".into(),
+            ));
+        }
+        collection = Some(c);
+        bodies.push(body);
+    }
+    Ok((collection.unwrap_or(Collection::BankTransactions), bodies))
 }
 
 /// The account mapping a source connection gives for `destination`.
@@ -321,7 +580,7 @@ struct SentBatch {
     destination: Provider,
     tenant: crate::ids::TenantId,
     members: Vec<Member>,
-    /// QuickBooks: `[[bId, entity, body], ...]`; Xero: the bank transactions.
+    /// QuickBooks: `[[bId, entity, body], ...]`; Xero: `[[collection, body], ...]`.
     request: Value,
 }
 
@@ -529,7 +788,7 @@ impl Pusher {
         let mut groups: BTreeMap<(crate::ids::TenantId, Provider), Vec<Ready>> = BTreeMap::new();
         let mut singles = Vec::new();
         for r in readies {
-            let remote = r.state.as_ref().and_then(|s| s.remote_id.as_ref());
+            let remote = booked(r.state.as_ref());
             if let Some(send) = r.state.as_ref().and_then(|s| s.send.clone()) {
                 resends.entry(send).or_default().push(r);
             } else if r.item.destination == Provider::Xero
@@ -773,6 +1032,9 @@ impl Pusher {
         for r in readies {
             let body = async {
                 let t = transaction(&r.entry).map_err(Failure::Invalid)?;
+                if nothing_to_book(&t) && booked(r.state.as_ref()).is_none() {
+                    return Ok(Value::Null);
+                }
                 let source = match sources.get(&t.connection) {
                     Some(c) => c.clone(),
                     None => {
@@ -786,14 +1048,28 @@ impl Pusher {
                     Provider::QuickBooks => quickbooks_entity(&t, &mapping, &source)
                         .map(|(entity, body)| json!([entity, body])),
                     _ => {
-                        let remote = r.state.as_ref().and_then(|s| s.remote_id.as_deref());
+                        let remote = booked(r.state.as_ref());
                         xero_entity(&t, &mapping, &source, remote)
+                            .map(|(collection, body)| json!([collection, body]))
                     }
                 }
                 .map_err(Failure::Invalid)
             }
             .await;
             match body {
+                // Nothing to book and nothing booked: done without a call.
+                Ok(Value::Null) => {
+                    out[r.msg] = Some(
+                        self.record(
+                            &r.item,
+                            Ok((String::new(), None)),
+                            r.receive_count,
+                            None,
+                            false,
+                        )
+                        .await?,
+                    )
+                }
                 Ok(body) => built.push((r, body)),
                 Err(e) => {
                     out[r.msg] = Some(
@@ -807,9 +1083,21 @@ impl Pusher {
             Provider::QuickBooks => crate::providers::quickbooks::MAX_BATCH,
             _ => crate::providers::xero::MAX_BATCH,
         };
+        // A Xero request writes one collection: bank transactions and
+        // manual journals go in requests of their own.
         let mut rest = built;
+        if destination == Provider::Xero {
+            rest.sort_by_key(|(_, b)| b[0].as_str().unwrap_or_default().to_string());
+        }
         while !rest.is_empty() {
-            let chunk: Vec<_> = rest.drain(..rest.len().min(per_request)).collect();
+            let same = match destination {
+                Provider::Xero => {
+                    let first = rest[0].1[0].clone();
+                    rest.iter().take_while(|(_, b)| b[0] == first).count()
+                }
+                _ => rest.len(),
+            };
+            let chunk: Vec<_> = rest.drain(..same.min(per_request)).collect();
             if self.out_of_time() {
                 let untried: Vec<Ready> = chunk.into_iter().map(|(r, _)| r).collect();
                 Self::later(&untried, out);
@@ -1018,9 +1306,9 @@ impl Pusher {
             _ => {
                 async {
                     let client = self.clients.xero(dest).await.map_err(Failure::Unsent)?;
-                    let bodies: Vec<Value> = batch.request.as_array().cloned().unwrap_or_default();
+                    let (collection, bodies) = xero_request(&batch.request)?;
                     let answers = client
-                        .put_bank_transactions(&bodies, &key)
+                        .save(collection, &bodies, &key)
                         .await
                         .map_err(Failure::Provider)?;
                     Ok(answers
@@ -1195,7 +1483,10 @@ impl Pusher {
             _ => {}
         }
         let (t, mapping, source, dest) = self.accounting(item, entry).await?;
-        let remote = state.and_then(|s| s.remote_id.clone());
+        let remote = booked(state).map(str::to_string);
+        if nothing_to_book(&t) && remote.is_none() {
+            return Ok((String::new(), None));
+        }
         match item.destination {
             Provider::QuickBooks => {
                 let client = self
@@ -1242,10 +1533,10 @@ impl Pusher {
             }
             Provider::Xero => {
                 let client = self.clients.xero(&dest).await.map_err(Failure::Unsent)?;
-                let body = xero_entity(&t, &mapping, &source, remote.as_deref())
+                let (collection, body) = xero_entity(&t, &mapping, &source, remote.as_deref())
                     .map_err(Failure::Invalid)?;
                 let results = client
-                    .put_bank_transactions(&[body], rid)
+                    .save(collection, &[body], rid)
                     .await
                     .map_err(Failure::Provider)?;
                 match results.into_iter().next() {
@@ -1466,5 +1757,209 @@ impl std::fmt::Display for Failure {
             Failure::Provider(e) | Failure::Unsent(e) => write!(f, "{e}"),
             Failure::Held(s) => f.write_str(s),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ConnectionId, ExternalId, ProviderAccountId, SecretName, TenantId};
+    use crate::model::{BusinessDayClose, Currency, Part, TimeZoneName};
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn source() -> Connection {
+        Connection {
+            id: ConnectionId::new("pos").unwrap(),
+            tenant: TenantId::new("bistro").unwrap(),
+            provider: Provider::Toast,
+            account_id: ProviderAccountId::new("r1").unwrap(),
+            time_zone: TimeZoneName::new("America/New_York").unwrap(),
+            business_day_close: BusinessDayClose(jiff::civil::time(4, 0, 0, 0)),
+            credentials: SecretName::new("tenants/bistro/pos").unwrap(),
+            mappings: Default::default(),
+            codes: Default::default(),
+        }
+    }
+
+    fn record(direction: Direction, parts: &[(&str, &str)]) -> Transaction {
+        Transaction {
+            tenant: TenantId::new("bistro").unwrap(),
+            connection: ConnectionId::new("pos").unwrap(),
+            source: Provider::Toast,
+            external_id: ExternalId::new("o1").unwrap(),
+            amount: d("50"),
+            currency: Currency::usd(),
+            direction,
+            description: "Toast Order #7".into(),
+            business_date: jiff::civil::date(2026, 3, 2),
+            occurred_at: "2026-03-02T18:00:00Z".parse().unwrap(),
+            reference: "TOAST-7".into(),
+            payment_method: Some("CREDIT".into()),
+            line_items: Vec::new(),
+            parts: parts
+                .iter()
+                .map(|(r, a)| Part {
+                    role: r.to_string(),
+                    amount: d(a),
+                })
+                .collect(),
+            hold: None,
+        }
+    }
+
+    fn mapping(pairs: &[(&str, &str)]) -> AccountMapping {
+        AccountMapping {
+            deposit_account: Some("4".into()),
+            parts: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..AccountMapping::default()
+        }
+    }
+
+    const SALE: &[(&str, &str)] = &[
+        ("sales:food", "40"),
+        ("discounts", "4"),
+        ("tax:State", "3.20"),
+        ("tips", "6"),
+        ("tender:card", "30.20"),
+        ("tender:cash", "15"),
+        ("fees", "0.90"),
+    ];
+
+    fn line_sum(body: &Value, lines: &str, field: &str) -> Decimal {
+        body[lines]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| Decimal::from_str(&l[field].to_string()).unwrap())
+            .sum()
+    }
+
+    #[test]
+    fn a_quickbooks_sale_has_a_line_per_part_and_nets_to_zero() {
+        let m = mapping(&[
+            ("sales:*", "20"),
+            ("discounts", "35"),
+            ("tax:State", "23"),
+            ("tips", "33"),
+            ("tender:card", "37"),
+            ("tender:cash", "38"),
+            ("fees", "41"),
+        ]);
+        let (entity, body) =
+            quickbooks_entity(&record(Direction::Credit, SALE), &m, &source()).unwrap();
+        assert_eq!(entity, "SalesReceipt");
+        assert_eq!(body["DepositToAccountRef"]["value"], "4");
+        // 6 parts + the fee's two sides.
+        assert_eq!(body["Line"].as_array().unwrap().len(), 8);
+        assert_eq!(line_sum(&body, "Line", "Amount"), Decimal::ZERO);
+        let card: Decimal = body["Line"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["SalesItemLineDetail"]["ItemRef"]["value"] == "37")
+            .map(|l| Decimal::from_str(&l["Amount"].to_string()).unwrap())
+            .sum();
+        assert_eq!(
+            card,
+            d("-29.30"),
+            "card clearing takes the tender less its fee"
+        );
+    }
+
+    #[test]
+    fn a_refund_is_a_refund_receipt_and_tax_may_go_through_the_company_setup() {
+        let m = mapping(&[
+            ("refunds", "36"),
+            ("tax:State", "taxrate:3"),
+            ("tips", "33"),
+            ("tender:card", "37"),
+        ]);
+        let r = record(
+            Direction::Debit,
+            &[
+                ("refunds", "10"),
+                ("tax:State", "-0.80"),
+                ("tips", "-1"),
+                ("tender:card", "-11.80"),
+            ],
+        );
+        let (entity, body) = quickbooks_entity(&r, &m, &source()).unwrap();
+        assert_eq!(entity, "RefundReceipt");
+        assert_eq!(body["RefundFromAccountRef"]["value"], "4");
+        assert_eq!(body["DocNumber"], "TOAST-7-R");
+        assert_eq!(body["GlobalTaxCalculation"], "TaxExcluded");
+        assert_eq!(body["TxnTaxDetail"]["TotalTax"], serde_json::json!(0.8));
+        assert_eq!(
+            line_sum(&body, "Line", "Amount") + d("0.8"),
+            Decimal::ZERO,
+            "lines and tax net to zero"
+        );
+    }
+
+    #[test]
+    fn unmapped_parts_hold_the_record_naming_every_missing_key() {
+        let m = mapping(&[("sales:food", "20"), ("tender:*", "37")]);
+        let err = quickbooks_entity(&record(Direction::Credit, SALE), &m, &source()).unwrap_err();
+        assert!(
+            err.contains("part(s) discounts, fees, tax:State, tips on connection bistro/pos"),
+            "{err}"
+        );
+        assert_eq!(
+            unmapped_keys(&err).unwrap(),
+            ["discounts", "fees", "tax:State", "tips"]
+        );
+        let err = xero_entity(&record(Direction::Credit, SALE), &m, &source(), None).unwrap_err();
+        assert!(err.contains("no xero account mapped"), "{err}");
+        assert_eq!(unmapped_keys("refused as invalid: Object Not Found"), None);
+        let mut held = record(Direction::Credit, SALE);
+        held.hold = Some("parts do not balance by 1.00".into());
+        let err = quickbooks_entity(&held, &m, &source()).unwrap_err();
+        assert!(
+            err.starts_with("held, not booked: parts do not balance"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_xero_sale_is_a_balanced_manual_journal_updated_by_its_id() {
+        let m = mapping(&[
+            ("sales:food", "200"),
+            ("discounts", "204"),
+            ("tax:*", "820"),
+            ("tips", "822"),
+            ("tender:card", "id:6f0a-card-clearing"),
+            ("tender:cash", "611"),
+            ("fees", "404"),
+        ]);
+        let (collection, body) = xero_entity(
+            &record(Direction::Credit, SALE),
+            &m,
+            &source(),
+            Some("mj-1"),
+        )
+        .unwrap();
+        assert_eq!(collection, Collection::ManualJournals);
+        assert_eq!(body["ManualJournalID"], "mj-1");
+        assert_eq!(body["LineAmountTypes"], "NoTax");
+        assert_eq!(line_sum(&body, "JournalLines", "LineAmount"), Decimal::ZERO);
+        let lines = body["JournalLines"].as_array().unwrap();
+        assert!(lines.iter().all(|l| l["TaxType"] == "NONE"));
+        let sales = lines.iter().find(|l| l["AccountCode"] == "200").unwrap();
+        assert_eq!(
+            sales["LineAmount"],
+            serde_json::json!(-40),
+            "a credit is negative"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["AccountID"] == "6f0a-card-clearing" && l.get("AccountCode").is_none())
+        );
     }
 }

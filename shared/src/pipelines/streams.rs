@@ -42,14 +42,14 @@ impl WindowedStream for ToastOrders {
             .client
             .orders_bulk_page(start, end, n, MAX_PAGE_SIZE)
             .await?;
-        let records = page
-            .orders
-            .iter()
-            .map(|o| {
-                transforms::toast::order_to_transaction(o, &self.connection)
-                    .map(Record::Transaction)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut records = Vec::new();
+        for o in &page.orders {
+            records.extend(
+                transforms::toast::order_to_transactions(o, &self.connection)?
+                    .into_iter()
+                    .map(Record::Transaction),
+            );
+        }
         Ok(Page {
             records,
             next: page.has_next.then_some(PageToken::Page(n + 1)),
@@ -57,13 +57,30 @@ impl WindowedStream for ToastOrders {
     }
 }
 
-/// Square payments by creation time (`ListPayments`).
+/// Square sales: payments by update time (`ListPayments` with
+/// `updated_at_begin_time`/`updated_at_end_time`, `sort_field=UPDATED_AT`),
+/// every location of the merchant (`ListLocations`; a request without
+/// `location_id` lists the main location only), each page completed with
+/// its orders, the orders' other payments, refunds and return orders
+/// ([`SquareClient::sales_for`]) and turned into one record per order and
+/// per completed refund (`transforms::square::sales_to_transactions`).
+/// The page token is a cursor holding the locations still to read and
+/// Square's cursor within the first of them.
 #[derive(Debug)]
 pub struct SquarePayments {
     /// The merchant's client.
     pub client: SquareClient,
     /// Its connection.
     pub connection: Connection,
+}
+
+/// Where a Square sales walk is: the locations left (the first being read)
+/// and Square's cursor in it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct SquareWalk {
+    locations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
 }
 
 #[async_trait]
@@ -82,22 +99,56 @@ impl WindowedStream for SquarePayments {
         end: Timestamp,
         token: &PageToken,
     ) -> Result<Page, PullError> {
-        let cursor = match token {
-            PageToken::Cursor(c) => Some(c.as_str()),
-            _ => None,
+        let walk = match token {
+            PageToken::Cursor(c) => serde_json::from_str::<SquareWalk>(c).unwrap_or_else(|_| {
+                // A bare Square cursor (checkpointed before locations were
+                // walked): the main location.
+                SquareWalk {
+                    locations: Vec::new(),
+                    cursor: Some(c.clone()),
+                }
+            }),
+            _ => SquareWalk {
+                locations: self
+                    .client
+                    .list_locations()
+                    .await?
+                    .iter()
+                    .filter_map(|l| l["id"].as_str().map(str::to_string))
+                    .collect(),
+                cursor: None,
+            },
         };
-        let page = self.client.list_payments(start, end, None, cursor).await?;
-        let mut records = Vec::new();
-        for p in &page.items {
-            records.extend(
-                transforms::square::payment_to_transactions(p, &self.connection)?
-                    .into_iter()
-                    .map(Record::Transaction),
-            );
-        }
+        let location = walk.locations.first().map(String::as_str);
+        let page = self
+            .client
+            .list_payments_updated(start, end, location, walk.cursor.as_deref())
+            .await?;
+        let batch = self.client.sales_for(page.items).await?;
+        let records = transforms::square::sales_to_transactions(
+            &batch.payments,
+            &batch.orders,
+            &batch.refunds,
+            &self.connection,
+        )?
+        .into_iter()
+        .map(Record::Transaction)
+        .collect();
+        let next = match page.cursor {
+            Some(c) => Some(SquareWalk {
+                locations: walk.locations,
+                cursor: Some(c),
+            }),
+            None if walk.locations.len() > 1 => Some(SquareWalk {
+                locations: walk.locations[1..].to_vec(),
+                cursor: None,
+            }),
+            None => None,
+        };
         Ok(Page {
             records,
-            next: page.cursor.map(PageToken::Cursor),
+            // Strings only: serializing cannot fail.
+            next: next.map(|w| PageToken::Cursor(serde_json::to_string(&w).unwrap_or_default())),
         })
     }
 }

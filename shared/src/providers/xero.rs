@@ -66,6 +66,40 @@ pub fn errors(body: &[u8]) -> Vec<ProviderMessage> {
 }
 
 /// One bank transaction's result.
+/// What a save writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Collection {
+    /// RECEIVE and SPEND bank transactions (records stored without parts).
+    BankTransactions,
+    /// Manual journals: a record's parts, a line per account.
+    ManualJournals,
+}
+
+impl Collection {
+    /// The collection's name in paths and bodies.
+    pub fn name(self) -> &'static str {
+        match self {
+            Collection::BankTransactions => "BankTransactions",
+            Collection::ManualJournals => "ManualJournals",
+        }
+    }
+
+    /// The field that holds an item's id.
+    pub fn id_field(self) -> &'static str {
+        match self {
+            Collection::BankTransactions => "BankTransactionID",
+            Collection::ManualJournals => "ManualJournalID",
+        }
+    }
+
+    fn endpoint(self) -> &'static str {
+        match self {
+            Collection::BankTransactions => "xero.banktransactions.save",
+            Collection::ManualJournals => "xero.manualjournals.save",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ItemResult {
     /// Created or updated.
@@ -176,35 +210,37 @@ impl XeroClient {
         Ok(v["Accounts"].as_array().cloned().unwrap_or_default())
     }
 
-    /// Creates or updates bank transactions in one request; each gets its own
-    /// result. The same `idempotency_key` with the same body never writes twice.
-    pub async fn put_bank_transactions(
+    /// Creates or updates (`POST`, Xero's update-or-create; `PUT` only ever
+    /// creates) the items of `collection` (`BankTransactions`,
+    /// `ManualJournals`) with `summarizeErrors=false`, so each item has its
+    /// own result, under `idempotency_key`. An item that carries its id
+    /// (`BankTransactionID`, `ManualJournalID`) is updated in place.
+    pub async fn save(
         &self,
-        transactions: &[Value],
+        collection: Collection,
+        items: &[Value],
         idempotency_key: &str,
     ) -> Result<Vec<ItemResult>, ProviderError> {
+        let name = collection.name();
         let v = self
             .call(
-                "xero.banktransactions.put",
-                reqwest::Method::PUT,
-                format!("{}/api.xro/2.0/BankTransactions", self.base_url),
+                collection.endpoint(),
+                reqwest::Method::POST,
+                format!("{}/api.xro/2.0/{name}", self.base_url),
                 vec![("summarizeErrors", "false".to_string())],
-                Some(json!({"BankTransactions": transactions})),
+                Some(json!({ name: items })),
                 Some(idempotency_key),
             )
             .await?;
-        let items = v["BankTransactions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if items.len() != transactions.len() {
+        let answers = v[name].as_array().cloned().unwrap_or_default();
+        if answers.len() != items.len() {
             return Err(ProviderError::Permanent(format!(
-                "Xero answered {} results for {} bank transactions",
-                items.len(),
-                transactions.len()
+                "Xero answered {} results for {} {name}",
+                answers.len(),
+                items.len()
             )));
         }
-        Ok(items
+        Ok(answers
             .into_iter()
             .map(|item| {
                 let errs: Vec<ProviderMessage> = item["ValidationErrors"]
@@ -222,7 +258,7 @@ impl XeroClient {
                     ItemResult::Invalid(errs)
                 } else {
                     ItemResult::Saved {
-                        id: item["BankTransactionID"]
+                        id: item[collection.id_field()]
                             .as_str()
                             .unwrap_or_default()
                             .to_string(),

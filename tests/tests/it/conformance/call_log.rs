@@ -9,7 +9,7 @@ async fn calls_are_read_back_per_account_from_a_time_on(b: Backend) {
     let now = Timestamp::now();
     let call = |secs_ago: i64, outcome, status| CallRecord {
         account: account.clone(),
-        endpoint: "xero.banktransactions.put".into(),
+        endpoint: "xero.banktransactions.save".into(),
         at: now - SignedDuration::from_secs(secs_ago),
         latency_ms: 120,
         outcome,

@@ -407,8 +407,9 @@ async fn xero_takes_fifty_to_a_request_and_refuses_items_one_by_one(b: Backend) 
         .count();
     assert_eq!((posted, parked), (54, 6), "{outcomes:?}");
     let c = xero.counters();
-    let puts = c.calls_to("PUT", "/api.xro/2.0/BankTransactions");
-    assert_eq!(puts, 2, "60 items: one request of 50, one of 10");
+    // POST: Xero's update-or-create (PUT never updates).
+    let posts = c.calls_to("POST", "/api.xro/2.0/BankTransactions");
+    assert_eq!(posts, 2, "60 items: one request of 50, one of 10");
     assert_eq!(xero.bank_transactions(&tenant).len(), 54);
     assert_eq!(
         hub.stores.push_queue.dead_letters(10).await.unwrap().len(),

@@ -136,6 +136,16 @@ impl Setup {
             .orders(self.connection.account_id.as_str())
             .len()
     }
+
+    /// The records the sandbox's orders make: a sale each, and a refund per
+    /// refunded payment.
+    fn sandbox_records(&self) -> usize {
+        self.sandbox
+            .orders(self.connection.account_id.as_str())
+            .iter()
+            .map(|o| 1 + o.refunded_payments())
+            .sum()
+    }
 }
 
 async fn drain(q: &dyn shared::ports::WorkQueue) -> Vec<String> {
@@ -162,16 +172,22 @@ async fn thousands_of_orders_over_many_pages_land_in_the_ledger_once(b: Backend)
     assert!(total >= 2000, "{total}");
     assert!(report.pages >= 20, "many pages: {}", report.pages);
     let ledger = s.ledger().await;
-    assert_eq!(ledger.len(), total, "every order in the ledger");
+    let records = s.sandbox_records();
+    assert!(records > total, "refunds are records of their own");
+    assert_eq!(
+        ledger.len(),
+        records,
+        "every order and refund in the ledger"
+    );
     assert!(ledger.values().all(|v| *v == 1));
-    assert_eq!(report.tally.created as usize, total);
+    assert_eq!(report.tally.created as usize, records);
     // Every new transaction was queued once for the accounting destination and published once.
     let pushes = drain(s.hub.stores.push_queue.as_ref()).await;
-    assert_eq!(pushes.len(), total);
+    assert_eq!(pushes.len(), records);
     let push: PushItem = serde_json::from_str(&pushes[0]).unwrap();
     assert_eq!((push.destination, push.version), (Provider::QuickBooks, 1));
     let events = drain(s.hub.stores.outbound_queue.as_ref()).await;
-    assert_eq!(events.len(), total);
+    assert_eq!(events.len(), records);
     let event: RecordEvent = serde_json::from_str(&events[0]).unwrap();
     assert_eq!(
         (event.schema.as_str(), event.change.as_str()),
@@ -226,11 +242,13 @@ async fn a_pull_killed_after_two_pages_resumes_with_nothing_lost_or_doubled(b: B
         .await
         .unwrap_err();
     assert!(matches!(err, PullError::Interrupted(2)), "{err}");
-    let partial = s.ledger().await.len();
-    assert_eq!(partial, 200, "two pages of 100 were checkpointed");
+    let first = s.ledger().await;
+    let partial = first.len();
+    let sales = first.keys().filter(|k| !k.contains(":refund:")).count();
+    assert_eq!(sales, 200, "two pages of 100 orders were checkpointed");
     let report = s.pull(RunOptions::default()).await.unwrap();
     let ledger = s.ledger().await;
-    assert_eq!(ledger.len(), s.sandbox_orders(), "nothing lost");
+    assert_eq!(ledger.len(), s.sandbox_records(), "nothing lost");
     assert!(
         ledger.values().all(|v| *v == 1),
         "nothing doubled or re-versioned"
@@ -279,7 +297,12 @@ async fn a_schedule_fans_out_one_job_per_connection_and_each_job_pulls_every_str
         assert_eq!(streams, ["orders", "menus"]);
         orders += reports[0].1.tally.created;
     }
-    let expected = s.sandbox_orders() + s.sandbox.orders(&guid2).len();
+    let expected = s.sandbox_records()
+        + s.sandbox
+            .orders(&guid2)
+            .iter()
+            .map(|o| 1 + o.refunded_payments())
+            .sum::<usize>();
     assert_eq!(orders as usize, expected);
     assert!(
         run_job(
@@ -402,4 +425,93 @@ async fn inventory_from_square_and_marketman_lands_as_the_latest_level_per_item(
         .find(|r| r.key.source_id.as_str() == format!("{location}:{item}"))
         .unwrap();
     assert_eq!(row.payload["record"]["quantity"], "123.5");
+}
+
+/// A Square pull reads every location by update time, completes each page
+/// with its orders, sibling payments and refunds, and lands records whose
+/// parts, summed per business date, are the sandbox's truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn square_sales_of_every_location_land_as_the_sandboxes_truth_sqlite() {
+    use hub_sandboxes::square::{SquareConfig, SquareSandbox};
+    use shared::model::{Record, Transaction};
+    use shared::pipelines::streams::SquarePayments;
+    let square = SquareSandbox::start(SquareConfig {
+        days: 2,
+        payments_per_day: 20,
+        locations: 3,
+        ..SquareConfig::seeded(73)
+    })
+    .await
+    .unwrap();
+    let hub = Hub::new(Backend::sqlite()).await;
+    let sq = hub
+        .connect(
+            "sq",
+            Provider::Square,
+            &square.merchant_id(),
+            "America/Los_Angeles",
+            login(&[("access_token", &square.grant().access_token)]),
+        )
+        .await;
+    let clients = hub.clients(Endpoints {
+        square: square.base_url(),
+        ..Endpoints::default()
+    });
+    let puller = Puller::new(
+        hub.stores.clone(),
+        PullSettings {
+            settle: SignedDuration::ZERO,
+            ..PullSettings::default()
+        },
+    );
+    let stream = SquarePayments {
+        client: clients.square(&sq).await.unwrap(),
+        connection: sq.clone(),
+    };
+    puller
+        .run_windowed(&sq, &stream, RunOptions::default())
+        .await
+        .unwrap();
+    let truth = square.truth();
+    let mut want: BTreeMap<jiff::civil::Date, BTreeMap<String, rust_decimal::Decimal>> =
+        BTreeMap::new();
+    for (loc, date) in truth.days() {
+        let day = want.entry(date).or_default();
+        for (role, amount) in truth.day(&loc, date, 2) {
+            *day.entry(role).or_default() += amount;
+        }
+    }
+    assert!(want.len() >= 2);
+    let mut ids = std::collections::BTreeSet::new();
+    for (date, day) in &want {
+        let mut got: BTreeMap<String, rust_decimal::Decimal> = BTreeMap::new();
+        for row in hub
+            .stores
+            .ledger
+            .list_for_business_date(&hub.tenant, *date)
+            .await
+            .unwrap()
+        {
+            let Record::Transaction(t): Record = serde_json::from_value(row.payload).unwrap()
+            else {
+                continue;
+            };
+            let t: Transaction = t;
+            ids.insert(t.external_id.as_str().to_string());
+            if t.hold.is_some() {
+                continue;
+            }
+            for p in &t.parts {
+                *got.entry(p.role.clone()).or_default() += p.amount;
+            }
+        }
+        got.retain(|_, v| !v.is_zero());
+        assert_eq!(&got, day, "{date}");
+    }
+    let locations: std::collections::BTreeSet<String> =
+        square.orders().into_iter().map(|o| o.location_id).collect();
+    assert_eq!(locations.len(), 3);
+    for r in square.refunds() {
+        assert!(ids.contains(&r.id), "refund {} landed", r.id);
+    }
 }
