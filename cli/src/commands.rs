@@ -258,6 +258,10 @@ pub struct PreviewArgs {
     /// When its business day ends, local time (HH:MM; with --file).
     #[arg(long, default_value = "00:00")]
     pub close: String,
+    /// The restaurant's currency (with --file): Toast orders carry none
+    /// (Square money names its own).
+    #[arg(long, default_value = "USD")]
+    pub currency: String,
     /// The payloads' file (with --source).
     #[arg(long, requires = "source")]
     pub file: Option<std::path::PathBuf>,
@@ -290,6 +294,10 @@ pub struct ConnectionArgs {
     /// The secret holding the credentials (default: tenants/<tenant>/<id>).
     #[arg(long)]
     pub credentials: Option<SecretName>,
+    /// The account's ISO-4217 currency, where its records do not name one
+    /// (Toast: learned from the restaurants API when not given).
+    #[arg(long)]
+    pub currency: Option<String>,
 }
 
 /// `hub secret ...`
@@ -720,6 +728,7 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                 time_zone: tz,
                 close: args.close.clone(),
                 credentials: None,
+                currency: Some(args.currency.clone()),
             })?;
             let records = shared::ops::books::records_from_payloads(source, &payload, &connection)
                 .map_err(|e| anyhow!("{}: {e}", file.display()))?;
@@ -1096,6 +1105,12 @@ fn connection_from(a: ConnectionArgs) -> Result<Connection> {
         credentials,
         mappings: Default::default(),
         codes: Default::default(),
+        currency: a
+            .currency
+            .as_deref()
+            .map(shared::model::Currency::new)
+            .transpose()
+            .map_err(|e| anyhow!("--currency: {e}"))?,
     })
 }
 

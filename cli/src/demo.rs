@@ -485,8 +485,23 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
         .no_proxy()
         .build()
         .context("an HTTP client")?;
+    // A restaurant's POS clients: each Square merchant is a sandbox of its
+    // own (in production one base URL serves every merchant).
+    let pos_clients = |r: &Restaurant| match r.square {
+        Some(k) => ProviderClients::new(
+            &stores,
+            Endpoints {
+                square: squares[k].base_url(),
+                square_token: format!("{}/oauth2/token", squares[k].base_url()),
+                ..endpoints.clone()
+            },
+            &hub_url,
+        ),
+        None => clients.clone(),
+    };
     let mut sent = 0u64;
     let mut repeats: BTreeMap<TenantId, u64> = BTreeMap::new();
+    let mut tally = shared::pipelines::records::Tally::default();
     for r in &restaurants {
         let bodies: Vec<Vec<u8>> = if r.toast() {
             let mut orders: Vec<String> = toast
@@ -547,8 +562,21 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
                 sent += 1;
             }
         }
+        // The process-events function's work: each event is read with the
+        // calls it needs (a Square payment's order, a Toast restaurant's
+        // currency) against this restaurant's POS.
+        tally += shared::pipelines::events::drain(&stores, &pos_clients(r), 1000).await?;
+        let left = stores.work_queue.depth().await?;
+        if left.visible + left.in_flight + left.dead > 0 {
+            bail!(
+                "{}'s webhook events did not all go into the ledger: {} waiting, {} in flight, {} parked",
+                r.tenant,
+                left.visible,
+                left.in_flight,
+                left.dead
+            );
+        }
     }
-    let tally = shared::pipelines::events::drain(&stores, &clients, 1000).await?;
     let redelivered: u64 = repeats.values().sum();
     phases.end(
         "webhooks -> ledger",
@@ -586,18 +614,7 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
     );
     let (mut created, mut unchanged, mut levels) = (0u64, 0u64, 0u64);
     for r in &restaurants {
-        let pos_clients = match r.square {
-            Some(k) => ProviderClients::new(
-                &stores,
-                Endpoints {
-                    square: squares[k].base_url(),
-                    square_token: format!("{}/oauth2/token", squares[k].base_url()),
-                    ..endpoints.clone()
-                },
-                &hub_url,
-            ),
-            None => clients.clone(),
-        };
+        let pos_clients = pos_clients(r);
         for (stream, report) in
             pull_connection(&puller, &pos_clients, &r.pos, RunOptions::default())
                 .await
@@ -1096,6 +1113,7 @@ fn connection(
         business_day_close: Default::default(),
         mappings: mapping.into_iter().collect(),
         codes: Default::default(),
+        currency: None,
     })
 }
 

@@ -67,6 +67,7 @@ async fn seed_hub(stores: &Stores, toast: &ToastSandbox, qbo: &QuickBooksSandbox
         credentials: SecretName::new(format!("bistro/{id}")).unwrap(),
         mappings: Default::default(),
         codes: Default::default(),
+        currency: None,
     };
     let mut pos = connection("pos", Provider::Toast, &toast.restaurant_guids()[0]);
     pos.mappings.insert(

@@ -43,7 +43,7 @@ use crate::common::data;
 use crate::common::gate::{self, Gate, Rules, Shape};
 use crate::common::http::{get_ci, header, json, str_ci};
 use crate::common::limits::{LimitPlan, Refused};
-use crate::common::money::{cents_json, decimal_json, json_decimal};
+use crate::common::money::{cents_json, decimal_json, json_number};
 use crate::common::server::{ConnInfo, ServerHandle, StartError};
 use crate::common::time;
 use crate::common::tokens::{IssuedTokens, TokenPolicy, TokenStore};
@@ -804,7 +804,7 @@ fn read_lines(
                     )
                 })?;
             let quantity = get_ci(l, "Quantity")
-                .and_then(json_decimal)
+                .and_then(json_number)
                 .filter(|q| *q > Decimal::ZERO)
                 .ok_or_else(|| {
                     failure(
@@ -814,7 +814,15 @@ fn read_lines(
                 })?;
             let price_cents = match get_ci(l, "Price")
                 .filter(|_| allow_price)
-                .and_then(json_decimal)
+                .map(|p| {
+                    json_number(p).ok_or_else(|| {
+                        failure(
+                            &format!("Price of '{code}' must be a number"),
+                            Some("InvalidRequest"),
+                        )
+                    })
+                })
+                .transpose()?
             {
                 Some(p) => crate::common::money::decimal_cents(p).ok_or_else(|| {
                     failure(

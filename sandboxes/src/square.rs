@@ -65,7 +65,8 @@
 //! 100 or 1,000; default here 100, `limit` up to 1,000); `updated_after`
 //! strictly after; the error codes `INVALID_TIME`, `INVALID_TIME_RANGE`,
 //! `INVALID_SORT_ORDER`, `INVALID_CURSOR`, `INVALID_VALUE`,
-//! `INVALID_ARRAY_LENGTH`; the OAuth error bodies; `Retry-After` on 429
+//! `ARRAY_LENGTH_TOO_LONG` and `EXPECTED_JSON_BODY` (both in
+//! Square's `ErrorCode` enumeration); the OAuth error bodies; `Retry-After` on 429
 //! (Square documents no rate-limit headers); an order's `tenders[]` lists its
 //! `COMPLETED` and `APPROVED` payments only; a refund moves its payment's
 //! `updated_at`; a return order's `total_money` is zero and its
@@ -1696,7 +1697,7 @@ async fn obtain_token(State(app): State<Arc<SquareApp>>, body: Bytes) -> Respons
     app.gate.stats().update(|c| c.token_requests += 1);
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return invalid(
-            "INVALID_BODY",
+            "EXPECTED_JSON_BODY",
             "The request body is not valid JSON.",
             "body",
         );
@@ -2020,7 +2021,7 @@ async fn batch_retrieve_counts(State(app): State<Arc<SquareApp>>, body: Bytes) -
             Ok(v) => v,
             Err(_) => {
                 return invalid(
-                    "INVALID_BODY",
+                    "EXPECTED_JSON_BODY",
                     "The request body is not valid JSON.",
                     "body",
                 );
@@ -2176,7 +2177,7 @@ async fn get_refund(State(app): State<Arc<SquareApp>>, Path(id): Path<String>) -
 async fn batch_retrieve_orders(State(app): State<Arc<SquareApp>>, body: Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return invalid(
-            "INVALID_BODY",
+            "EXPECTED_JSON_BODY",
             "The request body is not valid JSON.",
             "body",
         );
@@ -2194,7 +2195,7 @@ async fn batch_retrieve_orders(State(app): State<Arc<SquareApp>>, body: Bytes) -
     };
     if ids.len() > MAX_ORDER_IDS {
         return invalid(
-            "INVALID_ARRAY_LENGTH",
+            "ARRAY_LENGTH_TOO_LONG",
             &format!("order_ids may hold at most {MAX_ORDER_IDS} ids."),
             "order_ids",
         );

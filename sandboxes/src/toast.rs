@@ -207,6 +207,9 @@ pub struct ToastConfig {
     pub limits: ToastLimits,
     /// Window for `Counters::max_calls_per_window`.
     pub observe_window: Duration,
+    /// The restaurants' ISO-4217 currency (`general.currencyCode` of the
+    /// restaurants API; orders carry none).
+    pub currency: String,
 }
 
 impl Default for ToastConfig {
@@ -223,6 +226,7 @@ impl Default for ToastConfig {
             token_ttl: Duration::from_secs(86_400),
             limits: ToastLimits::default(),
             observe_window: OBSERVE_WINDOW,
+            currency: "USD".into(),
         }
     }
 }
@@ -1343,7 +1347,9 @@ fn generate_check(
         let cents = *GIFT_CARD_CENTS.choose(rng).unwrap_or(&2_500);
         selections.push(ToastSelection {
             guid: data::guid(rng),
-            item_guid: None,
+            // The definition requires `item`: the restaurant's gift card
+            // item (no sales category: deferred revenue).
+            item_guid: Some(reference_guid(&r.menu_guid, GIFT_CARD_ITEM_ID)),
             item_group_guid: None,
             sales_category_guid: None,
             display_name: "Gift Card".into(),
@@ -2011,7 +2017,50 @@ async fn order_by_guid(
     }
 }
 
+/// A modifier group: (`referenceId`, name, its options' (`referenceId`, name)).
+type ModifierGroup = (u64, &'static str, &'static [(u64, &'static str)]);
+
+/// The modifier groups every restaurant's menu has, as the definition
+/// shapes them: top-level maps keyed by `referenceId`, menu items and groups
+/// naming them by that integer. (group id, name, [(option id, name)]).
+const MODIFIER_GROUPS: &[ModifierGroup] = &[
+    (1, "Sides", &[(10, "Fries"), (11, "Side Salad")]),
+    (2, "Sauces", &[(20, "Aioli"), (21, "Hot Sauce")]),
+];
+
+/// The `referenceId` the gift card item's GUID is derived from.
+const GIFT_CARD_ITEM_ID: u64 = 900;
+
+/// A GUID for a menu entity, derived from the restaurant's menu GUID and
+/// the entity's `referenceId` (stable for a seed).
+fn reference_guid(menu_guid: &str, id: u64) -> String {
+    format!("{}-{id:012x}", menu_guid.get(..23).unwrap_or(menu_guid))
+}
+
 fn menus_json(r: &ToastRestaurant) -> Value {
+    let mut group_refs = serde_json::Map::new();
+    let mut option_refs = serde_json::Map::new();
+    for (gid, gname, options) in MODIFIER_GROUPS {
+        group_refs.insert(
+            gid.to_string(),
+            json!({
+                "referenceId": gid, "name": gname, "guid": reference_guid(&r.menu_guid, *gid),
+                "minSelections": 0, "maxSelections": 1, "isMultiSelect": false, "requiredMode": "OPTIONAL",
+                "pricingStrategy": "NONE", "visibility": ["POS"],
+                "modifierOptionReferences": options.iter().map(|(oid, _)| *oid).collect::<Vec<_>>(),
+            }),
+        );
+        for (oid, oname) in *options {
+            option_refs.insert(
+                oid.to_string(),
+                json!({
+                    "referenceId": oid, "name": oname, "guid": reference_guid(&r.menu_guid, *oid),
+                    "price": 0.0, "pricingStrategy": "BASE_PRICE", "isDefault": false,
+                    "allowsDuplicates": false, "visibility": ["POS"], "modifierGroupReferences": [],
+                }),
+            );
+        }
+    }
     let groups: Vec<Value> = r
         .menu_groups
         .iter()
@@ -2019,7 +2068,10 @@ fn menus_json(r: &ToastRestaurant) -> Value {
             let items: Vec<Value> = g
                 .items
                 .iter()
-                .map(|i| {
+                .enumerate()
+                .map(|(n, i)| {
+                    // Every item offers sides; every other one sauces too.
+                    let refs: Vec<u64> = if n % 2 == 0 { vec![1] } else { vec![1, 2] };
                     json!({
                         "name": i.name,
                         "guid": i.guid,
@@ -2034,7 +2086,7 @@ fn menus_json(r: &ToastRestaurant) -> Value {
                         },
                         "taxInfo": [i.tax_rate_guid],
                         "visibility": ["POS", "TOAST_ONLINE_ORDERING"],
-                        "modifierGroupReferences": [],
+                        "modifierGroupReferences": refs,
                     })
                 })
                 .collect();
@@ -2057,8 +2109,8 @@ fn menus_json(r: &ToastRestaurant) -> Value {
             "description": "",
             "menuGroups": groups,
         }],
-        "modifierGroupReferences": {},
-        "modifierOptionReferences": {},
+        "modifierGroupReferences": group_refs,
+        "modifierOptionReferences": option_refs,
         "preModifierGroupReferences": {},
     })
 }
@@ -2083,6 +2135,37 @@ async fn metadata(State(app): State<Arc<ToastApp>>, headers: HeaderMap) -> Respo
     }
 }
 
+/// `GET /restaurants/v1/restaurants/{restaurantGUID}`: the restaurant's
+/// `RestaurantInfo` (toast-restaurants-openapi.yaml), its `general` part.
+async fn restaurant_info(
+    State(app): State<Arc<ToastApp>>,
+    headers: HeaderMap,
+    axum::extract::Path(guid): axum::extract::Path<String>,
+) -> Response {
+    match app.restaurant(&headers) {
+        Ok(r) if r.guid == guid => json(
+            StatusCode::OK,
+            &json!({
+                "guid": r.guid,
+                "general": {
+                    "name": r.name,
+                    "locationName": r.name,
+                    "description": "",
+                    "timeZone": r.time_zone,
+                    "closeoutHour": 4,
+                    "currencyCode": app.config.currency,
+                    "archived": false,
+                },
+            }),
+        ),
+        Ok(_) => error(
+            StatusCode::FORBIDDEN,
+            "The restaurant in the path is not the one in Toast-Restaurant-External-ID",
+        ),
+        Err(e) => e,
+    }
+}
+
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "No such endpoint").into_response()
 }
@@ -2094,6 +2177,7 @@ fn router(app: Arc<ToastApp>) -> Router {
         .route("/orders/v2/orders/{guid}", get(order_by_guid))
         .route("/menus/v2/menus", get(menus))
         .route("/menus/v2/metadata", get(metadata))
+        .route("/restaurants/v1/restaurants/{guid}", get(restaurant_info))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             gate::middleware::<ToastApp>,

@@ -380,6 +380,16 @@ fn problem(status: StatusCode, detail: &str) -> Response {
     )
 }
 
+/// A 400 in the definition's `Error` shape (`ErrorNumber`, `Type`,
+/// `Message`), as Xero answers a request it refuses; the problem shape
+/// above is for authentication and missing resources.
+fn bad_request(message: &str) -> Response {
+    json(
+        StatusCode::BAD_REQUEST,
+        &json!({"ErrorNumber": 10, "Type": "ValidationException", "Message": message}),
+    )
+}
+
 fn oauth_error(status: StatusCode, error: &str) -> Response {
     json(status, &json!({"error": error}))
 }
@@ -590,8 +600,7 @@ fn where_filter(pairs: &[(String, String)]) -> Result<Vec<(String, String)>, Res
     match query_get_ci(pairs, "where") {
         None => Ok(Vec::new()),
         Some(w) => parse_where(w).ok_or_else(|| {
-            problem(
-                StatusCode::BAD_REQUEST,
+            bad_request(
                 "The sandbox supports only where filters of the form Field==\"value\" AND ...",
             )
         }),
@@ -648,17 +657,14 @@ fn list(app: &XeroApp, c: Collection, headers: &HeaderMap, raw: Option<&str>) ->
     let page = match query_get_ci(&pairs, "page").map(str::parse::<usize>) {
         None => 1,
         Some(Ok(p)) if p >= 1 => p,
-        Some(_) => return problem(StatusCode::BAD_REQUEST, "page must be a positive integer"),
+        Some(_) => return bad_request("page must be a positive integer"),
     };
     let since = match header(headers, "If-Modified-Since") {
         None => None,
         Some(s) => match time::parse_rfc3339(s).or_else(|| time::parse_rfc3339(&format!("{s}Z"))) {
             Some(t) => Some(t.as_millisecond()),
             None => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    "If-Modified-Since must be an ISO-8601 date-time",
-                );
+                return bad_request("If-Modified-Since must be an ISO-8601 date-time");
             }
         },
     };
@@ -741,11 +747,14 @@ fn amount(v: &Value, field: &str, places: u32, errors: &mut Vec<String>) -> Opti
 impl XeroApp {
     /// Validates one element and builds the saved BankTransaction, or lists
     /// its validation errors.
+    /// `create_only` is `PUT` (createBankTransactions): an element naming
+    /// a saved `BankTransactionID` is refused, since PUT never updates.
     fn build(
         &self,
         t: &mut Tenant,
         input: &Value,
         unit_places: u32,
+        create_only: bool,
     ) -> Result<(Value, bool), Vec<String>> {
         let mut errors = Vec::new();
         let mut rng = self.rng.lock().unwrap();
@@ -753,10 +762,14 @@ impl XeroApp {
         let existing = str_ci(input, "BankTransactionID")
             .filter(|id| *id != ZERO_ID)
             .map(str::to_lowercase);
-        if let Some(id) = &existing
-            && !t.transactions.items.contains_key(id)
-        {
-            errors.push(format!("BankTransaction {id} could not be found."));
+        match &existing {
+            Some(id) if !t.transactions.items.contains_key(id) => {
+                errors.push(format!("BankTransaction {id} could not be found."));
+            }
+            Some(id) if create_only => errors.push(format!(
+                "BankTransaction {id} already exists. PUT only creates bank transactions; use POST to update one."
+            )),
+            _ => {}
         }
         let kind = str_ci(input, "Type").map(str::to_uppercase);
         if !kind.as_deref().is_some_and(|k| TYPES.contains(&k)) {
@@ -1173,14 +1186,86 @@ fn elements(body: &Value, c: Collection) -> Option<Vec<Value>> {
     }
 }
 
+/// `PUT /BankTransactions` (createBankTransactions): creates only.
+async fn put_bank_transactions(
+    State(app): State<Arc<XeroApp>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    write(
+        &app,
+        Collection::BankTransactions,
+        true,
+        &headers,
+        raw.as_deref(),
+        &body,
+    )
+}
+
+/// The body of a `POST /<Collection>/{id}` (updateBankTransaction,
+/// updateManualJournal) with the path's id on its element, then handled as
+/// the collection's `POST`.
+fn with_path_id(c: Collection, id: &str, body: &Bytes) -> Bytes {
+    let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
+        return body.clone();
+    };
+    if let Some(first) = v
+        .get_mut(c.name())
+        .and_then(Value::as_array_mut)
+        .and_then(|a| a.first_mut())
+        .and_then(Value::as_object_mut)
+    {
+        first.insert(c.id_field().to_string(), Value::String(id.to_string()));
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+/// `POST /BankTransactions/{BankTransactionID}` (updateBankTransaction).
+async fn post_bank_transaction(
+    State(app): State<Arc<XeroApp>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let body = with_path_id(Collection::BankTransactions, &id, &body);
+    write(
+        &app,
+        Collection::BankTransactions,
+        false,
+        &headers,
+        raw.as_deref(),
+        &body,
+    )
+}
+
+/// `POST /ManualJournals/{ManualJournalID}` (updateManualJournal).
+async fn post_manual_journal(
+    State(app): State<Arc<XeroApp>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let body = with_path_id(Collection::ManualJournals, &id, &body);
+    write(
+        &app,
+        Collection::ManualJournals,
+        false,
+        &headers,
+        raw.as_deref(),
+        &body,
+    )
+}
+
+/// `POST /BankTransactions` (updateOrCreateBankTransactions).
 async fn write_bank_transactions(
     State(app): State<Arc<XeroApp>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    // PUT and POST both create or update here (the sandbox's long-standing
-    // reading for BankTransactions).
     write(
         &app,
         Collection::BankTransactions,
@@ -1255,10 +1340,7 @@ fn write(
     };
     if let Some(k) = &key {
         if k.len() > MAX_IDEMPOTENCY_KEY {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "Idempotency-Key is longer than 128 characters",
-            );
+            return bad_request("Idempotency-Key is longer than 128 characters");
         }
         app.gate.stats().keyed_request(&tenant, k);
     }
@@ -1274,10 +1356,7 @@ fn write(
         };
         if let Some(r) = t.replays.get(k).filter(|r| live(r)) {
             if r.request != request {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    "The Idempotency-Key was already used for a different request",
-                );
+                return bad_request("The Idempotency-Key was already used for a different request");
             }
             return json(r.status, &r.body);
         }
@@ -1291,7 +1370,7 @@ fn write(
     let results: Vec<Result<(Value, bool), Vec<String>>> = items
         .iter()
         .map(|i| match c {
-            Collection::BankTransactions => app.build(t, i, unit_places),
+            Collection::BankTransactions => app.build(t, i, unit_places, create_only),
             Collection::ManualJournals => app.build_journal(t, i, create_only),
         })
         .collect();
@@ -1373,17 +1452,19 @@ async fn not_found() -> Response {
 fn router(app: Arc<XeroApp>) -> Router {
     Router::new()
         .route("/connect/token", post(token))
+        // Xero's paths ignore case; the official SDK asks for `/Connections`.
         .route("/connections", get(connections))
+        .route("/Connections", get(connections))
         .route("/api.xro/2.0/Accounts", get(accounts))
         .route(
             "/api.xro/2.0/BankTransactions",
             get(list_bank_transactions)
-                .put(write_bank_transactions)
+                .put(put_bank_transactions)
                 .post(write_bank_transactions),
         )
         .route(
             "/api.xro/2.0/BankTransactions/{id}",
-            get(get_bank_transaction),
+            get(get_bank_transaction).post(post_bank_transaction),
         )
         .route(
             "/api.xro/2.0/ManualJournals",
@@ -1391,7 +1472,10 @@ fn router(app: Arc<XeroApp>) -> Router {
                 .put(put_manual_journals)
                 .post(post_manual_journals),
         )
-        .route("/api.xro/2.0/ManualJournals/{id}", get(get_manual_journal))
+        .route(
+            "/api.xro/2.0/ManualJournals/{id}",
+            get(get_manual_journal).post(post_manual_journal),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             gate::middleware::<XeroApp>,

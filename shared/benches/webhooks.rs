@@ -112,6 +112,7 @@ fn bench_intake_embedded(c: &mut Criterion) {
                 credentials: SecretName::new("bench/toast").unwrap(),
                 mappings: Default::default(),
                 codes: Default::default(),
+                currency: None,
             })
             .await
             .unwrap();

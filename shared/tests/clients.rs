@@ -299,7 +299,8 @@ async fn marketman_gets_a_token_posts_with_it_and_reads_max_calls_as_a_rate_limi
     Mock::given(method("POST"))
         .and(path("/v3/buyers/orders/CreateOrder"))
         .and(body_string_contains("\"CatalogItemCode\":\"FLOUR-25\""))
-        .and(body_string_contains("\"Quantity\":\"2.5\""))
+        // A JSON number: MarketMan refuses a quantity sent as a string.
+        .and(body_string_contains("\"Quantity\":2.5"))
         .and(body_string_contains(
             "\"deliveryDateUTC\":\"2026/12/01 09:00:00\"",
         ))

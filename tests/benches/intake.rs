@@ -68,6 +68,7 @@ async fn seed(stores: &Stores) {
             credentials: SecretName::new("bench/pos").unwrap(),
             mappings: Default::default(),
             codes: Default::default(),
+            currency: None,
         })
         .await
         .unwrap();

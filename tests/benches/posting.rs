@@ -140,6 +140,7 @@ async fn setup(destination: Provider, account: &str, token: &str, app: (&str, &s
         credentials: SecretName::new("bench/pos").unwrap(),
         mappings: [(destination, mapping)].into_iter().collect(),
         codes: Default::default(),
+        currency: None,
     };
     stores.connections.register(&pos).await.unwrap();
     stores

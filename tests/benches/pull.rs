@@ -84,6 +84,7 @@ fn main() {
             credentials: secret,
             mappings: Default::default(),
             codes: Default::default(),
+            currency: Some(shared::model::Currency::usd()),
         };
         stores.connections.register(&connection).await.unwrap();
         stores

@@ -174,6 +174,7 @@ async fn seed(stores: &Stores, sandboxes: &Value) {
             ]
             .into_iter()
             .collect(),
+            currency: None,
         };
         stores
             .secrets

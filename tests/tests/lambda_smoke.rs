@@ -152,6 +152,8 @@ async fn seed(stores: &Stores) {
             ]
             .into_iter()
             .collect(),
+            // Known already (no Toast API to learn it from here).
+            currency: Some(shared::model::Currency::usd()),
         };
         stores
             .secrets

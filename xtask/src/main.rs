@@ -9,7 +9,10 @@
 //!   Before the tests: the template is checked (every function crate has a
 //!   resource and every resource a crate; cfn-lint; the template as AWS reads
 //!   it, after the SAM transform, with `xtask/template_check.py` and its
-//!   tests; checkov).
+//!   tests; checkov). The tests record the sandboxes' traffic
+//!   (`HUB_SANDBOX_RECORD`), checked afterwards against the providers'
+//!   definitions (`xtask/contracts.py`); then the providers' own SDKs
+//!   (squareup, xero-python) run against the sandboxes (`xtask/sdk_check.py`).
 //! - `package`: builds every function with cargo lambda (release, arm64) into
 //!   `target/lambda/<name>/`, where the template points.
 //! - `infra`: the template checks alone.
@@ -251,10 +254,14 @@ fn test(extra: &[String]) -> Result<()> {
     };
     // Logs and the secrets tests write go here, for the leak scan.
     let log_dir = root().join(format!("target/test-logs/{}", stamp()));
+    // Every exchange the sandboxes serve during the tests, for the contract
+    // checks against the providers' definitions.
+    let traffic = root().join(format!("target/contracts/{}", stamp()));
     let mut test_cmd = cargo();
     test_cmd
         .args(["test", "--workspace"])
-        .env("HUB_TEST_LOG_DIR", &log_dir);
+        .env("HUB_TEST_LOG_DIR", &log_dir)
+        .env("HUB_SANDBOX_RECORD", &traffic);
     if !extra.is_empty() {
         test_cmd.args(extra.iter().skip_while(|a| *a == "--"));
     }
@@ -285,6 +292,8 @@ fn test(extra: &[String]) -> Result<()> {
         },
     );
     drop(moto);
+    step(&mut failed, contracts(&venv, &traffic));
+    step(&mut failed, official_sdks(&venv));
     eprintln!("\n==> secret-leak scan of the tests' logs");
     match leaks::scan(&log_dir) {
         Ok(scan) if scan.secrets == 0 => failed.push(format!(
@@ -320,6 +329,58 @@ fn test(extra: &[String]) -> Result<()> {
             failed.join("\n  ")
         ))
     }
+}
+
+/// The contract checks: every request the tests sent a sandbox and every
+/// answer it gave, against the provider's published definition copied into
+/// `tests/contracts/` (OpenAPI for Square and Xero, Swagger for Toast, the
+/// XSDs for QuickBooks), with a separate pass for fields the definition
+/// does not have (`xtask/contracts.py`); first, its tests show each check
+/// rejecting the drift it is for.
+fn contracts(venv: &Path, traffic: &Path) -> Result<()> {
+    let python = venv.join("bin/python");
+    run(
+        "the contract checks catch drift (xtask/contracts_test.py)",
+        Command::new(&python).arg(root().join("xtask/contracts_test.py")),
+    )?;
+    if !traffic.is_dir() {
+        return Err(format!(
+            "contract checks: no sandbox traffic was recorded in {}",
+            traffic.display()
+        ));
+    }
+    run(
+        "sandbox traffic against the providers' definitions (xtask/contracts.py)",
+        Command::new(&python)
+            .arg(root().join("xtask/contracts.py"))
+            .arg("--specs")
+            .arg(root().join("tests/contracts"))
+            .arg("--traffic")
+            .arg(traffic),
+    )
+}
+
+/// Clients no one here wrote: the providers' own SDKs from PyPI (squareup,
+/// xero-python, pinned in the requirements) against every sandbox `hub
+/// sandboxes` starts, parsing every answer (`xtask/sdk_check.py`), after
+/// the check's own tests show it catches each kind of defect.
+fn official_sdks(venv: &Path) -> Result<()> {
+    let python = venv.join("bin/python");
+    run(
+        "the SDK check catches its defects (xtask/sdk_check_test.py)",
+        Command::new(&python).arg(root().join("xtask/sdk_check_test.py")),
+    )?;
+    run(
+        "build hub for the SDK check",
+        cargo().args(["build", "-p", "hub"]),
+    )?;
+    run(
+        "official SDKs against the sandboxes (xtask/sdk_check.py: squareup, xero-python)",
+        Command::new(&python)
+            .arg(root().join("xtask/sdk_check.py"))
+            .arg("--hub")
+            .arg(root().join("target/debug/hub")),
+    )
 }
 
 /// Adds a test run's counts to the totals (passed, failed, failed steps),

@@ -54,6 +54,7 @@ async fn stores() -> Stores {
                 credentials: SecretName::new(format!("bistro/{id}")).unwrap(),
                 mappings: Default::default(),
                 codes: Default::default(),
+                currency: None,
             })
             .await
             .unwrap();

@@ -62,6 +62,7 @@ async fn intake(notification_url: Option<&str>) -> WebhookIntake {
             credentials: SecretName::new("bistro/square").unwrap(),
             mappings: Default::default(),
             codes: Default::default(),
+            currency: None,
         })
         .await
         .unwrap();

@@ -8,6 +8,7 @@ pub(crate) mod gate;
 pub(crate) mod http;
 pub mod limits;
 pub mod money;
+pub mod record;
 pub mod server;
 pub mod stats;
 pub mod time;

@@ -77,6 +77,16 @@ pub fn json_decimal(v: &Value) -> Option<Decimal> {
     }
 }
 
+/// A JSON *number* as a `Decimal` (a numeric string is not one): for the
+/// APIs that take numbers and refuse strings (MarketMan's quantities and
+/// prices).
+pub fn json_number(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::Number(n) => parse_decimal(&n.to_string()),
+        _ => None,
+    }
+}
+
 fn parse_decimal(s: &str) -> Option<Decimal> {
     use std::str::FromStr;
     Decimal::from_str(s)

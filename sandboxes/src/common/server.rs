@@ -158,6 +158,11 @@ impl ConnInfo {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
     }
+
+    /// Whether the connection was cut.
+    pub(crate) fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
 }
 
 impl Connected<IncomingStream<'_, SandboxListener>> for ConnInfo {
@@ -179,8 +184,10 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Binds `127.0.0.1:0` and serves `router` on it.
+    /// Binds `127.0.0.1:0` and serves `router` on it (recording every
+    /// exchange when `HUB_SANDBOX_RECORD` is set: [`super::record`]).
     pub async fn start(sandbox: &'static str, router: Router) -> Result<Self, StartError> {
+        let router = super::record::wrap(sandbox, router);
         let inner = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|source| StartError::Bind { sandbox, source })?;

@@ -4,7 +4,7 @@
 //! QuickBooks answers.
 //!
 //! Rules applied on create and update (providers.md §3.2 and the fixtures):
-//! - `AccountRef`, `DepositToAccountRef`, `RefundFromAccountRef` (required
+//! - `AccountRef`, `DepositToAccountRef`, `DepositToAccountRef` of a RefundReceipt (required
 //!   on a RefundReceipt), `DiscountAccountRef`, `ItemRef`, `TaxRateRef`,
 //!   `CustomerRef` must name an existing entity, else `ValidationFault` 610 "Object Not Found"
 //!   (the message of `batch_response.json`).
@@ -741,11 +741,14 @@ impl Realm {
                         .or_insert_with(|| json!({"value": "4"}));
                     self.resolve_ref(deposit, QboEntity::Account, "DepositToAccountRef")?;
                 } else {
+                    // A RefundReceipt is a SalesTransaction (Finance.xsd):
+                    // the account refunded from is its `DepositToAccountRef`,
+                    // required here (UNVERIFIED: QuickBooks' own default).
                     let from = e
-                        .get_mut("RefundFromAccountRef")
+                        .get_mut("DepositToAccountRef")
                         .filter(|r| !r.is_null())
-                        .ok_or_else(|| Fault::missing("RefundFromAccountRef"))?;
-                    self.resolve_ref(from, QboEntity::Account, "RefundFromAccountRef")?;
+                        .ok_or_else(|| Fault::missing("DepositToAccountRef"))?;
+                    self.resolve_ref(from, QboEntity::Account, "DepositToAccountRef")?;
                 }
                 e.insert("Balance".into(), json!(0));
                 e.entry("PrintStatus").or_insert(json!("NotSet"));
@@ -1020,7 +1023,7 @@ impl Realm {
     /// transaction. SalesReceipt: item lines credit their item's income
     /// account, discount lines debit their discount account, tax credits
     /// its liability, `DepositToAccountRef` is debited `TotalAmt`.
-    /// RefundReceipt: the mirror, `RefundFromAccountRef` credited.
+    /// RefundReceipt: the mirror, its `DepositToAccountRef` credited.
     /// Purchase: lines debit their account (an item line its item's
     /// account), tax is debited to its liability (reclaimable tax), and
     /// `AccountRef` is credited `TotalAmt`; a `Credit` purchase (a card
@@ -1090,12 +1093,7 @@ impl Realm {
                     for (account, tax) in Self::tax_postings(e) {
                         post(Some(account), -s * tax);
                     }
-                    let cash = if kind == QboEntity::SalesReceipt {
-                        "DepositToAccountRef"
-                    } else {
-                        "RefundFromAccountRef"
-                    };
-                    post(e.get(cash).and_then(ref_value), s * total);
+                    post(e.get("DepositToAccountRef").and_then(ref_value), s * total);
                 } else {
                     let p = if e.get("Credit").and_then(Value::as_bool) == Some(true) {
                         Decimal::NEGATIVE_ONE

@@ -52,7 +52,7 @@
 //! negative lines on sales forms); a negative total is refused with
 //! `ValidationFault` 6000 (UNVERIFIED). `GlobalTaxCalculation` may be
 //! `TaxExcluded` or `NotApplicable`; `TaxInclusive` is refused (not modelled).
-//! A RefundReceipt needs `RefundFromAccountRef` naming an existing account
+//! A RefundReceipt needs `DepositToAccountRef` naming an existing account
 //! (2020 when missing, 610 when unknown).
 
 mod entities;
@@ -772,7 +772,7 @@ impl QuickBooksSandbox {
     /// credits each tax line's rate's liability account (`TotalTax` to 91
     /// when it has no tax lines) and debits `DepositToAccountRef` by
     /// `TotalAmt`; a RefundReceipt is the mirror, crediting
-    /// `RefundFromAccountRef`; a Purchase debits its lines' accounts (an item
+    /// `DepositToAccountRef`; a Purchase debits its lines' accounts (an item
     /// line: the item's expense account, else its income account) and its tax
     /// and credits `AccountRef` (mirrored when `Credit` is true). Every
     /// transaction's entries sum to zero over accounts. There is no

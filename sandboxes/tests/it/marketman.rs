@@ -141,6 +141,17 @@ async fn created_orders_and_received_deliveries_read_back() {
     bad["catalogItems"] = json!([{"CatalogItemCode": "0000", "Quantity": 1}]);
     let (_, refused) = call(&mm, Some(&t), "orders/CreateOrder", bad).await;
     assert_eq!(refused["IsSuccess"], false);
+    // A quantity sent as a string is refused: the API takes numbers.
+    let mut stringly = order.clone();
+    stringly["catalogItems"][0]["Quantity"] = json!("2.5");
+    let (_, refused) = call(&mm, Some(&t), "orders/CreateOrder", stringly).await;
+    assert_eq!(refused["IsSuccess"], false, "{refused}");
+    assert!(
+        refused["ErrorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("must be a positive number")),
+        "{refused}"
+    );
     assert_eq!(mm.created_orders().len(), 1);
     assert_eq!(mm.created_orders()[0].comment, "hub:po-1");
 

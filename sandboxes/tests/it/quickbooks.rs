@@ -494,7 +494,7 @@ fn refund(account: &str) -> Value {
         "TxnDate": "2025-06-02",
         "DocNumber": "R-0602",
         "PrivateNote": "refund of check 42",
-        "RefundFromAccountRef": {"value": account},
+        "DepositToAccountRef": {"value": account},
         "Line": [sales_line("20", json!(20.0))],
         "TxnTaxDetail": {"TotalTax": 1.25},
     })
@@ -516,7 +516,7 @@ async fn refund_receipts_are_created_updated_read_queried_and_batched_like_sales
     assert_eq!(rr["DocNumber"], "R-0602");
     assert_eq!(rr["PrivateNote"], "refund of check 42");
     assert_eq!(
-        rr["RefundFromAccountRef"],
+        rr["DepositToAccountRef"],
         json!({"value": "99", "name": "Cash Clearing"})
     );
     assert_eq!(
@@ -567,12 +567,12 @@ async fn refund_receipts_are_created_updated_read_queried_and_batched_like_sales
         updated["RefundReceipt"]
     );
 
-    // RefundFromAccountRef is required and must name an account.
+    // DepositToAccountRef is required and must name an account.
     let mut missing = refund("99");
     missing
         .as_object_mut()
         .unwrap()
-        .remove("RefundFromAccountRef");
+        .remove("DepositToAccountRef");
     let (status, f) = q.post("refundreceipt", &missing).await;
     assert_eq!((status, fault_code(&f)), (400, "2020"));
     let (status, f) = q.post("refundreceipt", &refund("777")).await;
@@ -592,7 +592,7 @@ async fn refund_receipts_are_created_updated_read_queried_and_batched_like_sales
     assert_eq!(status, 200, "{resp}");
     let items = resp["BatchItemResponse"].as_array().unwrap();
     assert_eq!(
-        items[0]["RefundReceipt"]["RefundFromAccountRef"]["name"],
+        items[0]["RefundReceipt"]["DepositToAccountRef"]["name"],
         "Card Clearing"
     );
     assert_eq!(fault_code(&items[1]), "610");

@@ -701,6 +701,7 @@ async fn the_hubs_transform_of_the_served_sales_matches_the_truth() {
             credentials: SecretName::new("cafe/square").unwrap(),
             mappings: Default::default(),
             codes: Default::default(),
+            currency: None,
         };
         let mut payments = Vec::new();
         for loc in square.locations() {

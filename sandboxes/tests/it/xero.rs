@@ -141,6 +141,62 @@ async fn default_summarize_errors_is_a_400_validation_exception_saving_nothing()
 }
 
 #[tokio::test]
+async fn put_never_updates_a_bank_transaction_and_post_does() {
+    let x = Xero::start(XeroConfig::seeded(9)).await;
+    let body = json!({"BankTransactions": [txn("day-1", "200", json!(100))]});
+    let resp: Value = x
+        .put("?summarizeErrors=false", None, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = resp["BankTransactions"][0]["BankTransactionID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut change = txn("day-1", "200", json!(150));
+    change["BankTransactionID"] = id.clone().into();
+    let body = json!({"BankTransactions": [change]});
+    let resp: Value = x
+        .put("?summarizeErrors=false", None, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let refused = &resp["BankTransactions"][0];
+    assert_eq!(refused["StatusAttributeString"], "ERROR", "{resp}");
+    assert!(
+        refused["ValidationErrors"][0]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("PUT only creates bank transactions"),
+        "{resp}"
+    );
+    let saved = x.sb.bank_transactions(&x.tenant);
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0]["Total"], json!(100.0), "unchanged by the PUT");
+    let resp: Value = client()
+        .post(x.url("BankTransactions?summarizeErrors=false"))
+        .bearer_auth(&x.token)
+        .header("xero-tenant-id", &x.tenant)
+        .header("Accept", "application/json")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp["BankTransactions"][0]["StatusAttributeString"], "OK",
+        "{resp}"
+    );
+    let saved = x.sb.bank_transactions(&x.tenant);
+    assert_eq!(saved.len(), 1, "updated in place");
+    assert_eq!(saved[0]["Total"], json!(150.0));
+}
+
+#[tokio::test]
 async fn the_published_request_reads_case_insensitively() {
     let x = Xero::start(XeroConfig::seeded(9)).await;
     let mut body: Value = serde_json::from_str(REQUEST).unwrap();
@@ -436,10 +492,10 @@ async fn manual_journal_put_creates_and_a_put_naming_an_existing_journal_is_refu
     assert_ne!(id, hub_sandboxes::xero::ZERO_ID);
 
     // Defaults: DRAFT, NoTax; lines may name the account by AccountID.
-    let by_id = json!({"Narration": "by id", "JournalLines": [
+    let by_id = json!({"ManualJournals": [{"Narration": "by id", "JournalLines": [
         {"LineAmount": 10, "AccountID": card["AccountID"]},
         {"LineAmount": -10, "AccountCode": "200"},
-    ]});
+    ]}]});
     let (status, draft) = x.journals(put.clone(), "", None, &by_id).await;
     assert_eq!(status, 200, "{draft}");
     assert_eq!(draft["ManualJournals"][0]["Status"], "DRAFT");
@@ -587,7 +643,7 @@ async fn manual_journal_post_updates_in_place() {
             post.clone(),
             "?summarizeErrors=false",
             None,
-            &json!({"ManualJournals": [{"ManualJournalID": id, "Status": "VOIDED"}]}),
+            &json!({"ManualJournals": [{"ManualJournalID": id, "Narration": "voided", "Status": "VOIDED"}]}),
         )
         .await;
     assert_eq!(status, 200);

@@ -199,6 +199,11 @@ pub struct Connection {
     /// MarketMan vendor GUID, `item:<id>` → a catalog item code.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub codes: BTreeMap<String, String>,
+    /// The currency the account's money is in where its records do not say
+    /// (Toast orders carry none: the restaurant's `currencyCode`, learned
+    /// from the restaurants API the first time the hub reads its sales).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<crate::model::Currency>,
 }
 
 impl Connection {

@@ -63,6 +63,12 @@ pub async fn process(
             ))
         })?;
     let e = &item.event;
+    let connection = match (e.provider, e.event_type.as_str()) {
+        (Provider::Toast, "order_updated" | "channel_order_updated") => {
+            clients.with_currency(&connection).await?
+        }
+        _ => connection,
+    };
     let records: Vec<Record> = match (e.provider, e.event_type.as_str()) {
         (Provider::Toast, "order_updated" | "channel_order_updated") => {
             transforms::toast::order_to_transactions(&e.payload["details"]["order"], &connection)?

@@ -118,14 +118,20 @@ fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
 async fn ping(clients: &ProviderClients, c: &Connection) -> Result<(), ProviderError> {
     match c.provider {
         Provider::Toast => clients.toast(c)?.menus_metadata().await.map(|_| ()),
+        // Every location: a request without `location_id` reads only the
+        // main one, so one unreadable location would go unnoticed.
         Provider::Square => {
             let now = Timestamp::now();
-            clients
-                .square(c)
-                .await?
-                .list_payments(now - SignedDuration::from_mins(1), now, None, None)
-                .await
-                .map(|_| ())
+            let client = clients.square(c).await?;
+            for location in client.list_locations().await? {
+                let Some(id) = location["id"].as_str() else {
+                    continue;
+                };
+                client
+                    .list_payments(now - SignedDuration::from_mins(1), now, Some(id), None)
+                    .await?;
+            }
+            Ok(())
         }
         Provider::QuickBooks => clients.quickbooks(c).await?.accounts().await.map(|_| ()),
         Provider::Xero => clients.xero(c).await?.accounts().await.map(|_| ()),

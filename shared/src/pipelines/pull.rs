@@ -437,6 +437,7 @@ pub async fn pull_connection(
     options: RunOptions,
 ) -> Result<Vec<(&'static str, PullReport)>, PullError> {
     use super::streams::*;
+    let connection = &clients.with_currency(connection).await?;
     let c = connection.clone();
     let mut out = Vec::new();
     match connection.provider {

@@ -68,7 +68,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::time::Duration;
 
 /// What became of one push.
@@ -100,12 +99,7 @@ fn fresh_key() -> String {
 /// A decimal as a JSON number, refusing any amount whose number form would
 /// not read back as exactly the same decimal.
 pub fn money(d: Decimal) -> Result<Value, String> {
-    let text = d.normalize().to_string();
-    let n = serde_json::Number::from_str(&text).map_err(|e| format!("{text}: {e}"))?;
-    match Decimal::from_str(&n.to_string()) {
-        Ok(back) if back == d => Ok(Value::Number(n)),
-        _ => Err(format!("{text} cannot be sent as an exact JSON number")),
-    }
+    crate::transforms::json_number(d)
 }
 
 fn transaction(entry: &LedgerEntry) -> Result<Transaction, String> {
@@ -223,7 +217,7 @@ fn part_label(role: &str) -> String {
 /// tax role mapped to `taxrate:<id>` goes through the company's own sales
 /// tax (`TxnTaxDetail` with `GlobalTaxCalculation: TaxExcluded`) instead of
 /// a liability line. A RefundReceipt is the mirror, refunded from
-/// `deposit_account`.
+/// `deposit_account` (its `DepositToAccountRef`, as Finance.xsd has it).
 pub fn quickbooks_entity(
     t: &Transaction,
     m: &AccountMapping,
@@ -292,7 +286,9 @@ pub fn quickbooks_entity(
                 source.tenant, source.id
             )
         })?;
-        body["RefundFromAccountRef"] = json!({"value": from});
+        // A RefundReceipt is a SalesTransaction: the account it refunds
+        // from is its DepositToAccountRef (Finance.xsd has no other).
+        body["DepositToAccountRef"] = json!({"value": from});
         Ok(("RefundReceipt", body))
     } else {
         if let Some(d) = m.deposit_account.as_deref() {
@@ -389,7 +385,12 @@ pub fn xero_entity(
     if let (true, Some(id)) = (nothing_to_book(t), remote_id) {
         return Ok((
             Collection::ManualJournals,
-            json!({"ManualJournalID": id, "Status": "VOIDED"}),
+            // Narration is required of every ManualJournal (the definition).
+            json!({
+                "ManualJournalID": id,
+                "Narration": format!("{} ({} {})", t.description, t.source, t.external_id),
+                "Status": "VOIDED",
+            }),
         ));
     }
     if t.parts.is_empty() {
@@ -460,7 +461,10 @@ fn legacy_xero_entity(
     let mut body = json!({
         "Type": kind,
         "Contact": {"Name": format!("{} sales", source.provider)},
-        "BankAccount": {"Code": bank},
+        "BankAccount": match bank.strip_prefix("id:") {
+            Some(id) => json!({"AccountID": id}),
+            None => json!({"Code": bank}),
+        },
         "Date": t.business_date.to_string(),
         "Reference": t.reference,
         "LineAmountTypes": "Inclusive",
@@ -1765,6 +1769,7 @@ mod tests {
     use super::*;
     use crate::ids::{ConnectionId, ExternalId, ProviderAccountId, SecretName, TenantId};
     use crate::model::{BusinessDayClose, Currency, Part, TimeZoneName};
+    use std::str::FromStr;
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
@@ -1781,6 +1786,7 @@ mod tests {
             credentials: SecretName::new("tenants/bistro/pos").unwrap(),
             mappings: Default::default(),
             codes: Default::default(),
+            currency: None,
         }
     }
 
@@ -1891,7 +1897,11 @@ mod tests {
         );
         let (entity, body) = quickbooks_entity(&r, &m, &source()).unwrap();
         assert_eq!(entity, "RefundReceipt");
-        assert_eq!(body["RefundFromAccountRef"]["value"], "4");
+        assert_eq!(body["DepositToAccountRef"]["value"], "4");
+        assert!(
+            body.get("RefundFromAccountRef").is_none(),
+            "not in Finance.xsd"
+        );
         assert_eq!(body["DocNumber"], "TOAST-7-R");
         assert_eq!(body["GlobalTaxCalculation"], "TaxExcluded");
         assert_eq!(body["TxnTaxDetail"]["TotalTax"], serde_json::json!(0.8));
@@ -1924,6 +1934,28 @@ mod tests {
             err.starts_with("held, not booked: parts do not balance"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_record_without_parts_names_its_xero_bank_by_code_or_by_id() {
+        let m = AccountMapping {
+            sales_account: Some("200".into()),
+            deposit_account: Some("id:3d8f-bank".into()),
+            ..AccountMapping::default()
+        };
+        let (collection, body) =
+            xero_entity(&record(Direction::Credit, &[]), &m, &source(), None).unwrap();
+        assert_eq!(collection, Collection::BankTransactions);
+        assert_eq!(
+            body["BankAccount"],
+            serde_json::json!({"AccountID": "3d8f-bank"})
+        );
+        let m = AccountMapping {
+            deposit_account: Some("090".into()),
+            ..m
+        };
+        let (_, body) = xero_entity(&record(Direction::Credit, &[]), &m, &source(), None).unwrap();
+        assert_eq!(body["BankAccount"], serde_json::json!({"Code": "090"}));
     }
 
     #[test]

@@ -155,6 +155,10 @@ pub async fn oauth_app(
     struct AppSecret {
         client_id: String,
         client_secret: String,
+        /// The scopes to ask for, replacing the defaults (Xero apps created
+        /// from March 2026 take granular scopes: see the README).
+        #[serde(default)]
+        scopes: Option<Vec<String>>,
     }
     let app: AppSecret = serde_json::from_str(raw.expose_secret()).map_err(|e| {
         ConnectError::NotConfigured(format!(
@@ -171,7 +175,10 @@ pub async fn oauth_app(
             "{}/connect/{provider}/callback",
             public_url.trim_end_matches('/')
         ),
-        scopes,
+        scopes: match app.scopes {
+            Some(asked) if !asked.is_empty() => asked,
+            _ => scopes,
+        },
         client_auth,
     })
 }
@@ -507,6 +514,7 @@ impl ConnectService {
                 credentials: secret,
                 mappings: Default::default(),
                 codes: Default::default(),
+                currency: None,
             };
             self.stores.connections.register(&connection).await?;
             tracing::info!(tenant = %connection.tenant, connection = %connection.id, %provider, account = %connection.account_id, "connected");

@@ -21,6 +21,11 @@ pub fn limits() -> Vec<Limit> {
     vec![Limit::new("day", 500, Duration::from_secs(86_400))]
 }
 
+/// An amount as an exact JSON number (never a string, never rounded).
+fn number(d: Decimal) -> Result<Value, ProviderError> {
+    crate::transforms::json_number(d).map_err(ProviderError::Permanent)
+}
+
 /// `{"IsSuccess":false,"ErrorMessage":...}`.
 pub fn errors(body: &[u8]) -> Vec<ProviderMessage> {
     let v: Value = serde_json::from_slice(body).unwrap_or_default();
@@ -229,10 +234,14 @@ impl MarketManClient {
         order_number: Option<&str>,
         items: &[(String, Decimal, Decimal)],
     ) -> Result<Value, ProviderError> {
+        // Numbers, not strings: MarketMan takes JSON numbers (a Decimal
+        // serializes as a string by default).
         let items: Vec<Value> = items
             .iter()
-            .map(|(code, qty, price)| json!({"CatalogItemCode": code, "Quantity": qty, "Price": price}))
-            .collect();
+            .map(|(code, qty, price)| {
+                Ok(json!({"CatalogItemCode": code, "Quantity": number(*qty)?, "Price": number(*price)?}))
+            })
+            .collect::<Result<_, ProviderError>>()?;
         let mut doc = json!({
             "BuyerGuid": self.buyer.as_str(),
             "DocNumber": doc_number,
@@ -282,8 +291,10 @@ impl MarketManClient {
     ) -> Result<Value, ProviderError> {
         let items: Vec<Value> = lines
             .iter()
-            .map(|l| json!({"CatalogItemCode": l.catalog_item_code, "Quantity": l.quantity}))
-            .collect();
+            .map(|l| {
+                Ok(json!({"CatalogItemCode": l.catalog_item_code, "Quantity": number(l.quantity)?}))
+            })
+            .collect::<Result<_, ProviderError>>()?;
         self.post(
             "marketman.CreateOrder",
             "orders/CreateOrder",

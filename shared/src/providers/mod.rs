@@ -17,6 +17,7 @@ pub use http::{
 };
 
 use crate::ids::SecretName;
+use crate::model::{Connection, Provider};
 use auth::{Renewer, TokenManager};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -105,6 +106,26 @@ pub struct ProviderClients {
 }
 
 impl ProviderClients {
+    /// `c` with its currency known: a Toast restaurant's is read once from
+    /// the restaurants API (its orders carry none) and kept on the stored
+    /// connection; any other connection as it is.
+    pub async fn with_currency(&self, c: &Connection) -> Result<Connection, ProviderError> {
+        if c.provider != Provider::Toast || c.currency.is_some() {
+            return Ok(c.clone());
+        }
+        let currency = self.toast(c)?.currency().await?;
+        let mut known = c.clone();
+        known.currency = Some(currency);
+        self.stores
+            .connections
+            .register(&known)
+            .await
+            .map_err(|e| {
+                ProviderError::Transient(format!("store the connection's currency: {e}"))
+            })?;
+        Ok(known)
+    }
+
     /// Clients on `stores`' budgets, call log, secrets and leases.
     pub fn new(stores: &crate::Stores, endpoints: Endpoints, public_url: &str) -> Self {
         let http = stores.provider_http();

@@ -202,6 +202,20 @@ impl ToastClient {
         .json()
     }
 
+    /// The restaurant's currency (`general.currencyCode` of `GET
+    /// /restaurants/v1/restaurants/{guid}`): orders carry none.
+    pub async fn currency(&self) -> Result<crate::model::Currency, ProviderError> {
+        let path = format!("/restaurants/v1/restaurants/{}", self.restaurant.as_str());
+        let v: Value = self
+            .get("toast.restaurant", &path, &[], None)
+            .await?
+            .json()?;
+        let code = v["general"]["currencyCode"].as_str().ok_or_else(|| {
+            ProviderError::Permanent("the restaurant has no general.currencyCode".into())
+        })?;
+        crate::model::Currency::new(code).map_err(ProviderError::Permanent)
+    }
+
     /// When the menus last changed (`GET /menus/v2/metadata`).
     pub async fn menus_metadata(&self) -> Result<Value, ProviderError> {
         self.get("toast.menus.metadata", "/menus/v2/metadata", &[], None)

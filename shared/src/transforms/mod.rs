@@ -62,6 +62,17 @@ pub fn decimal(v: &Value) -> Result<Option<Decimal>, String> {
     }
 }
 
+/// A decimal as an exact JSON number (what providers that take numbers,
+/// not strings, are sent), or why it cannot be one.
+pub fn json_number(d: Decimal) -> Result<Value, String> {
+    let text = d.normalize().to_string();
+    let n = serde_json::Number::from_str(&text).map_err(|e| format!("{text}: {e}"))?;
+    match Decimal::from_str(&n.to_string()) {
+        Ok(back) if back == d => Ok(Value::Number(n)),
+        _ => Err(format!("{text} cannot be sent as an exact JSON number")),
+    }
+}
+
 /// Minor units (cents) to a decimal amount in `currency`.
 pub fn from_minor_units(amount: i64, currency: &str) -> Decimal {
     Decimal::new(amount, currency_exponent(currency))

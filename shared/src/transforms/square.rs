@@ -774,6 +774,7 @@ mod tests {
             credentials: SecretName::new("cafe/square").unwrap(),
             mappings: Default::default(),
             codes: Default::default(),
+            currency: None,
         }
     }
 

@@ -44,14 +44,14 @@
 //! order's own `businessDate` (yyyyMMdd) where it has one, else the
 //! restaurant's (time zone and close time) at the moment it was opened.
 //! Toast orders carry no currency: the records are in the restaurant's
-//! currency, US dollars.
+//! (`Connection::currency`, which the hub learns from the restaurants API
+//! before it reads a restaurant's first sales); an order of a restaurant
+//! whose currency is not known is an error naming the field.
 
 use super::{TransformError, decimal, parse_timestamp};
 use crate::ids::ExternalId;
 use crate::model::parts::{self, Part};
-use crate::model::{
-    Connection, Currency, Direction, Ingredient, LineItem, MenuItem, Provider, Transaction,
-};
+use crate::model::{Connection, Direction, Ingredient, LineItem, MenuItem, Provider, Transaction};
 use jiff::civil::Date;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -346,6 +346,14 @@ pub fn order_to_transactions(
         .map_err(|e| TransformError::new(Provider::Toast, &id_hint, "order", e.to_string()))?;
     let id = o.guid.as_str();
     let a = Amounts { id };
+    let currency = connection.currency.clone().ok_or_else(|| {
+        TransformError::new(
+            Provider::Toast,
+            id,
+            "currency",
+            "the restaurant's currency is not known: Toast orders carry none, and the restaurants API's general.currencyCode has not been read",
+        )
+    })?;
     let opened = o
         .opened_date
         .as_deref()
@@ -566,7 +574,7 @@ pub fn order_to_transactions(
         source: Provider::Toast,
         external_id: external_id(id)?,
         amount: paid,
-        currency: Currency::usd(),
+        currency: currency.clone(),
         direction: Direction::Credit,
         description: if cancelled {
             format!("Toast Order #{number} (voided)")
@@ -588,7 +596,7 @@ pub fn order_to_transactions(
             source: Provider::Toast,
             external_id: external_id(&format!("{id}:refund:{payment}"))?,
             amount: money,
-            currency: Currency::usd(),
+            currency: currency.clone(),
             direction: Direction::Debit,
             description: format!("Toast Order #{number} refund"),
             business_date: date,
@@ -605,6 +613,10 @@ pub fn order_to_transactions(
 
 /// Toast menus (`GET /menus/v2/menus`) to menu items. A menu item's modifier
 /// options (the sauce, the cheese) are its ingredients, one serving each.
+/// As the definition has it, an item names its modifier groups by integer
+/// `referenceId` (`modifierGroupReferences: [3]`), and the groups and their
+/// options live once, in the response's top-level `modifierGroupReferences`
+/// and `modifierOptionReferences` maps keyed by that id (as a string).
 pub fn menus_to_items(
     menus: &Value,
     connection: &Connection,
@@ -626,11 +638,26 @@ pub fn menus_to_items(
             })?;
             let price = decimal(&item["price"])
                 .map_err(|e| TransformError::new(Provider::Toast, guid, "price", e))?;
-            let ingredients = item["modifierGroups"]
+            let reference = |map: &str, id: &Value| -> Option<Value> {
+                let key = match id {
+                    Value::Number(n) => n.to_string(),
+                    Value::String(s) => s.clone(),
+                    _ => return None,
+                };
+                menus[map].get(&key).cloned()
+            };
+            let ingredients = item["modifierGroupReferences"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .flat_map(|g| g["modifierOptions"].as_array().cloned().unwrap_or_default())
+                .filter_map(|id| reference("modifierGroupReferences", id))
+                .flat_map(|g| {
+                    g["modifierOptionReferences"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter_map(|id| reference("modifierOptionReferences", &id))
                 .filter_map(|opt| {
                     Some(Ingredient {
                         name: opt["name"].as_str()?.to_string(),
@@ -660,7 +687,7 @@ mod tests {
     use super::*;
     use crate::ids::{ConnectionId, ProviderAccountId, SecretName, TenantId};
     use crate::model::parts;
-    use crate::model::{BusinessDayClose, TimeZoneName};
+    use crate::model::{BusinessDayClose, Currency, TimeZoneName};
     use jiff::civil::{date, time};
     use std::str::FromStr;
 
@@ -675,6 +702,7 @@ mod tests {
             credentials: SecretName::new("bistro/toast").unwrap(),
             mappings: Default::default(),
             codes: Default::default(),
+            currency: Some(Currency::usd()),
         }
     }
 
@@ -927,6 +955,18 @@ mod tests {
     }
 
     #[test]
+    fn the_records_are_in_the_restaurants_currency_and_an_unknown_one_is_an_error() {
+        let o = fixture("toast/order_get_response.json");
+        let mut conn = connection("America/Toronto", "04:00");
+        conn.currency = Some(Currency::new("CAD").unwrap());
+        let t = order_to_transactions(&o, &conn).unwrap();
+        assert_eq!(t[0].currency.as_str(), "CAD");
+        conn.currency = None;
+        let err = order_to_transactions(&o, &conn).unwrap_err();
+        assert_eq!(err.field, "currency");
+    }
+
+    #[test]
     fn bad_payloads_name_the_field() {
         let conn = connection("UTC", "00:00");
         let mut o = fixture("toast/order_get_response.json");
@@ -942,14 +982,38 @@ mod tests {
     }
 
     #[test]
-    fn menus_become_items_with_ingredients() {
-        let menus = serde_json::json!({"menus": [{"name": "Dinner", "menuGroups": [{"name": "Burgers", "menuItems": [
-            {"guid": "i1", "name": "Cheeseburger", "price": 12.5, "modifierGroups": [{"modifierOptions": [{"guid": "m1", "name": "Cheddar"}]}]}
-        ], "menuGroups": [{"name": "Sides", "menuItems": [{"guid": "i2", "name": "Fries", "price": 4}]}]}]}]});
+    fn menus_become_items_with_ingredients_from_the_reference_maps() {
+        // The definition's shape: integer references into top-level maps.
+        let menus = serde_json::json!({
+            "menus": [{"name": "Dinner", "menuGroups": [{"name": "Burgers", "menuItems": [
+                {"guid": "i1", "name": "Cheeseburger", "price": 12.5, "modifierGroupReferences": [3]}
+            ], "menuGroups": [{"name": "Sides", "menuItems": [{"guid": "i2", "name": "Fries", "price": 4, "modifierGroupReferences": []}]}]}]}],
+            "modifierGroupReferences": {"3": {"referenceId": 3, "name": "Cheese", "guid": "g3", "modifierOptionReferences": [10, 11]}},
+            "modifierOptionReferences": {
+                "10": {"referenceId": 10, "name": "Cheddar", "guid": "m10"},
+                "11": {"referenceId": 11, "name": "Swiss", "guid": "m11"}
+            }
+        });
         let items = menus_to_items(&menus, &connection("UTC", "00:00")).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].price, Some(Decimal::from_str("12.5").unwrap()));
-        assert_eq!(items[0].ingredients[0].name, "Cheddar");
+        let names: Vec<&str> = items[0]
+            .ingredients
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(names, ["Cheddar", "Swiss"]);
+        assert_eq!(
+            items[0].ingredients[0].item_id.as_ref().unwrap().as_str(),
+            "m10"
+        );
         assert_eq!(items[1].category.as_deref(), Some("Sides"));
+        assert!(items[1].ingredients.is_empty());
+        // The inline shape the definition does not have gives no ingredients.
+        let inline = serde_json::json!({"menus": [{"menuGroups": [{"name": "B", "menuItems": [
+            {"guid": "i1", "name": "X", "modifierGroups": [{"modifierOptions": [{"guid": "m1", "name": "Cheddar"}]}]}
+        ]}]}]});
+        let items = menus_to_items(&inline, &connection("UTC", "00:00")).unwrap();
+        assert!(items[0].ingredients.is_empty());
     }
 }

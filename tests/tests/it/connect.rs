@@ -36,6 +36,14 @@ struct Setup {
     _backend: Backend,
 }
 
+/// The scopes the test's Xero app asks for instead of the defaults.
+const XERO_SCOPES: &[&str] = &[
+    "offline_access",
+    "openid",
+    "accounting.transactions",
+    "accounting.settings.read",
+];
+
 async fn setup(b: Backend) -> Setup {
     let provider = MockServer::start().await;
     let stores = b.stores(5).await;
@@ -48,13 +56,17 @@ async fn setup(b: Backend) -> Setup {
         .await
         .unwrap();
     for p in ["quickbooks", "xero"] {
+        let mut app = json!({"client_id": format!("{p}-client"), "client_secret": "app-secret"});
+        if p == "xero" {
+            // The scopes are the app's to choose (Xero's granular scopes for
+            // new apps); QuickBooks keeps the default.
+            app["scopes"] = json!(XERO_SCOPES);
+        }
         stores
             .secrets
             .put(
                 &SecretName::new(format!("apps/{p}")).unwrap(),
-                &json!({"client_id": format!("{p}-client"), "client_secret": "app-secret"})
-                    .to_string()
-                    .into(),
+                &app.to_string().into(),
             )
             .await
             .unwrap();
@@ -156,6 +168,11 @@ impl Setup {
             format!("{}/connect/{provider}/callback", self.base)
         );
         assert_eq!(q["response_type"], "code");
+        let scope = match provider {
+            "xero" => XERO_SCOPES.join(" "),
+            _ => "com.intuit.quickbooks.accounting".to_string(),
+        };
+        assert_eq!(q["scope"], scope);
         q["state"].clone()
     }
 }

@@ -97,6 +97,7 @@ async fn seed(stores: &Stores) {
                 credentials: SecretName::new(format!("bistro/{provider}")).unwrap(),
                 mappings: Default::default(),
                 codes: Default::default(),
+                currency: None,
             })
             .await
             .unwrap();

@@ -148,6 +148,7 @@ async fn register_connection(
             credentials: SecretName::new(format!("{tenant}/{id}")).unwrap(),
             mappings: Default::default(),
             codes: Default::default(),
+            currency: None,
         })
         .await
         .unwrap();

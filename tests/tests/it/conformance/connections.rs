@@ -43,6 +43,7 @@ fn connection(tenant: &TenantId, id: &str, provider: Provider, account: &str) ->
         credentials: SecretName::new(format!("{tenant}/{id}")).unwrap(),
         mappings,
         codes: Default::default(),
+        currency: None,
     }
 }
 

@@ -14,7 +14,10 @@ use std::time::Duration;
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-conformance!(a_failing_connection_alerts_once_and_recovers_once);
+conformance!(
+    a_failing_connection_alerts_once_and_recovers_once,
+    the_square_check_reads_every_location
+);
 
 async fn a_failing_connection_alerts_once_and_recovers_once(b: Backend) {
     let qbo = QuickBooksSandbox::start(QuickBooksConfig {
@@ -97,4 +100,51 @@ async fn a_failing_connection_alerts_once_and_recovers_once(b: Backend) {
     .unwrap();
     assert_eq!(stored.state, State::Healthy);
     // The two `expect(1)`s are checked when the mock server drops.
+}
+
+async fn the_square_check_reads_every_location(b: Backend) {
+    use hub_sandboxes::square::{SquareConfig, SquareSandbox};
+    let square = SquareSandbox::start(SquareConfig {
+        locations: 3,
+        days: 1,
+        ..SquareConfig::seeded(52)
+    })
+    .await
+    .unwrap();
+    let hub = Hub::new(b).await;
+    hub.app(Provider::Square, square.client_id(), square.client_secret())
+        .await;
+    let g = square.grant();
+    hub.connect(
+        "pos",
+        Provider::Square,
+        &square.merchant_id(),
+        "America/Los_Angeles",
+        token_credentials(
+            &g.access_token,
+            g.refresh_token.as_deref(),
+            SignedDuration::from_hours(1),
+        ),
+    )
+    .await;
+    let clients = hub.clients(Endpoints {
+        square: square.base_url(),
+        square_token: format!("{}/oauth2/token", square.base_url()),
+        ..Endpoints::default()
+    });
+    let r = monitor(
+        &hub.stores,
+        &clients,
+        &Alerter::new(None),
+        &Thresholds::default(),
+    )
+    .await
+    .unwrap();
+    // Reachable (never pulled yet is all it has to say).
+    assert_eq!(r[0].reasons, ["never pulled"]);
+    assert!(r[0].reachability_ms.is_some());
+    let c = square.counters();
+    assert_eq!(c.calls_to("GET", "/v2/locations"), 1);
+    // A request without location_id reads the main location only: one per location.
+    assert_eq!(c.calls_to("GET", "/v2/payments"), 3);
 }

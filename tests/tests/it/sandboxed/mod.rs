@@ -70,6 +70,7 @@ impl Hub {
             credentials: secret,
             mappings: Default::default(),
             codes: Default::default(),
+            currency: None,
         };
         self.stores.connections.register(&c).await.unwrap();
         c

@@ -90,6 +90,7 @@ async fn orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent
         ..Endpoints::default()
     };
     let clients = hub.clients(endpoints);
+    let pos = clients.with_currency(&pos).await.unwrap();
     let puller = Puller::new(
         hub.stores.clone(),
         PullSettings {
@@ -427,6 +428,16 @@ async fn webhooks_delivered_three_times_are_booked_once_beside_the_pull(b: Backe
         orders.len() + refunds,
         "each order ingested once"
     );
+    // The first event read the restaurant's currency (its orders carry
+    // none) and kept it on the connection.
+    let pos = hub
+        .stores
+        .connections
+        .get(&pos.tenant, &pos.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pos.currency.as_ref().map(|c| c.as_str()), Some("USD"));
     // The scheduled pull finds the same orders: nothing new.
     let puller = Puller::new(
         hub.stores.clone(),

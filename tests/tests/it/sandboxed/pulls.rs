@@ -72,6 +72,20 @@ async fn setup(b: Backend, orders_per_day: u32, days: u32) -> Setup {
         toast: sandbox.base_url(),
         ..Endpoints::default()
     });
+    // Toast orders carry no currency: the restaurant's is read once and kept.
+    let connection = clients.with_currency(&connection).await.unwrap();
+    assert_eq!(
+        connection.currency.as_ref().map(|c| c.as_str()),
+        Some("USD")
+    );
+    let stored = hub
+        .stores
+        .connections
+        .get(&connection.tenant, &connection.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.currency, connection.currency);
     let puller = Puller::new(
         hub.stores.clone(),
         PullSettings {
@@ -297,6 +311,26 @@ async fn a_schedule_fans_out_one_job_per_connection_and_each_job_pulls_every_str
         assert_eq!(streams, ["orders", "menus"]);
         orders += reports[0].1.tally.created;
     }
+    // The menus, read as the definition shapes them (integer references into
+    // top-level maps), give every item its modifier options as ingredients.
+    let menus = s
+        .clients
+        .toast(&s.connection)
+        .unwrap()
+        .menus()
+        .await
+        .unwrap();
+    let items = shared::transforms::toast::menus_to_items(&menus, &s.connection).unwrap();
+    assert!(!items.is_empty());
+    for item in &items {
+        let names: Vec<&str> = item.ingredients.iter().map(|i| i.name.as_str()).collect();
+        assert!(
+            names.starts_with(&["Fries", "Side Salad"]),
+            "{}: {names:?}",
+            item.name
+        );
+    }
+    assert!(items.iter().any(|i| i.ingredients.len() == 4));
     let expected = s.sandbox_records()
         + s.sandbox
             .orders(&guid2)
