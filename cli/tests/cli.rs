@@ -348,6 +348,28 @@ async fn a_parked_push_says_why_in_the_providers_words() {
         "{why}"
     );
     assert_eq!(shown["body"]["version"], 1);
+    // A ledger row the hub cannot read is an issue of its day, not a zero.
+    let o = hub(
+        &dir,
+        &[
+            "reconcile",
+            "--tenant",
+            "bistro",
+            "--date",
+            "2026-11-27",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["reconciled"], false, "{r:#}");
+    assert_eq!(r["issues"][0]["problem"], "unreadable", "{r:#}");
+    assert!(
+        r["issues"][0]["reason"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("the ledger row is not a record")),
+        "{r:#}"
+    );
 }
 
 #[test]

@@ -19,7 +19,8 @@ pub struct Issue {
     pub key: String,
     /// The destination.
     pub destination: Provider,
-    /// `unposted`, `failed` or `mismatched` (posted at an older version).
+    /// `unposted`, `failed`, `mismatched` (posted at an older version) or
+    /// `unreadable` (a ledger row that is not a record: its amount unknown).
     pub problem: String,
     /// The signed amount at stake.
     pub amount: Decimal,
@@ -83,9 +84,32 @@ pub async fn reconcile(
     let mut locations: BTreeMap<String, LocationDay> = BTreeMap::new();
     let mut issues = Vec::new();
     for row in rows {
-        let Ok(Record::Transaction(t)) = serde_json::from_value::<Record>(row.payload.clone())
-        else {
-            continue;
+        let t = match serde_json::from_value::<Record>(row.payload.clone()) {
+            Ok(Record::Transaction(t)) => t,
+            // Not money (a time entry, a delivery): not reconciled here.
+            Ok(_) => continue,
+            // A row the hub cannot read is an issue, never a zero.
+            Err(e) => {
+                for dest in row.destinations.keys() {
+                    issues.push(Issue {
+                        key: row.key.storage_key(),
+                        destination: *dest,
+                        problem: "unreadable".into(),
+                        amount: Decimal::ZERO,
+                        reason: Some(format!("the ledger row is not a record: {e}")),
+                    });
+                }
+                if row.destinations.is_empty() {
+                    issues.push(Issue {
+                        key: row.key.storage_key(),
+                        destination: row.key.provider,
+                        problem: "unreadable".into(),
+                        amount: Decimal::ZERO,
+                        reason: Some(format!("the ledger row is not a record: {e}")),
+                    });
+                }
+                continue;
+            }
         };
         let signed = match t.direction {
             Direction::Credit => t.amount,
