@@ -497,8 +497,9 @@ def free_port() -> int:
 
 def start_moto() -> tuple[subprocess.Popen, str]:
     port = free_port()
-    moto = ROOT / ".venv-tools" / "bin" / "moto_server"
-    proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)],
+    python = ROOT / ".venv-tools" / "bin" / "python"
+    moto = ROOT / "xtask" / "moto_serialized.py"
+    proc = subprocess.Popen([str(python), str(moto), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -168,7 +168,10 @@ fn start_moto(venv: &Path) -> Result<Moto> {
     let log = std::fs::File::create(&log_path)
         .map_err(|e| format!("create {}: {e}", log_path.display()))?;
     let err_log = log.try_clone().map_err(|e| e.to_string())?;
-    let child = Command::new(venv.join("bin/moto_server"))
+    // moto's server with each request handled atomically, as AWS handles
+    // conditional writes (xtask/moto_serialized.py says why).
+    let child = Command::new(venv.join("bin/python"))
+        .arg(root().join("xtask/moto_serialized.py"))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(log)
@@ -243,6 +246,13 @@ fn test(extra: &[String]) -> Result<()> {
     step(&mut failed, infra::template_check());
     step(&mut failed, infra::checkov());
     let venv = ensure_venv()?;
+    step(
+        &mut failed,
+        run(
+            "the emulator keeps conditional writes atomic (xtask/moto_serialized_test.py)",
+            Command::new(venv.join("bin/python")).arg(root().join("xtask/moto_serialized_test.py")),
+        ),
+    );
     // If the emulator cannot start, the tests still run without it, so the AWS
     // suites fail loudly rather than vanish.
     let moto = match start_moto(&venv) {
