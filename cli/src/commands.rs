@@ -539,6 +539,11 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                             unposted: 0,
                             dlq_depth: 0,
                             refresh_token_days_left: None,
+                            budget: None,
+                            budget_sharing: None,
+                            planned_freshness_secs: None,
+                            target_freshness_secs: None,
+                            deferred_until: None,
                         });
                     }
                 }
@@ -548,22 +553,42 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
             } else {
                 println!(
-                    "{:<14} {:<14} {:<11} {:<10} {:<22} {:<22} {:>4}  REASONS",
-                    "TENANT", "CONNECTION", "PROVIDER", "STATE", "LAST PULL", "LAST POST", "DLQ"
+                    "{:<14} {:<14} {:<11} {:<10} {:<22} {:<22} {:<16} {:>4}  REASONS",
+                    "TENANT",
+                    "CONNECTION",
+                    "PROVIDER",
+                    "STATE",
+                    "LAST PULL",
+                    "LAST POST",
+                    "FRESHNESS/TARGET",
+                    "DLQ"
                 );
+                // Sources: the freshness their budget allows beside the target.
+                let fresh = |r: &health::ConnectionHealth| match (
+                    r.planned_freshness_secs,
+                    r.target_freshness_secs,
+                ) {
+                    (Some(p), Some(t)) => format!(
+                        "{}/{}",
+                        shared::pipelines::cadence::human(jiff::SignedDuration::from_secs(p)),
+                        shared::pipelines::cadence::human(jiff::SignedDuration::from_secs(t))
+                    ),
+                    _ => "-".into(),
+                };
                 let t = |x: Option<jiff::Timestamp>| {
                     x.map(|v| v.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
                         .unwrap_or_else(|| "-".into())
                 };
                 for r in &reports {
                     println!(
-                        "{:<14} {:<14} {:<11} {:<10} {:<22} {:<22} {:>4}  {}",
+                        "{:<14} {:<14} {:<11} {:<10} {:<22} {:<22} {:<16} {:>4}  {}",
                         r.tenant,
                         r.connection,
                         r.provider,
                         format!("{:?}", r.state).to_lowercase(),
                         t(r.last_pull),
                         t(r.last_post),
+                        fresh(r),
                         r.dlq_depth,
                         r.reasons.join("; ")
                     );
@@ -1252,7 +1277,7 @@ async fn pull(
     range: Option<(jiff::civil::Date, jiff::civil::Date)>,
     json: bool,
 ) -> Result<()> {
-    use shared::pipelines::pull::{Puller, RunOptions, pull_connection};
+    use shared::pipelines::pull::{PullOutcome, Puller, RunOptions, pull_or_defer};
     let connections: Vec<Connection> = stores
         .connections
         .list_for_tenant(tenant)
@@ -1282,9 +1307,23 @@ async fn pull(
     let puller = Puller::new(stores.clone(), Default::default());
     let mut all = Vec::new();
     for c in &connections {
-        let reports = pull_connection(&puller, &clients, c, options)
+        let reports = match pull_or_defer(&puller, &clients, c, options, jiff::Timestamp::now())
             .await
-            .with_context(|| format!("pull {}/{}", c.tenant, c.id))?;
+            .with_context(|| format!("pull {}/{}", c.tenant, c.id))?
+        {
+            PullOutcome::Done(reports) => reports,
+            // Told to wait: not a failure; the schedule comes back to it.
+            PullOutcome::Deferred(d) => {
+                if !json {
+                    println!(
+                        "{}/{}: deferred until {} ({})",
+                        c.tenant, c.id, d.until, d.reason
+                    );
+                }
+                all.push(serde_json::json!({"connection": c.id, "deferred": d}));
+                continue;
+            }
+        };
         for (stream, r) in reports {
             if !json {
                 println!(

@@ -30,7 +30,7 @@ use shared::adapters::file_secrets::FileSecrets;
 use shared::adapters::sqlite::SqliteStore;
 use shared::ids::{ConnectionId, ProviderAccountId, SecretName, TenantId};
 use shared::model::{AccountMapping, Connection, Provider, Tenant, TimeZoneName};
-use shared::pipelines::pull::{PullSettings, Puller, RunOptions, pull_connection};
+use shared::pipelines::pull::{PullOutcome, PullSettings, Puller, RunOptions, pull_or_defer};
 use shared::pipelines::push::{PushOutcome, Pusher};
 use shared::pipelines::records::PushItem;
 use shared::providers::auth::{Credentials, StoredToken};
@@ -613,28 +613,44 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
         },
     );
     let (mut created, mut unchanged, mut levels) = (0u64, 0u64, 0u64);
+    // Pulls the provider told to wait for: put off, listed, never a failure.
+    let mut deferred: Vec<(String, shared::pipelines::cadence::Deferral)> = Vec::new();
+    let now = Timestamp::now();
     for r in &restaurants {
         let pos_clients = pos_clients(r);
-        for (stream, report) in
-            pull_connection(&puller, &pos_clients, &r.pos, RunOptions::default())
-                .await
-                .with_context(|| format!("pull {}", r.tenant))?
+        match pull_or_defer(&puller, &pos_clients, &r.pos, RunOptions::default(), now)
+            .await
+            .with_context(|| format!("pull {}", r.tenant))?
         {
-            if matches!(stream, "orders" | "payments" | "refunds") {
-                created += report.tally.created;
-                unchanged += report.tally.unchanged;
+            PullOutcome::Done(reports) => {
+                for (stream, report) in reports {
+                    if matches!(stream, "orders" | "payments" | "refunds") {
+                        created += report.tally.created;
+                        unchanged += report.tally.unchanged;
+                    }
+                }
             }
+            // The day's sales cannot wait: the books would miss them.
+            PullOutcome::Deferred(d) => bail!(
+                "pull {}: deferred until {} ({}); the day's sales were not read",
+                r.tenant,
+                d.until,
+                d.reason
+            ),
         }
         let mm = stores
             .connections
             .get(&r.tenant, &ConnectionId::new("inventory")?)
             .await?
             .context("the MarketMan connection")?;
-        for (_, report) in pull_connection(&puller, &clients, &mm, RunOptions::default())
+        match pull_or_defer(&puller, &clients, &mm, RunOptions::default(), now)
             .await
             .with_context(|| format!("pull {} inventory", r.tenant))?
         {
-            levels += report.tally.records;
+            PullOutcome::Done(reports) => {
+                levels += reports.iter().map(|(_, r)| r.tally.records).sum::<u64>();
+            }
+            PullOutcome::Deferred(d) => deferred.push((format!("{} inventory", r.tenant), d)),
         }
     }
     phases.end(
@@ -643,6 +659,37 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
             "{created} new sales, {unchanged} already in from webhooks; {levels} MarketMan inventory levels"
         ),
     );
+    if !deferred.is_empty() {
+        // What the shared budget allows, as `hub status` shows it.
+        for (plan, _) in
+            shared::pipelines::cadence::plans(&stores, &clients, Provider::MarketMan).await?
+        {
+            phases.note(&format!(
+                "MarketMan budget {}: {} buyer(s), each pulled every {} (target {})",
+                plan.budget_key,
+                plan.sharing,
+                shared::pipelines::cadence::human(plan.freshness()),
+                shared::pipelines::cadence::human(plan.target),
+            ));
+        }
+        let longest = deferred
+            .iter()
+            .map(|(_, d)| d.until.duration_since(now))
+            .max()
+            .unwrap_or_default();
+        phases.note(&format!(
+            "{} MarketMan pull(s) deferred by the consumer's budget, for up to {}: {}{}",
+            deferred.len(),
+            shared::pipelines::cadence::human(longest),
+            deferred
+                .iter()
+                .take(5)
+                .map(|(w, _)| w.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if deferred.len() > 5 { ", ..." } else { "" },
+        ));
+    }
 
     // 6. Every books access token expires; the first call of each
     // connection (its chart of accounts, as `hub accounts` reads it)

@@ -62,6 +62,13 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
             .await?;
             Ok(())
         }
-        other => execute(other, &config).await,
+        other => {
+            // The operator's commands speak to a person on stderr; their
+            // logs join in only when asked for.
+            if std::env::var_os("RUST_LOG").is_some() {
+                shared::telemetry::init(config.log_format);
+            }
+            execute(other, &config).await
+        }
     }
 }

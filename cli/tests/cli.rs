@@ -1,5 +1,9 @@
 //! `hub` as a user runs it: the HTTP server on a loopback port, and the binary
 //! with its environment, on the embedded backend and on the AWS emulator.
+//! Every `hub` process runs through `support`, so `cargo xtask test` scans
+//! its logs for the secrets it was given.
+
+mod support;
 
 use hub::serve::{AppState, REQUEST_ID, run};
 use shared::adapters::file_secrets::FileSecrets;
@@ -17,14 +21,14 @@ fn temp_dir() -> PathBuf {
 }
 
 fn hub(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HUB_DATA_DIR", data_dir)
-        .env("HUB_MAX_RECEIVES", "1")
-        .output()
-        .expect("run hub")
+    support::output(
+        Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HUB_DATA_DIR", data_dir)
+            .env("HUB_MAX_RECEIVES", "1"),
+    )
 }
 
 /// Runs `hub` on `dir` with one extra variable, feeding it `stdin`, off the
@@ -48,21 +52,22 @@ fn hub_with_vars(
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
-            .args(&args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hub"));
+        cmd.args(&args)
             .env_clear()
             .env("HUB_DATA_DIR", &dir)
             .envs(vars)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(s) = stdin {
+            .stderr(std::process::Stdio::piped());
+        let mut child = support::capture(&mut cmd).spawn().unwrap();
+        if let Some(s) = &stdin {
             child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
         }
         drop(child.stdin.take());
-        child.wait_with_output().unwrap()
+        let out = child.wait_with_output().unwrap();
+        support::record(&cmd, stdin.as_deref(), &out);
+        out
     })
 }
 
@@ -220,11 +225,11 @@ fn bad_input_is_refused_with_the_reason() {
     let o = hub(&dir, &["connection", "list", "--tenant", "a#b"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("TenantId"), "{}", stderr(&o));
-    let o = Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args(["tenant", "list"])
-        .env("HUB_STATE_TABLE", "only-one")
-        .output()
-        .unwrap();
+    let o = support::output(
+        Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(["tenant", "list"])
+            .env("HUB_STATE_TABLE", "only-one"),
+    );
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("HUB_IDEMPOTENCY_TABLE"),
@@ -378,16 +383,16 @@ fn the_aws_backend_is_configured_from_the_environment() {
         panic!("HUB_TEST_AWS_ENDPOINT is not set: this test needs the AWS emulator; run `cargo xtask test`")
     });
     let aws = |args: &[&str], extra: &[(String, String)]| {
-        Command::new(env!("CARGO_BIN_EXE_hub"))
-            .args(args)
-            .env_clear()
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .envs(extra.iter().cloned())
-            .output()
-            .unwrap()
+        support::output(
+            Command::new(env!("CARGO_BIN_EXE_hub"))
+                .args(args)
+                .env_clear()
+                .env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .envs(extra.iter().cloned()),
+        )
     };
     let prefix = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let o = aws(&["aws", "bootstrap", "--prefix", &prefix], &[]);
@@ -417,11 +422,11 @@ fn fixture(path: &str) -> String {
 }
 
 fn hub_plain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args(args)
-        .env_remove("HUB_WEBHOOK_SECRET")
-        .output()
-        .unwrap()
+    support::output(
+        Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(args)
+            .env_remove("HUB_WEBHOOK_SECRET"),
+    )
 }
 
 #[test]
@@ -853,12 +858,12 @@ async fn accounts_lists_the_chart_of_the_books_and_caches_it() {
 #[test]
 fn the_demo_reconciles_every_restaurant_day_and_says_so() {
     let dir = temp_dir();
-    let o = Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args(["demo", "--seed", "11", "--json", "--data-dir"])
-        .arg(&dir)
-        .env_clear()
-        .output()
-        .unwrap();
+    let o = support::output(
+        Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(["demo", "--seed", "11", "--json", "--data-dir"])
+            .arg(&dir)
+            .env_clear(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(report["reconciled"], true);
@@ -911,12 +916,12 @@ fn the_demo_reconciles_every_restaurant_day_and_says_so() {
 #[test]
 fn the_demo_fails_when_a_day_does_not_reconcile() {
     let dir = temp_dir();
-    let o = Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args(["demo", "--seed", "11", "--no-fix", "--data-dir"])
-        .arg(&dir)
-        .env_clear()
-        .output()
-        .unwrap();
+    let o = support::output(
+        Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(["demo", "--seed", "11", "--no-fix", "--data-dir"])
+            .arg(&dir)
+            .env_clear(),
+    );
     assert!(!o.status.success());
     assert!(stdout(&o).contains("NO"), "{}", stdout(&o));
     assert!(stdout(&o).contains("NOT reconciled"), "{}", stdout(&o));

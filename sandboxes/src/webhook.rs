@@ -1,24 +1,44 @@
-//! Sends a webhook to the hub signed exactly as the provider signs it, using
-//! the hub's own signing code (`shared::webhooks::sign`) so the two cannot
-//! drift apart.
+//! Sends a webhook to the hub signed exactly as the provider signs it.
 //!
-//! Headers per provider (providers.md §1.1, §2.1, §3.1, §4.1):
-//! - Toast: `Toast-Signature` (over body + the body's `timestamp`),
-//!   `Toast-Restaurant-External-ID` (the body's `details.restaurantGuid`),
-//!   `Toast-Event-Type`, `Toast-Event-Category`, `Toast-Attempt-Number: 1`,
-//!   and Toast's `User-Agent`.
-//! - Square: `x-square-hmacsha256-signature` over the target URL + body,
-//!   `square-environment: Sandbox`, `square-initial-delivery-timestamp`.
-//! - QuickBooks: `intuit-signature` over the body.
-//! - Xero: `x-xero-signature` over the body.
+//! The signing here is the sandbox's own, written from providers.md and not
+//! shared with the hub's verifier: a round trip through both then checks two
+//! implementations against each other, and both are checked against the
+//! known-answer vectors in `tests/fixtures/signatures/` (computed outside
+//! Rust, or published in the providers' SDK tests).
+//!
+//! Every scheme is base64 (standard alphabet, padded) of an HMAC-SHA256 with
+//! the subscription's key, over (providers.md §1.1, §2.1, §3.1, §4.1):
+//! - Toast, `Toast-Signature`: the body followed by the body's top-level
+//!   `timestamp` string (Toast names no timestamp header; UNVERIFIED against
+//!   a live delivery). Also sent: `Toast-Restaurant-External-ID` (the body's
+//!   `details.restaurantGuid`), `Toast-Event-Type`, `Toast-Event-Category`,
+//!   `Toast-Attempt-Number: 1`, and Toast's `User-Agent`.
+//! - Square, `x-square-hmacsha256-signature`: the target URL followed by the
+//!   body; also `square-environment: Sandbox`,
+//!   `square-initial-delivery-timestamp`.
+//! - QuickBooks, `intuit-signature`: the body.
+//! - Xero, `x-xero-signature`: the body.
 //! - MarketMan: no signature scheme is documented; the body is sent unsigned.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use jiff::Timestamp;
-use secrecy::SecretString;
 use serde_json::Value;
+use sha2::Sha256;
 use shared::model::Provider;
-use shared::webhooks::{SignedParts, VerifyError, sign, signature_header};
+
+/// Why a body cannot be signed the provider's way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// Toast signs the body's top-level `timestamp`; this body has none.
+    #[error("the body has no top-level \"timestamp\" string, which a Toast signature covers")]
+    MissingTimestamp,
+    /// Square signs the notification URL; none was given.
+    #[error("a Square signature covers the notification URL, and it is empty")]
+    MissingUrl,
+}
 
 /// Why a webhook could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +51,7 @@ pub enum WebhookError {
         provider: Provider,
         /// Why.
         #[source]
-        source: VerifyError,
+        source: SignError,
     },
     /// The POST failed (no HTTP status).
     #[error("sending the webhook to {url}: {source}")]
@@ -42,6 +62,56 @@ pub enum WebhookError {
         #[source]
         source: reqwest::Error,
     },
+}
+
+/// The header each provider puts its signature in (lower case); `None` for
+/// providers that do not sign.
+pub fn signature_header(provider: Provider) -> Option<&'static str> {
+    match provider {
+        Provider::Toast => Some("toast-signature"),
+        Provider::Square => Some("x-square-hmacsha256-signature"),
+        Provider::QuickBooks => Some("intuit-signature"),
+        Provider::Xero => Some("x-xero-signature"),
+        Provider::MarketMan | Provider::TimeTracking => None,
+    }
+}
+
+/// The signature header's value for `body` sent to `target_url` under
+/// `key`; `Ok(None)` for providers that do not sign.
+pub fn signature(
+    provider: Provider,
+    target_url: &str,
+    body: &[u8],
+    key: &str,
+) -> Result<Option<String>, SignError> {
+    // HMAC takes a key of any length.
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    match provider {
+        Provider::Toast => {
+            #[derive(serde::Deserialize)]
+            struct Stamp {
+                timestamp: Option<String>,
+            }
+            let stamp = serde_json::from_slice::<Stamp>(body)
+                .ok()
+                .and_then(|s| s.timestamp)
+                .filter(|t| !t.is_empty())
+                .ok_or(SignError::MissingTimestamp)?;
+            mac.update(body);
+            mac.update(stamp.as_bytes());
+        }
+        Provider::Square => {
+            if target_url.is_empty() {
+                return Err(SignError::MissingUrl);
+            }
+            mac.update(target_url.as_bytes());
+            mac.update(body);
+        }
+        Provider::QuickBooks | Provider::Xero => mac.update(body),
+        Provider::MarketMan | Provider::TimeTracking => return Ok(None),
+    }
+    Ok(Some(B64.encode(mac.finalize().into_bytes())))
 }
 
 fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -62,23 +132,12 @@ pub fn signed_headers(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Some(name) = signature_header(provider) {
-        let secret: SecretString = key.to_string().into();
-        let signature = sign(
-            provider,
-            SignedParts {
-                body,
-                url: Some(target_url),
-            },
-            &secret,
-        )
+    let signed = signature(provider, target_url, body, key)
         .map_err(|source| WebhookError::Sign { provider, source })?;
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&signature),
-        ) {
-            headers.insert(n, v);
-        }
+    if let (Some(name), Some(value)) = (signature_header(provider), signed)
+        && let Ok(v) = HeaderValue::from_str(&value)
+    {
+        headers.insert(HeaderName::from_static(name), v);
     }
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     match provider {

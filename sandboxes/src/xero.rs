@@ -1618,15 +1618,25 @@ impl XeroSandbox {
         let Some(t) = tenants.get(tenant) else {
             return totals;
         };
-        let date_of = |v: &Value| v["Date"].as_str().and_then(time::parse_xero_date);
-        let money = |v: &Value| json_decimal(v).unwrap_or_default();
+        // What the sandbox stored, it stored readable: a date or amount it
+        // cannot read is a broken sandbox, never a zero or a skipped row.
+        let date_of = |v: &Value| {
+            v["Date"]
+                .as_str()
+                .and_then(time::parse_xero_date)
+                .unwrap_or_else(|| panic!("the Xero sandbox holds an undated document: {v}"))
+        };
+        let money = |v: &Value| {
+            json_decimal(v)
+                .unwrap_or_else(|| panic!("the Xero sandbox holds an unreadable amount: {v}"))
+        };
         let mut post = |date, code: &Value, debit: Decimal| {
             if let Some(code) = code.as_str() {
                 *totals.entry((date, code.to_string())).or_default() += debit;
             }
         };
         for j in t.journals.in_order().filter(|j| j["Status"] == "POSTED") {
-            let Some(date) = date_of(j) else { continue };
+            let date = date_of(j);
             for l in j["JournalLines"].as_array().into_iter().flatten() {
                 post(date, &l["AccountCode"], money(&l["LineAmount"]));
             }
@@ -1636,7 +1646,7 @@ impl XeroSandbox {
             .in_order()
             .filter(|b| b["Status"] == "AUTHORISED")
         {
-            let Some(date) = date_of(b) else { continue };
+            let date = date_of(b);
             let kind = b["Type"].as_str().unwrap_or_default();
             let s = if kind.starts_with("RECEIVE") {
                 Decimal::ONE
@@ -1648,7 +1658,15 @@ impl XeroSandbox {
             let line_types = b["LineAmountTypes"].as_str().unwrap_or("Exclusive");
             post(date, &b["BankAccount"]["Code"], s * money(&b["Total"]));
             for l in b["LineItems"].as_array().into_iter().flatten() {
-                let (amount, tax) = (money(&l["LineAmount"]), money(&l["TaxAmount"]));
+                let (amount, tax) = (
+                    money(&l["LineAmount"]),
+                    // A line without tax has no TaxAmount.
+                    if l["TaxAmount"].is_null() {
+                        Decimal::ZERO
+                    } else {
+                        money(&l["TaxAmount"])
+                    },
+                );
                 let net = if line_types.eq_ignore_ascii_case("Inclusive") {
                     amount - tax
                 } else {

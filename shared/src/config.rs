@@ -116,11 +116,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "(unset: hub serve refuses intake requests)",
         "bearer token the back office sends to hub serve's /intake routes (production uses IAM)",
     ),
+    (
+        "HUB_CHAOS_STOP_AT",
+        "(unset)",
+        "test only: <point>:<n> stops the process for good at the n-th pass through a kill point (shared::chaos), for crash tests to SIGKILL it there",
+    ),
     ("HUB_LOG_FORMAT", "json", "json or pretty"),
     (
         "RUST_LOG",
         "info",
-        "log filter (tracing-subscriber EnvFilter syntax)",
+        "log filter (tracing-subscriber EnvFilter syntax); hub's commands other than serve log (to stderr) only when it is set",
     ),
     (
         "AWS_ENDPOINT_URL",

@@ -8,7 +8,7 @@
 //!   normalized records (transactions, menu items, inventory levels, purchase
 //!   orders, deliveries, time entries). Money is `Decimal`.
 //! - [`ports`]: one small trait per role: idempotency, cursors, ledger,
-//!   connections, work queues, secrets.
+//!   connections, work queues, secrets; and the clock the stores go by.
 //! - [`adapters`]: the ports on SQLite and a secrets file (embedded) and on
 //!   DynamoDB, SQS and Secrets Manager (AWS).
 //! - [`providers`]: provider clients on one HTTP foundation (shared rate
@@ -20,8 +20,10 @@
 //! - [`telemetry`]: JSON logs with request ids; redacted secrets.
 //! - [`transforms`]: pure provider payload → model functions.
 //! - [`webhooks`]: signature verification, envelopes, and the intake path.
+//! - [`chaos`]: test-only kill points (`HUB_CHAOS_STOP_AT`) for crash tests.
 
 pub mod adapters;
+pub mod chaos;
 pub mod config;
 pub mod ids;
 pub mod model;

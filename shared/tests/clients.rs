@@ -19,7 +19,7 @@ use shared::providers::toast::ToastClient;
 use shared::providers::xero::{Collection, ItemResult, XeroClient};
 use shared::providers::{ProviderError, ProviderHttp, RateScope};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wiremock::matchers::{body_json, body_string_contains, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -317,6 +317,7 @@ async fn marketman_gets_a_token_posts_with_it_and_reads_max_calls_as_a_rate_limi
         &server.uri(),
         ProviderAccountId::new("buyer-1").unwrap(),
         secret,
+        &shared::providers::marketman::consumer("key"),
     );
     assert_eq!(client.inventory_items().await.unwrap()[0]["Name"], "Flour");
     let err = client
@@ -626,12 +627,29 @@ async fn a_429_is_waited_out_5xx_retried_and_other_4xx_not() {
             .await
         }
     };
-    let t0 = Instant::now();
     get("/limited").await.unwrap();
+    // The retry started no sooner than the 429's answer plus its Retry-After
+    // (1 s): an ordering of the two calls the log recorded, not a stopwatch.
+    let limited =
+        e.db.since(
+            "xero:tenant-r",
+            Timestamp::now() - SignedDuration::from_mins(1),
+        )
+        .await
+        .unwrap();
+    let [refused, retried] = &limited[..] else {
+        panic!("expected the 429 and its retry: {limited:?}");
+    };
+    assert_eq!(
+        (refused.status, retried.status),
+        (Some(429), Some(200)),
+        "{limited:?}"
+    );
+    let answered = refused.at + SignedDuration::from_millis(refused.latency_ms as i64);
     assert!(
-        t0.elapsed() >= Duration::from_millis(950),
-        "Retry-After was not waited out: {:?}",
-        t0.elapsed()
+        retried.at >= answered + SignedDuration::from_secs(1),
+        "Retry-After was not waited out: answered {answered}, retried {}",
+        retried.at
     );
     get("/flaky").await.unwrap();
     match get("/invalid").await.unwrap_err() {

@@ -8,6 +8,13 @@
 //! and `HUB_SMOKE_DATA_DIR` (the folder). Without the emulator it cannot run,
 //! so it is ignored by a plain `cargo test` and run by xtask with
 //! `--ignored`; it fails, never passes, if those variables are missing.
+//!
+//! It must reach every function crate under `functions/`: each function it
+//! got an answer from is listed in `<HUB_SMOKE_DATA_DIR>/invoked` (xtask
+//! checks that list against the crates too), and the test fails if a crate
+//! is missing from it. With `HUB_TEST_LOG_DIR` (xtask sets it to the same
+//! folder), the secrets it seeds and the functions rotate are registered for
+//! the leak scan of the functions' logs (`watch.log`).
 
 use hub_sandboxes::webhook::signed_headers;
 use serde_json::{Value, json};
@@ -19,6 +26,10 @@ use shared::pipelines::records::PushItem;
 use shared::ports::{LedgerKey, OutgoingMessage, WorkQueue};
 use shared::providers::auth::{Credentials, StoredToken};
 use shared::{Config, Stores};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// The Square notification URL the emulator's functions are configured with.
@@ -28,14 +39,42 @@ const KEY: &str = "smoke-signing-key";
 mod lambda_common;
 use lambda_common::{API, Runtime, fixture, signed_connect_event};
 
+// The leak capture: this test's logs and the secrets it seeds.
+#[path = "it/leaks.rs"]
+mod leaks;
+
 struct Smoke {
     runtime: Runtime,
     stores: Stores,
+    /// The functions' state folder, where `invoked` is written.
+    dir: PathBuf,
+    /// Every function that answered.
+    invoked: Mutex<BTreeSet<String>>,
+}
+
+/// The function crates: every folder under `functions/` with a binary.
+fn function_crates() -> BTreeSet<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("src/main.rs").is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
 }
 
 impl Smoke {
     async fn invoke(&self, function: &str, event: &Value) -> Value {
-        self.runtime.invoke(function, event).await
+        let out = self.runtime.invoke(function, event).await;
+        if self.invoked.lock().unwrap().insert(function.to_string()) {
+            let mut list = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join("invoked"))
+                .unwrap();
+            writeln!(list, "{function}").unwrap();
+        }
+        out
     }
 
     /// An HTTP event from its fixture, signed as `provider` signs it.
@@ -171,7 +210,8 @@ async fn every_function_binary_handles_its_sample_event() {
         .expect("HUB_SMOKE_RUNTIME: the URL of `cargo lambda watch` (cargo xtask test sets it)");
     let dir = std::env::var("HUB_SMOKE_DATA_DIR")
         .expect("HUB_SMOKE_DATA_DIR: the functions' HUB_DATA_DIR (cargo xtask test sets it)");
-    let dir = std::path::PathBuf::from(dir);
+    let dir = PathBuf::from(dir);
+    leaks::init();
     let config = Config::from_lookup(|_| None).unwrap();
     let stores = Stores::embedded(
         SqliteStore::open(&dir.join("state.db")).unwrap(),
@@ -180,9 +220,13 @@ async fn every_function_binary_handles_its_sample_event() {
         &config,
     );
     seed(&stores).await;
+    let secrets_file = dir.join("secrets.json");
+    leaks::register_secrets_file(&secrets_file);
     let smoke = Smoke {
         runtime: Runtime::new(runtime),
         stores,
+        dir,
+        invoked: Mutex::new(BTreeSet::new()),
     };
     let hook = |p: &str| format!("https://abc123.execute-api.us-east-1.amazonaws.com/webhooks/{p}");
 
@@ -271,16 +315,39 @@ async fn every_function_binary_handles_its_sample_event() {
     let out = smoke.invoke("intake", &fixture("intake.json")).await;
     assert_eq!(out["statusCode"], 202, "{out}");
 
-    // Schedules fan out one job per connection of the provider.
+    // Schedules fan out a job per connection whose slot is this tick: every
+    // tick for a Toast or Square restaurant, one tick in 24 (6 h) for the
+    // MarketMan buyer, so which tick this is decides whether it is queued.
     for function in ["pull-toast", "pull-square", "pull-marketman"] {
         let out = smoke
             .invoke(function, &fixture(&format!("{function}.json")))
             .await;
-        assert_eq!(out, json!({"queued": 1}), "{function}");
+        let planned = out["queued"].as_u64().zip(out["not_due"].as_u64());
+        assert!(
+            matches!(planned, Some((q, n)) if q + n == 1) && out["deferred"] == 0,
+            "{function}: {out}"
+        );
+        if function != "pull-marketman" {
+            assert_eq!(out["queued"], 1, "{function}: {out}");
+        }
     }
     // The monitor checks every connection (the providers are unreachable here).
     let out = smoke
         .invoke("health-monitor", &fixture("health-monitor.json"))
         .await;
     assert_eq!(out["checked"], 3, "{out}");
+
+    // What the functions wrote (rotated tokens, connect state) is scanned
+    // for too.
+    leaks::register_secrets_file(&secrets_file);
+    // Every function crate handled its event: a new crate needs its case
+    // here.
+    let invoked = smoke.invoked.lock().unwrap().clone();
+    let crates = function_crates();
+    assert!(!crates.is_empty(), "no function crates found");
+    let missing: Vec<&String> = crates.difference(&invoked).collect();
+    assert!(
+        missing.is_empty(),
+        "function crates whose sample event this test did not run: {missing:?}"
+    );
 }

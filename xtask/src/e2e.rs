@@ -18,6 +18,7 @@
 //!    exists for (a permission taken away, a table drifted, an unknown
 //!    caller).
 
+use crate::outcome::Outcome;
 use crate::smoke::{build_binaries, start_watch, test_binary};
 use crate::{Result, root, run, run_tests, stamp};
 use std::path::Path;
@@ -56,8 +57,8 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Runs the four steps: (passed, failed, whether all passed).
-pub fn e2e(venv: &Path, moto: &str) -> Result<(u64, u64, bool)> {
+/// Runs the four steps: the test's outcome and what went wrong in it.
+pub fn e2e(venv: &Path, moto: &str) -> Result<(Outcome, Vec<String>)> {
     let dir = root().join(format!("target/e2e/{}", stamp()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let python = venv.join("bin/python");
@@ -161,10 +162,13 @@ pub fn e2e(venv: &Path, moto: &str) -> Result<(u64, u64, bool)> {
         .env_remove("HUB_AWS_CALL_LOG");
     let tested = run_tests(
         "the Lambda path on the stack's resources (cargo lambda watch, AWS emulator, sandboxes)",
+        "lambda_aws",
         &mut test,
     );
     drop(watch);
-    let (passed, failed, ok) = tested?;
+    let (outcome, ok) = tested?;
+    let mut tested_problems = outcome.failures(ok);
+    tested_problems.extend(outcome.refuse_empty().err());
     if !ok {
         eprintln!(
             "==> the end-to-end test failed; the emulator's log is {}",
@@ -208,5 +212,5 @@ pub fn e2e(venv: &Path, moto: &str) -> Result<(u64, u64, bool)> {
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
-    Ok((passed, failed, ok))
+    Ok((outcome, tested_problems))
 }

@@ -13,17 +13,26 @@
 //!   (`HUB_SANDBOX_RECORD`), checked afterwards against the providers'
 //!   definitions (`xtask/contracts.py`); then the providers' own SDKs
 //!   (squareup, xero-python) run against the sandboxes (`xtask/sdk_check.py`).
+//!   Then the function smoke tests (`smoke.rs`) and the secret-leak scan of
+//!   every log the tests and the smoke stage captured (`leaks.rs`). The run
+//!   counts ignored tests (`outcome.rs`) and fails on one outside
+//!   [`RUN_WITH_IGNORED`].
 //! - `package`: builds every function with cargo lambda (release, arm64) into
 //!   `target/lambda/<name>/`, where the template points.
 //! - `infra`: the template checks alone.
 //! - `bench`: the performance figures (see `bench.rs`).
 //! - `moto`: starts the emulator in the foreground, for running single tests.
+//! - `smoke`: the function smoke tests alone.
+//! - `leak-scan <dir>...`: the leak scan alone, on a run's log folders.
 
 mod bench;
 mod e2e;
 mod infra;
 mod leaks;
+mod outcome;
 mod smoke;
+
+use outcome::Outcome;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -33,6 +42,18 @@ use std::time::{Duration, Instant};
 /// How long moto gets to answer on its port.
 const MOTO_START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The only test binaries whose tests may be ignored in `cargo test
+/// --workspace`: they need what xtask starts, and it runs them itself with
+/// `--ignored` (the smoke stage, the end-to-end step), where each must run
+/// at least one test and ignore none.
+const RUN_WITH_IGNORED: &[&str] = &["lambda_smoke", "lambda_aws"];
+
+/// Each must have left a non-empty log for the leak scan (file-name
+/// prefixes; see `leaks.rs`): the `it` binary's own logs, the `hub`
+/// processes of the CLI and chaos tests, the function binaries under the
+/// smoke stage's `cargo lambda watch`.
+const LOG_SOURCES: &[&str] = &["it-", "cli-", "chaos-", "watch.log"];
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -40,6 +61,8 @@ fn main() -> ExitCode {
         Some("moto") => moto_foreground(),
         Some("package") => infra::package(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("leak-scan") => leak_scan(&args[1..]),
+        Some("smoke") => smoke_alone(),
         Some("infra") => infra::check_coverage()
             .and_then(|()| infra::cfn_lint())
             .and_then(|()| infra::template_check())
@@ -52,6 +75,8 @@ fn main() -> ExitCode {
                  bench [--quick]            cold starts, intake, transforms, pull, posting -> target/bench-figures/figures.json\n  \
                  package                    build every function (release, arm64, cargo lambda) into target/lambda/\n  \
                  infra                      template checks only: coverage, cfn-lint, the SAM-transformed template, checkov\n  \
+                 smoke                      the function smoke tests alone (cargo lambda watch) -> target/smoke/<n>\n  \
+                 leak-scan <dir>...         the secret-leak scan alone, on a test run's log folders (target/test-logs/<n>, target/smoke/<n>)\n  \
                  moto                       run the AWS emulator in the foreground (prints its URL)"
             );
             Err("no verb given".into())
@@ -269,7 +294,7 @@ fn test(extra: &[String]) -> Result<()> {
     let traffic = root().join(format!("target/contracts/{}", stamp()));
     let mut test_cmd = cargo();
     test_cmd
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--no-fail-fast"])
         .env("HUB_TEST_LOG_DIR", &log_dir)
         .env("HUB_SANDBOX_RECORD", &traffic);
     if !extra.is_empty() {
@@ -279,22 +304,19 @@ fn test(extra: &[String]) -> Result<()> {
         Some(m) => test_cmd.env("HUB_TEST_AWS_ENDPOINT", &m.url),
         None => test_cmd.env_remove("HUB_TEST_AWS_ENDPOINT"),
     };
-    let (mut passed, mut failed_tests) = match run_tests("cargo test --workspace", &mut test_cmd) {
-        Ok((passed, failed_tests, true)) => (passed, failed_tests),
-        Ok((passed, failed_tests, false)) => {
-            failed.push(format!(
-                "cargo test --workspace failed: {passed} passed, {failed_tests} failed"
-            ));
-            (passed, failed_tests)
-        }
-        Err(e) => {
-            failed.push(e);
-            (0, 0)
-        }
-    };
+    let mut counts = Outcome::default();
+    tally(
+        (&mut counts, &mut failed),
+        "cargo test --workspace",
+        run_tests("cargo test --workspace", "cargo test", &mut test_cmd).map(|(o, ok)| {
+            let mut problems = o.failures(ok);
+            problems.extend(o.refuse_ignored(RUN_WITH_IGNORED).err());
+            (o, problems)
+        }),
+    );
     // The Lambda path on the stack's own resources needs the emulator.
     tally(
-        (&mut passed, &mut failed_tests, &mut failed),
+        (&mut counts, &mut failed),
         "end-to-end Lambda checks",
         match &moto {
             Some(m) => e2e::e2e(&venv, &m.url),
@@ -304,31 +326,47 @@ fn test(extra: &[String]) -> Result<()> {
     drop(moto);
     step(&mut failed, contracts(&venv, &traffic));
     step(&mut failed, official_sdks(&venv));
-    eprintln!("\n==> secret-leak scan of the tests' logs");
-    match leaks::scan(&log_dir) {
-        Ok(scan) if scan.secrets == 0 => failed.push(format!(
-            "secret-leak scan: no secrets were recorded in {} (is the capture wired?)",
-            log_dir.display()
-        )),
-        Ok(scan) if scan.hits.is_empty() => eprintln!(
-            "==> secret-leak scan: ok: {} secret values, {} log file(s), {} bytes: no hit",
-            scan.secrets, scan.logs, scan.log_bytes
-        ),
-        Ok(scan) => failed.push(format!(
-            "secret-leak scan: {} hit(s) of a test's secret in its logs:\n    {}",
-            scan.hits.len(),
-            scan.hits.join("\n    ")
-        )),
-        Err(e) => failed.push(format!("secret-leak scan: {e}")),
-    }
+    // The function binaries' logs (`watch.log`) and the smoke test's
+    // secrets land here, for the leak scan too.
+    let smoke_dir = root().join(format!("target/smoke/{}", stamp()));
     tally(
-        (&mut passed, &mut failed_tests, &mut failed),
+        (&mut counts, &mut failed),
         "function smoke tests",
-        smoke::smoke(&venv),
+        smoke::smoke(&venv, &smoke_dir),
     );
+    eprintln!("\n==> secret-leak scan of the tests' logs");
+    match leaks::scan(&[&log_dir, &smoke_dir]).and_then(|scan| scan.verdict(LOG_SOURCES)) {
+        Ok(summary) => eprintln!("==> secret-leak scan: ok: {summary}"),
+        Err(e) => failed.push(format!(
+            "secret-leak scan of {} and {}:\n  {e}{}",
+            log_dir.display(),
+            smoke_dir.display(),
+            if extra.is_empty() {
+                ""
+            } else {
+                "\n  (this run was given test arguments: a filter that leaves out the canary or a source fails the scan)"
+            }
+        )),
+    }
     eprintln!("\n==> cargo xtask test finished in {:.1?}", total.elapsed());
-    // One closing line for every test binary together.
-    println!("xtask: {passed} passed, {failed_tests} failed");
+    // One closing line for every test binary together, and every test that
+    // did not run.
+    println!(
+        "xtask: {} passed, {} failed, {} ignored",
+        counts.passed, counts.failed, counts.ignored
+    );
+    for t in &counts.ignored_tests {
+        println!(
+            "xtask: ignored: {}: {}{}",
+            t.binary,
+            t.test,
+            if RUN_WITH_IGNORED.contains(&t.binary.as_str()) {
+                " (xtask runs it with --ignored)"
+            } else {
+                ""
+            }
+        );
+    }
     if failed.is_empty() {
         eprintln!("==> all steps passed");
         Ok(())
@@ -393,69 +431,121 @@ fn official_sdks(venv: &Path) -> Result<()> {
     )
 }
 
-/// Adds a test run's counts to the totals (passed, failed, failed steps),
-/// and its failure to the failed steps.
+/// Adds a test step's counts to the totals, and each of its problems to
+/// the failed steps.
 fn tally(
-    (passed, failed_tests, failed): (&mut u64, &mut u64, &mut Vec<String>),
+    (counts, failed): (&mut Outcome, &mut Vec<String>),
     what: &str,
-    r: Result<(u64, u64, bool)>,
+    r: Result<(Outcome, Vec<String>)>,
 ) {
     match r {
-        Ok((p, f, ok)) => {
-            *passed += p;
-            *failed_tests += f;
-            if !ok {
-                failed.push(format!("{what} failed: {p} passed, {f} failed"));
-            }
+        Ok((outcome, problems)) => {
+            counts.add(&outcome);
+            failed.extend(problems.into_iter().map(|p| format!("{what}: {p}")));
         }
         Err(e) => failed.push(format!("{what}: {e}")),
     }
 }
 
-/// Runs `cargo test`, echoing its output, and adds up its `test result:`
-/// lines: (passed, failed, whether cargo succeeded).
-fn run_tests(step: &str, cmd: &mut Command) -> Result<(u64, u64, bool)> {
+/// How long a test command's output may stay open after it exited (a
+/// process it started and left running holds it).
+const OUTPUT_GRACE: Duration = Duration::from_secs(30);
+
+/// Runs a test command, echoing its output, and reads that into an
+/// [`Outcome`] (`binary` names the binary until a `Running` line names
+/// another): the outcome, and whether the command succeeded. Its stdout and
+/// stderr go through one pipe, so cargo's `Running` lines (stderr) stay in
+/// order with the tests' own lines (stdout).
+fn run_tests(step: &str, binary: &str, cmd: &mut Command) -> Result<(Outcome, bool)> {
+    read_tests(step, binary, cmd, true)
+}
+
+/// [`run_tests`], echoing the output only if `echo` (a unit test of the
+/// reading must not print lines that read as its own results).
+fn read_tests(step: &str, binary: &str, cmd: &mut Command, echo: bool) -> Result<(Outcome, bool)> {
     use std::io::{BufRead, BufReader, Write};
     eprintln!("\n==> {step}");
     let start = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{step}: could not start: {e}"))?;
-    let (mut passed, mut failed) = (0u64, 0u64);
-    if let Some(out) = child.stdout.take() {
-        let mut stdout = std::io::stdout().lock();
-        for line in BufReader::new(out)
-            .lines()
-            .map_while(std::result::Result::ok)
-        {
-            let _ = writeln!(stdout, "{line}");
-            if let Some(rest) = line.strip_prefix("test result: ") {
-                for part in rest.split(';') {
-                    let mut words = part.split_whitespace().rev();
-                    let (Some(label), Some(n)) = (words.next(), words.next()) else {
-                        continue;
-                    };
-                    let n: u64 = n
-                        .trim_start_matches(|c: char| !c.is_ascii_digit())
-                        .parse()
-                        .unwrap_or(0);
-                    match label {
-                        "passed" => passed += n,
-                        "failed" => failed += n,
-                        _ => {}
-                    }
-                }
+    let (reader, writer) = std::io::pipe().map_err(|e| format!("{step}: make a pipe: {e}"))?;
+    let writer_too = writer
+        .try_clone()
+        .map_err(|e| format!("{step}: make a pipe: {e}"))?;
+    let spawned = cmd.stdout(writer_too).stderr(writer).spawn();
+    // The command holds its copies of the write end until it is given
+    // others: without this the output would never end.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = spawned.map_err(|e| format!("{step}: could not start: {e}"))?;
+    let name = binary.to_string();
+    let reading = std::thread::spawn(move || {
+        let mut outcome = Outcome::new(&name);
+        let mut out = BufReader::new(reader);
+        let mut buf = Vec::new();
+        // Bytes, not `lines()`: one line that is not UTF-8 must not end the
+        // reading (the child would then block on a full pipe).
+        while matches!(out.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+            let text = String::from_utf8_lossy(&buf);
+            let line = text.trim_end_matches(['\n', '\r']);
+            if echo {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
             }
+            outcome.line(line);
+            buf.clear();
         }
-    }
+        outcome
+    });
     let status = child.wait().map_err(|e| format!("{step}: {e}"))?;
+    let exited = Instant::now();
+    while !reading.is_finished() && exited.elapsed() < OUTPUT_GRACE {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !reading.is_finished() {
+        return Err(format!(
+            "{step}: its output was still open {OUTPUT_GRACE:?} after it exited (a process it started holds it)"
+        ));
+    }
+    let outcome = reading
+        .join()
+        .map_err(|_| format!("{step}: reading its output failed"))?;
     eprintln!(
-        "==> {step}: {} in {:.1?}",
+        "==> {step}: {} in {:.1?} ({} passed, {} failed, {} ignored)",
         if status.success() { "ok" } else { "FAILED" },
-        start.elapsed()
+        start.elapsed(),
+        outcome.passed,
+        outcome.failed,
+        outcome.ignored
     );
-    Ok((passed, failed, status.success()))
+    Ok((outcome, status.success()))
+}
+
+/// The smoke stage alone, as `test` runs it.
+fn smoke_alone() -> Result<()> {
+    let venv = ensure_venv()?;
+    let dir = root().join(format!("target/smoke/{}", stamp()));
+    let (outcome, problems) = smoke::smoke(&venv, &dir)?;
+    println!(
+        "xtask: {} passed, {} failed, {} ignored (logs in {})",
+        outcome.passed,
+        outcome.failed,
+        outcome.ignored,
+        dir.display()
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n  "))
+    }
+}
+
+/// The leak scan on the folders given, as `test` runs it but requiring no
+/// source (a partial run leaves some out); the canary is required still.
+fn leak_scan(dirs: &[String]) -> Result<()> {
+    if dirs.is_empty() {
+        return Err("leak-scan: name the log folders to scan".into());
+    }
+    let paths: Vec<&Path> = dirs.iter().map(Path::new).collect();
+    let summary = leaks::scan(&paths)?.verdict(&[])?;
+    eprintln!("==> secret-leak scan: ok: {summary}");
+    Ok(())
 }
 
 fn moto_foreground() -> Result<()> {
@@ -465,4 +555,35 @@ fn moto_foreground() -> Result<()> {
     eprintln!("==> Ctrl-C to stop");
     moto.child.wait().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_tests_reads_stderr_and_stdout_in_order_and_past_bad_bytes() {
+        // Cargo's `Running` lines go to stderr, the tests' lines to stdout.
+        let script = "\
+            echo '     Running tests/a.rs (target/debug/deps/a-0123abcd)' >&2
+            echo 'test t ... ignored'
+            echo 'test result: ok. 1 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s'
+            printf 'not UTF-8: \\377\\n'
+            echo '     Running tests/b.rs (target/debug/deps/b-0123abcd)' >&2
+            echo 'test u ... ignored, why'
+            echo 'test result: ok. 2 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s'
+            exit 3";
+        let (o, ok) =
+            read_tests("sh", "sh", Command::new("sh").args(["-c", script]), false).unwrap();
+        assert!(!ok, "the exit status is kept");
+        assert_eq!((o.passed, o.failed, o.ignored), (3, 0, 2));
+        let binaries: Vec<&str> = o.ignored_tests.iter().map(|t| t.binary.as_str()).collect();
+        assert_eq!(binaries, ["a", "b"]);
+        o.refuse_ignored(&["a", "b"]).unwrap();
+        assert!(
+            o.refuse_ignored(&["a"])
+                .unwrap_err()
+                .contains("b: 1 ignored (u)")
+        );
+    }
 }

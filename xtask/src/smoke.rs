@@ -1,8 +1,17 @@
 //! The function smoke tests: every function binary under `cargo lambda
 //! watch` (the Lambda runtime emulator), fed the sample events in
 //! `tests/fixtures/events/` by the ignored test `hub-tests/lambda_smoke`.
+//!
+//! The stage passes only if that test ran (a green run of 0 tests proves
+//! nothing), ignored none, and invoked every function crate under
+//! `functions/`: the test lists each function it invoked in
+//! `<dir>/invoked` ([`INVOKED`]), and each crate must be there. The
+//! functions' logs (`<dir>/watch.log`) and the test's own logs and secrets
+//! stay in `<dir>` for the leak scan.
 
-use crate::{Result, cargo, free_port, infra, root, run, run_tests, stamp};
+use crate::outcome::Outcome;
+use crate::{Result, cargo, free_port, infra, root, run, run_tests};
+use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -151,12 +160,38 @@ pub fn start_watch(venv: &Path, env: &[(String, String)], log_path: &Path) -> Re
     Ok(watch)
 }
 
-/// Runs the smoke tests: (passed, failed, whether all passed).
-pub fn smoke(venv: &Path) -> Result<(u64, u64, bool)> {
+/// The file in the smoke folder where the test lists, one a line, each
+/// function it invoked and got an answer from.
+pub const INVOKED: &str = "invoked";
+
+/// The smoke stage's rule: the test ran and ignored nothing, and every
+/// function crate in `crates` was `invoked`.
+pub fn verdict(
+    outcome: &Outcome,
+    crates: &BTreeSet<String>,
+    invoked: &BTreeSet<String>,
+) -> Result<()> {
+    outcome.refuse_empty()?;
+    let missing: Vec<&str> = crates.difference(invoked).map(String::as_str).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "no sample event was run for {} of {} function crate(s): {}",
+            missing.len(),
+            crates.len(),
+            missing.join(", ")
+        ))
+    }
+}
+
+/// Runs the smoke tests with `dir` as the functions' state folder and the
+/// logs' folder: the outcome and what went wrong.
+pub fn smoke(venv: &Path, dir: &Path) -> Result<(Outcome, Vec<String>)> {
     build_binaries()?;
+    let crates = infra::function_crates()?;
     let binary = test_binary("lambda_smoke")?;
-    let dir = root().join(format!("target/smoke/{}", stamp()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let log_path = dir.join("watch.log");
     let mut env: Vec<(String, String)> = vec![
         ("HUB_DATA_DIR".into(), dir.display().to_string()),
@@ -184,14 +219,62 @@ pub fn smoke(venv: &Path) -> Result<(u64, u64, bool)> {
     test.current_dir(root().join("tests"))
         .args(["--ignored", "--test-threads", "1"])
         .env("HUB_SMOKE_RUNTIME", &watch.url)
-        .env("HUB_SMOKE_DATA_DIR", &dir);
-    let (passed, failed, ok) = run_tests("function smoke tests (cargo lambda watch)", &mut test)?;
+        .env("HUB_SMOKE_DATA_DIR", dir)
+        .env("HUB_TEST_LOG_DIR", dir);
+    let (outcome, ok) = run_tests(
+        "function smoke tests (cargo lambda watch)",
+        "lambda_smoke",
+        &mut test,
+    )?;
     drop(watch);
-    if !ok {
+    let mut problems = outcome.failures(ok);
+    let invoked: BTreeSet<String> = std::fs::read_to_string(dir.join(INVOKED))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    problems.extend(verdict(&outcome, &crates, &invoked).err());
+    if !problems.is_empty() {
         eprintln!(
             "==> function smoke tests failed; the emulator's log is {}",
             log_path.display()
         );
     }
-    Ok((passed, failed, ok))
+    Ok((outcome, problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn outcome(text: &str) -> Outcome {
+        let mut o = Outcome::new("lambda_smoke");
+        text.lines().for_each(|l| o.line(l));
+        o
+    }
+
+    #[test]
+    fn a_smoke_run_of_no_test_or_missing_a_function_is_refused() {
+        let crates = set(&["connect", "intake", "push"]);
+        let ran = outcome(
+            "test every_function_binary_handles_its_sample_event ... ok\n\
+             test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 9.00s",
+        );
+        verdict(&ran, &crates, &crates).unwrap();
+        // Green, with 0 tests: refused.
+        let none = outcome(
+            "test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out; finished in 0.00s",
+        );
+        let why = verdict(&none, &crates, &crates).unwrap_err();
+        assert!(why.contains("no test ran"), "{why}");
+        // A function crate whose event was not run: refused, by name.
+        let why = verdict(&ran, &crates, &set(&["connect", "push"])).unwrap_err();
+        assert!(why.contains("1 of 3 function crate(s): intake"), "{why}");
+        // Nothing recorded at all (the test lost its list).
+        assert!(verdict(&ran, &crates, &set(&[])).is_err());
+    }
 }

@@ -10,7 +10,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use shared::Stores;
 use shared::model::Provider;
-use shared::pipelines::pull::{PullError, PullReport, Puller, run_job, schedule};
+use shared::pipelines::pull::{PullError, PullOutcome, Puller, run_job, schedule};
 use shared::providers::ProviderClients;
 use tracing::Instrument;
 
@@ -31,7 +31,16 @@ pub async fn handle(
                     let id = r["messageId"].as_str().unwrap_or_default();
                     let body = r["body"].as_str().unwrap_or_default();
                     match settle(run_job(puller, clients, body).await) {
-                        Ok(reports) => {
+                        Ok(PullOutcome::Deferred(d)) => {
+                            // Not a failure: the schedule brings it back.
+                            tracing::info!(
+                                message_id = id,
+                                until = %d.until,
+                                reason = %d.reason,
+                                "pull job deferred"
+                            );
+                        }
+                        Ok(PullOutcome::Done(reports)) => {
                             for (stream, report) in reports {
                                 tracing::info!(
                                     message_id = id,
@@ -51,10 +60,20 @@ pub async fn handle(
                 }
                 json!({ "batchItemFailures": failures })
             }
-            None => match schedule(stores, provider).await {
-                Ok(n) => {
-                    tracing::info!(%provider, jobs = n, "pull jobs queued");
-                    json!({ "queued": n })
+            None => match schedule(stores, clients, provider, jiff::Timestamp::now()).await {
+                Ok(tick) => {
+                    tracing::info!(
+                        %provider,
+                        jobs = tick.queued,
+                        not_due = tick.not_due,
+                        deferred = tick.deferred.len(),
+                        "pull jobs queued"
+                    );
+                    json!({
+                        "queued": tick.queued,
+                        "not_due": tick.not_due,
+                        "deferred": tick.deferred.len(),
+                    })
                 }
                 Err(e) => {
                     tracing::error!(%provider, error = %e, "could not queue pull jobs");
@@ -69,13 +88,11 @@ pub async fn handle(
 
 /// A job's result as the queue sees it: a superseded job is done (the pull
 /// that moved the cursor covers it), with nothing to report.
-pub fn settle(
-    result: Result<Vec<(&'static str, PullReport)>, PullError>,
-) -> Result<Vec<(&'static str, PullReport)>, PullError> {
+pub fn settle(result: Result<PullOutcome, PullError>) -> Result<PullOutcome, PullError> {
     match result {
         Err(PullError::Superseded(cursor)) => {
             tracing::info!(%cursor, "pull job superseded by a concurrent pull of the same cursor: done");
-            Ok(Vec::new())
+            Ok(PullOutcome::Done(Vec::new()))
         }
         other => other,
     }

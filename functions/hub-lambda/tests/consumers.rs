@@ -84,7 +84,11 @@ async fn a_schedule_fans_out_and_a_bad_job_is_reported_alone() {
         "req-1",
     )
     .await;
-    assert_eq!(out, json!({"queued": 2}), "one job per Toast connection");
+    assert_eq!(
+        out,
+        json!({"queued": 2, "not_due": 0, "deferred": 0}),
+        "one job per Toast connection: each restaurant's budget allows a pull every tick"
+    );
     assert_eq!(stores.pull_queue.depth().await.unwrap().visible, 2);
 
     let out = hub_lambda::pull::handle(
@@ -143,9 +147,12 @@ async fn a_push_batch_settles_each_message_on_its_own() {
 
 #[test]
 fn a_superseded_pull_job_is_done_and_other_failures_are_not() {
-    use shared::pipelines::pull::PullError;
+    use shared::pipelines::pull::{PullError, PullOutcome};
     let done = hub_lambda::pull::settle(Err(PullError::Superseded("cursor#toast#orders".into())));
-    assert!(matches!(done, Ok(ref r) if r.is_empty()), "{done:?}");
+    assert!(
+        matches!(done, Ok(PullOutcome::Done(ref r)) if r.is_empty()),
+        "{done:?}"
+    );
     let failed = hub_lambda::pull::settle(Err(PullError::Interrupted(1)));
     assert!(
         matches!(failed, Err(PullError::Interrupted(1))),

@@ -61,6 +61,7 @@ struct InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.gate.limiter.lock().unwrap().finish(&self.account);
+        self.gate.stats.finished(&self.account);
     }
 }
 

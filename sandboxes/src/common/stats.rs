@@ -37,6 +37,9 @@ pub struct Counters {
     pub max_calls_per_window: BTreeMap<String, u64>,
     /// Per account, the largest number of requests in flight at once.
     pub max_in_flight: BTreeMap<String, u64>,
+    /// Per account, the requests admitted and not yet answered, now: what a
+    /// test waits on to know its slow calls are inside, rather than sleeping.
+    pub in_flight: BTreeMap<String, u64>,
     /// Requests answered with an injected 500/503.
     pub injected_errors: u64,
     /// Connections dropped on purpose.
@@ -140,6 +143,16 @@ impl Stats {
         *peak = (*peak).max(in_window);
         let peak = c.max_in_flight.entry(account.to_string()).or_default();
         *peak = (*peak).max(in_flight);
+        c.in_flight.insert(account.to_string(), in_flight);
+    }
+
+    /// An admitted request for `account` answered.
+    pub(crate) fn finished(&self, account: &str) {
+        self.update(|c| {
+            if let Some(n) = c.in_flight.get_mut(account) {
+                *n = n.saturating_sub(1);
+            }
+        });
     }
 
     pub(crate) fn keyed_request(&self, account: &str, key: &str) {

@@ -1041,13 +1041,20 @@ impl Realm {
                 .into_iter()
                 .flat_map(BTreeMap::values)
             {
-                let Some(date) = e
+                // The sandbox stores every entity with its TxnDate and
+                // TotalAmt (`create` fills them in); one it cannot read is
+                // a broken sandbox, never a zero.
+                let unreadable = |field: &str| -> ! {
+                    panic!(
+                        "the QuickBooks sandbox holds {kind:?} {} with an unreadable {field}",
+                        e.get("Id").unwrap_or(&Value::Null)
+                    )
+                };
+                let date = e
                     .get("TxnDate")
                     .and_then(Value::as_str)
                     .and_then(|d| d.parse::<Date>().ok())
-                else {
-                    continue;
-                };
+                    .unwrap_or_else(|| unreadable("TxnDate"));
                 let mut post = |account: Option<String>, debit: Decimal| {
                     if let Some(a) = account {
                         *totals.entry((date, a)).or_default() += debit;
@@ -1058,7 +1065,10 @@ impl Realm {
                     .and_then(Value::as_array)
                     .map(Vec::as_slice)
                     .unwrap_or_default();
-                let total = e.get("TotalAmt").and_then(json_decimal).unwrap_or_default();
+                let total = e
+                    .get("TotalAmt")
+                    .and_then(json_decimal)
+                    .unwrap_or_else(|| unreadable("TotalAmt"));
                 let detail_ref = |l: &Value, detail: &str, field: &str| {
                     l.get(detail).and_then(|d| d.get(field)).cloned()
                 };

@@ -375,7 +375,9 @@ async fn minute_day_and_concurrency_limits_name_the_problem() {
     );
     assert_eq!(x.sb.counters().max_in_flight[&x.tenant], 2);
 
-    // While two are in flight, a third is refused as `concurrent`.
+    // While two are in flight, a third is refused as `concurrent`. The two
+    // take 5 s, so the third has all that time to arrive once both are in.
+    x.sb.set_faults(Faults::latency(Duration::from_secs(5)));
     let slow: Vec<_> = (0..2)
         .map(|_| {
             tokio::spawn(
@@ -387,7 +389,15 @@ async fn minute_day_and_concurrency_limits_name_the_problem() {
             )
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until both are admitted (the sandbox says so), not for a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while x.sb.counters().in_flight.get(&x.tenant).copied() != Some(2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two slow calls never were in flight together"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let third = client()
         .get(x.url("Accounts"))
         .bearer_auth(&x.token)

@@ -61,11 +61,31 @@ pub struct Intake {
     auth: IntakeAuth,
 }
 
-/// serde's "missing field `x`" / "unknown variant" messages, with the field pulled out.
-fn serde_field(msg: &str) -> Option<String> {
-    let start = msg.find('`')? + 1;
-    let end = msg[start..].find('`')? + start;
-    Some(msg[start..end].to_string())
+/// A body that is JSON but not the documented shape: 422 naming the field
+/// where reading it stopped (`delivery_date`, `lines[0].quantity`, `id`) or
+/// the one missing (`supplier_id`), with serde's reason.
+fn shape_error(e: serde_path_to_error::Error<serde_json::Error>) -> (u16, String, String) {
+    let at = e.path().to_string();
+    let top_level = at == ".";
+    let msg = e.into_inner().to_string();
+    // serde reports a missing field at the object lacking it, naming it only
+    // in the message.
+    let missing = msg
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_string);
+    let field = match (at.as_str(), &missing) {
+        (".", Some(name)) => name.clone(),
+        (_, Some(name)) => format!("{at}.{name}"),
+        (".", None) => "body".to_string(),
+        (_, None) => at,
+    };
+    let why = if missing.is_some() && top_level {
+        msg
+    } else {
+        format!("{field}: {msg}")
+    };
+    (422, field, why)
 }
 
 impl Intake {
@@ -232,26 +252,75 @@ fn parse(kind: &str, tenant: &TenantId, body: &[u8]) -> Result<Record, (u16, Str
         return Err((400, "body".into(), "expected a JSON object".into()));
     };
     obj.insert("tenant".into(), tenant.as_str().into());
-    let bad = |e: serde_json::Error| {
-        let msg = e.to_string();
-        (422, serde_field(&msg).unwrap_or_else(|| "body".into()), msg)
-    };
     let invalid = |(field, why): (String, String)| (422, field.clone(), format!("{field} {why}"));
     Ok(match kind {
         "purchase-orders" => {
-            let po: crate::model::PurchaseOrder = serde_json::from_value(v).map_err(bad)?;
+            let po: crate::model::PurchaseOrder =
+                serde_path_to_error::deserialize(v).map_err(shape_error)?;
             super::validate::purchase_order(&po).map_err(invalid)?;
             Record::PurchaseOrder(po)
         }
         "deliveries" => {
-            let d: crate::model::Delivery = serde_json::from_value(v).map_err(bad)?;
+            let d: crate::model::Delivery =
+                serde_path_to_error::deserialize(v).map_err(shape_error)?;
             super::validate::delivery(&d).map_err(invalid)?;
             Record::Delivery(d)
         }
         _ => {
-            let e: crate::model::TimeEntry = serde_json::from_value(v).map_err(bad)?;
+            let e: crate::model::TimeEntry =
+                serde_path_to_error::deserialize(v).map_err(shape_error)?;
             super::validate::time_entry(&e).map_err(invalid)?;
             Record::TimeEntry(e)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(kind: &str, body: Value) -> (u16, String, String) {
+        let tenant = TenantId::new("bistro").unwrap();
+        match parse(kind, &tenant, &serde_json::to_vec(&body).unwrap()) {
+            Ok(r) => panic!("{body} was accepted as {r:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_body_of_the_wrong_shape_names_the_field() {
+        let line = json!({"item_id": "i", "quantity": "1", "unit": "u", "unit_cost": "1"});
+        let po = |field: &str, value: Value| {
+            let mut po = json!({"id": "p", "supplier_id": "s", "location": "l",
+                "delivery_date": "2026-12-02", "lines": [line.clone()]});
+            po[field] = value;
+            refused("purchase-orders", po)
+        };
+        let (status, field, why) = po("delivery_date", "next week".into());
+        assert_eq!((status, field.as_str()), (422, "delivery_date"));
+        assert!(why.starts_with("delivery_date: "), "{why}");
+        assert_eq!(po("id", "p#1".into()).1, "id");
+        assert_eq!(po("id", "p".repeat(10_000).into()).1, "id");
+        let mut lots = line.clone();
+        lots["quantity"] = "lots".into();
+        assert_eq!(po("lines", json!([lots])).1, "lines[0].quantity");
+        let mut no_unit = line.clone();
+        no_unit.as_object_mut().unwrap().remove("unit");
+        let (_, field, why) = po("lines", json!([no_unit]));
+        assert_eq!(field, "lines[0].unit");
+        assert!(why.contains("missing field `unit`"), "{why}");
+        let (_, field, why) = refused(
+            "purchase-orders",
+            json!({"id": "p", "location": "l", "delivery_date": "2026-12-02", "lines": []}),
+        );
+        assert_eq!(
+            (field.as_str(), why.as_str()),
+            ("supplier_id", "missing field `supplier_id`")
+        );
+        let (_, field, _) = refused(
+            "deliveries",
+            json!({"id": "d", "received_at": "yesterday", "lines": []}),
+        );
+        assert_eq!(field, "received_at");
+    }
 }

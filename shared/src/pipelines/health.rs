@@ -102,6 +102,21 @@ pub struct ConnectionHealth {
     pub dlq_depth: u64,
     /// Days until the refresh token expires, where known.
     pub refresh_token_days_left: Option<i64>,
+    /// Sources: the budget its calls draw on (`marketman:consumer-…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// Sources: connections sharing that budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_sharing: Option<u64>,
+    /// Sources: the longest wait between pulls the budget allows, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_freshness_secs: Option<i64>,
+    /// Sources: the configured freshness, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_freshness_secs: Option<i64>,
+    /// Sources: pulls put off until then (a provider said to wait).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_until: Option<Timestamp>,
 }
 
 fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
@@ -149,13 +164,15 @@ pub async fn dead_letters(stores: &Stores) -> Result<u64, StoreError> {
     Ok(n)
 }
 
-/// Checks one connection; `dlq_depth` is [`dead_letters`], read once per run.
+/// Checks one connection; `dlq_depth` is [`dead_letters`], read once per
+/// run, and `plan` its pull plan ([`crate::pipelines::cadence::plans`]).
 pub async fn check(
     stores: &Stores,
     clients: &ProviderClients,
     c: &Connection,
     t: &Thresholds,
     dlq_depth: u64,
+    plan: Option<&crate::pipelines::cadence::Plan>,
 ) -> Result<ConnectionHealth, StoreError> {
     let now = Timestamp::now();
     let mut unhealthy = Vec::new();
@@ -174,8 +191,11 @@ pub async fn check(
         }
     };
 
-    // The call log.
-    let account = format!("{}:{}", c.provider, c.account_id);
+    // The call log, under the budget the connection's calls draw on.
+    let account = match plan {
+        Some(p) => p.budget_key.clone(),
+        None => format!("{}:{}", c.provider, c.account_id),
+    };
     let calls = stores.calls.since(&account, now - t.window).await?;
     let total = calls.len() as u64;
     let ok = calls
@@ -231,12 +251,16 @@ pub async fn check(
                 last_pull = last_pull.max(Some(cur.updated_at));
             }
         }
+        // A budget that spaces pulls wider than the thresholds moves them.
+        let planned = plan.map_or(SignedDuration::ZERO, |p| p.freshness());
+        let pull_degraded = t.pull_degraded.max(planned + SignedDuration::from_mins(30));
+        let pull_unhealthy = t.pull_unhealthy.max(planned * 2);
         match last_pull {
             None => degraded.push("never pulled".into()),
-            Some(at) if now.duration_since(at) > t.pull_unhealthy => {
+            Some(at) if now.duration_since(at) > pull_unhealthy => {
                 unhealthy.push(format!("last successful pull {at}"))
             }
-            Some(at) if now.duration_since(at) > t.pull_degraded => {
+            Some(at) if now.duration_since(at) > pull_degraded => {
                 degraded.push(format!("last successful pull {at}"))
             }
             _ => {}
@@ -318,6 +342,18 @@ pub async fn check(
         }
     }
 
+    // The pull plan: the budget, how many share it, the freshness it allows.
+    let deferred_until = match plan {
+        Some(_) => crate::pipelines::cadence::deferral(stores, c)
+            .await?
+            .map(|d| d.until)
+            .filter(|until| *until > now),
+        None => None,
+    };
+    if let Some(why) = plan.and_then(crate::pipelines::cadence::Plan::shortfall) {
+        degraded.push(why);
+    }
+
     let state = if !unhealthy.is_empty() {
         State::Unhealthy
     } else if !degraded.is_empty() {
@@ -343,6 +379,11 @@ pub async fn check(
         unposted,
         dlq_depth,
         refresh_token_days_left,
+        budget: plan.map(|p| p.budget_key.clone()),
+        budget_sharing: plan.map(|p| p.sharing),
+        planned_freshness_secs: plan.map(|p| p.freshness().as_secs()),
+        target_freshness_secs: plan.map(|p| p.target.as_secs()),
+        deferred_until,
     })
 }
 
@@ -444,9 +485,32 @@ pub async fn monitor(
     t: &Thresholds,
 ) -> Result<Vec<ConnectionHealth>, StoreError> {
     let mut out = Vec::new();
+    // Pushes a crash left unqueued go back on the queue first.
+    let swept = crate::pipelines::records::requeue_stranded(
+        stores,
+        Timestamp::now(),
+        crate::pipelines::records::requeue_pending_after(),
+        t.unposted_lookback_days,
+    )
+    .await?;
+    if swept.requeued > 0 {
+        tracing::warn!(requeued = swept.requeued, "stranded pushes queued again");
+    }
     let dlq_depth = dead_letters(stores).await?;
+    // Each source's pull plan, worked out once for the run.
+    let mut plans = std::collections::BTreeMap::new();
+    for provider in [Provider::Toast, Provider::Square, Provider::MarketMan] {
+        for (plan, connections) in
+            crate::pipelines::cadence::plans(stores, clients, provider).await?
+        {
+            for c in connections {
+                plans.insert((c.tenant, c.id), plan.clone());
+            }
+        }
+    }
     for c in stores.connections.list_all().await? {
-        let report = check(stores, clients, &c, t, dlq_depth).await?;
+        let plan = plans.get(&(c.tenant.clone(), c.id.clone()));
+        let report = check(stores, clients, &c, t, dlq_depth, plan).await?;
         println!("{}", emf_line(&report));
         let key = health_key(&c)?;
         let previous = stores.cursors.get(&key).await?;

@@ -1,9 +1,11 @@
 //! Pipelines: what the functions and `hub` run, on ports only.
 //!
+//! - [`cadence`]: which connections a schedule tick pulls, within budgets.
 //! - [`pull`]: scheduled pulls with crash-safe cursors.
 //! - [`records`]: a normalized record into the ledger, the push queue and the
 //!   outbound event stream.
 
+pub mod cadence;
 pub mod events;
 pub mod health;
 pub mod pull;

@@ -337,6 +337,7 @@ impl Puller {
                 if checkpoint {
                     self.save(key, version, state).await?;
                 }
+                crate::chaos::point(crate::chaos::PULL_PAGE_STORED);
                 if options.stop_after_pages.is_some_and(|n| report.pages >= n) {
                     return Err(PullError::Interrupted(report.pages));
                 }
@@ -381,6 +382,7 @@ impl Puller {
                 page.records,
             )
             .await?;
+            crate::chaos::point(crate::chaos::PULL_PAGE_STORED);
             match page.next {
                 Some(next) => token = next,
                 None => break,
@@ -405,27 +407,61 @@ pub struct PullJob {
     pub connection: crate::ids::ConnectionId,
 }
 
-/// Fans a schedule out: one job per connection of `provider`, so a thousand
-/// restaurants do not share one invocation. Returns how many were queued.
-pub async fn schedule(stores: &Stores, provider: Provider) -> Result<usize, StoreError> {
-    let jobs: Vec<crate::ports::OutgoingMessage> = stores
-        .connections
-        .list_all()
-        .await?
-        .into_iter()
-        .filter(|c| c.provider == provider)
-        .map(|c| {
-            let job = PullJob {
-                tenant: c.tenant,
-                connection: c.id,
+/// Fans a schedule tick out: one job per connection of `provider` whose
+/// planned slot falls in this tick (see [`super::cadence`]), so a thousand
+/// restaurants do not share one invocation and the accounts sharing a
+/// budget are pulled as often as it allows.
+pub async fn schedule(
+    stores: &Stores,
+    clients: &crate::providers::ProviderClients,
+    provider: Provider,
+    now: Timestamp,
+) -> Result<super::cadence::Tick, StoreError> {
+    super::cadence::tick(stores, clients, provider, now).await
+}
+
+/// How a pull of a connection ended.
+#[derive(Debug)]
+pub enum PullOutcome {
+    /// Every stream read: their reports.
+    Done(Vec<(&'static str, PullReport)>),
+    /// The provider said to wait (a 429's long `Retry-After`, a spent
+    /// budget): put off until then, not failed. Streams read before it
+    /// keep their progress.
+    Deferred(super::cadence::Deferral),
+}
+
+/// [`pull_connection`], turning a wait the provider asks for into a
+/// deferral of the connection (stored, so the schedule skips it until then)
+/// rather than a failure; a pull that runs ends any deferral.
+pub async fn pull_or_defer(
+    puller: &Puller,
+    clients: &crate::providers::ProviderClients,
+    connection: &Connection,
+    options: RunOptions,
+    now: Timestamp,
+) -> Result<PullOutcome, PullError> {
+    let stores = puller.stores();
+    match pull_connection(puller, clients, connection, options).await {
+        Ok(reports) => {
+            super::cadence::clear_deferral(stores, connection).await?;
+            Ok(PullOutcome::Done(reports))
+        }
+        Err(PullError::Provider(ProviderError::RateLimited { retry_after })) => {
+            let tick = super::cadence::Cadence::of(connection.provider)
+                .map_or(SignedDuration::from_mins(15), |c| c.tick);
+            let wait = retry_after
+                .and_then(|d| SignedDuration::try_from(d).ok())
+                .unwrap_or(tick);
+            let reason = match retry_after {
+                Some(d) => format!("rate limited, retry after {}s", d.as_secs()),
+                None => "rate limited".to_string(),
             };
-            crate::ports::OutgoingMessage::new(serde_json::to_string(&job).unwrap_or_default())
-        })
-        .collect();
-    if !jobs.is_empty() {
-        stores.pull_queue.send_batch(&jobs).await?;
+            let d = super::cadence::defer(stores, connection, now + wait, &reason).await?;
+            Ok(PullOutcome::Deferred(d))
+        }
+        Err(e) => Err(e),
     }
-    Ok(jobs.len())
 }
 
 /// Runs every stream of one connection: Toast orders and menus, Square
@@ -482,7 +518,7 @@ pub async fn pull_connection(
         }
         Provider::MarketMan => {
             let inventory = MarketManInventory {
-                client: clients.marketman(connection)?,
+                client: clients.marketman(connection).await?,
                 connection: c,
             };
             out.push((
@@ -499,12 +535,13 @@ pub async fn pull_connection(
     Ok(out)
 }
 
-/// Runs the job a pull-queue message carries.
+/// Runs the job a pull-queue message carries. A deferred job is done as
+/// far as the queue is concerned: the schedule brings it back.
 pub async fn run_job(
     puller: &Puller,
     clients: &crate::providers::ProviderClients,
     body: &str,
-) -> Result<Vec<(&'static str, PullReport)>, PullError> {
+) -> Result<PullOutcome, PullError> {
     let job: PullJob =
         serde_json::from_str(body).map_err(|e| StoreError::corrupt("pull job", e))?;
     let connection = puller
@@ -515,5 +552,12 @@ pub async fn run_job(
         .ok_or_else(|| {
             StoreError::NotFound(format!("connection {}/{}", job.tenant, job.connection))
         })?;
-    pull_connection(puller, clients, &connection, RunOptions::default()).await
+    pull_or_defer(
+        puller,
+        clients,
+        &connection,
+        RunOptions::default(),
+        Timestamp::now(),
+    )
+    .await
 }

@@ -1155,6 +1155,7 @@ impl Pusher {
         };
         let key = send.trim_start_matches("s:");
         let result = self.post(&r.item, &r.entry, r.state.as_ref(), key).await;
+        crate::chaos::point(crate::chaos::PUSH_POSTED);
         out[r.msg] = Some(
             self.record(
                 &r.item,
@@ -1328,6 +1329,7 @@ impl Pusher {
                 .await
             }
         };
+        crate::chaos::point(crate::chaos::PUSH_POSTED);
         let per_member: Vec<Result<Posted, Failure>> = match results {
             Ok(r) => r,
             Err(e) => batch.members.iter().map(|_| Err(e.clone())).collect(),
@@ -1594,7 +1596,11 @@ impl Pusher {
         let dest = self
             .destination(&item.key.tenant, Provider::MarketMan)
             .await?;
-        let client = self.clients.marketman(&dest).map_err(Failure::Unsent)?;
+        let client = self
+            .clients
+            .marketman(&dest)
+            .await
+            .map_err(Failure::Unsent)?;
         let code = |kind: &str, id: &str| {
             dest.codes
                 .get(&format!("{kind}:{id}"))

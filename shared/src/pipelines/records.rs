@@ -234,6 +234,7 @@ pub async fn ingest_with(
             serde_json::to_string(&event).unwrap_or_default(),
         ));
     }
+    crate::chaos::point(crate::chaos::INGEST_LEDGER_WRITTEN);
     if !pushes.is_empty() {
         stores.push_queue.send_batch(&pushes).await?;
         tally.pushes = pushes.len() as u64;
@@ -243,4 +244,122 @@ pub async fn ingest_with(
         tally.published = events.len() as u64;
     }
     Ok(tally)
+}
+
+/// What a sweep for stranded pushes did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Swept {
+    /// Ledger rows read.
+    pub rows: u64,
+    /// Pushes queued again.
+    pub requeued: u64,
+}
+
+fn sweep_key(
+    tenant: &TenantId,
+    destination: Provider,
+) -> Result<crate::ports::CursorKey, StoreError> {
+    Ok(crate::ports::CursorKey {
+        tenant: tenant.clone(),
+        provider: destination,
+        stream: crate::ids::StreamName::new("stranded-push-sweep")
+            .map_err(|e| StoreError::corrupt("stream name", e))?,
+    })
+}
+
+/// Queues again the pushes a process may have died before queueing.
+///
+/// [`ingest_with`] writes the ledger, then the push queue: a process killed
+/// between the two leaves rows pending with no message for them. A later
+/// pull re-reading such a row re-queues it once it has been pending for
+/// `requeue_after`; but a row re-read sooner, then left behind by the pull's
+/// overlap, would never be read again. This sweep (the health monitor runs
+/// it) finds every row of the last `days` business days (and every undated
+/// purchase order, delivery and time entry) whose destination has been
+/// pending, unsent, for longer than `requeue_after`, and queues its push.
+/// A per tenant and destination mark records how far it has swept, so each
+/// stranded row is queued once, not on every run; a second message for a
+/// row would be harmless anyway (the pusher skips what is posted).
+pub async fn requeue_stranded(
+    stores: &Stores,
+    now: Timestamp,
+    requeue_after: jiff::SignedDuration,
+    days: i64,
+) -> Result<Swept, StoreError> {
+    let mut swept = Swept::default();
+    let stale = now - requeue_after;
+    let today = now.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    for tenant in stores.connections.list_tenants().await? {
+        let tenant = tenant.id;
+        let dests: Vec<Provider> = stores
+            .connections
+            .list_for_tenant(&tenant)
+            .await?
+            .into_iter()
+            .map(|c| c.provider)
+            .filter(|p| {
+                p.is_accounting() || matches!(p, Provider::MarketMan | Provider::TimeTracking)
+            })
+            .collect();
+        let mut rows = Vec::new();
+        // Business dates run up to a day either side of UTC's.
+        for back in -1..=days {
+            if let Ok(day) = today.checked_sub(jiff::Span::new().days(back)) {
+                rows.extend(stores.ledger.list_for_business_date(&tenant, day).await?);
+            }
+        }
+        for kind in [
+            RecordKind::PurchaseOrder,
+            RecordKind::Delivery,
+            RecordKind::TimeEntry,
+        ] {
+            rows.extend(stores.ledger.list_undated(&tenant, kind).await?);
+        }
+        swept.rows += rows.len() as u64;
+        let mut destinations: Vec<Provider> = dests;
+        destinations.sort();
+        destinations.dedup();
+        for d in destinations {
+            let key = sweep_key(&tenant, d)?;
+            let mark = stores.cursors.get(&key).await?;
+            let from = mark
+                .as_ref()
+                .and_then(|m| m.value.parse::<Timestamp>().ok())
+                .unwrap_or(Timestamp::UNIX_EPOCH);
+            if stale <= from {
+                continue;
+            }
+            let pushes: Vec<OutgoingMessage> = rows
+                .iter()
+                .filter_map(|r| {
+                    let s = r.destinations.get(&d)?;
+                    let stranded = s.status == crate::ports::DestinationStatus::Pending
+                        && s.send.is_none()
+                        && s.updated_at > from
+                        && s.updated_at <= stale;
+                    stranded.then(|| {
+                        OutgoingMessage::new(
+                            serde_json::to_string(&PushItem {
+                                key: r.key.clone(),
+                                version: r.version,
+                                destination: d,
+                            })
+                            .unwrap_or_default(),
+                        )
+                    })
+                })
+                .collect();
+            if !pushes.is_empty() {
+                tracing::warn!(tenant = %tenant, destination = %d, rows = pushes.len(), "pushes never queued (a process died after the ledger write): queued now");
+                stores.push_queue.send_batch(&pushes).await?;
+                swept.requeued += pushes.len() as u64;
+            }
+            // Advance the mark; a concurrent sweep that moved it first wins.
+            let _ = stores
+                .cursors
+                .compare_and_set(&key, mark.map(|m| m.version), &stale.to_string())
+                .await?;
+        }
+    }
+    Ok(swept)
 }

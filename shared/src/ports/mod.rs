@@ -1,9 +1,11 @@
 //! Ports: one small trait per role the pipelines need from the outside world.
 //! Each has an embedded adapter (SQLite, a local file) and an AWS adapter
 //! (DynamoDB, SQS, Secrets Manager); one conformance suite holds both to the
-//! same contract.
+//! same contract. The stores read the time from a [`Clock`], so that suite
+//! moves time by hand instead of sleeping.
 
 mod call_log;
+mod clock;
 mod connections;
 mod cursors;
 mod idempotency;
@@ -13,6 +15,8 @@ mod rate_limit;
 mod secrets;
 
 pub use call_log::{CallLog, CallOutcome, CallRecord};
+pub(crate) use clock::system_clock;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use connections::ConnectionStore;
 pub use cursors::{CasOutcome, Cursor, CursorKey, CursorStore};
 pub use idempotency::{ClaimOutcome, ClaimToken, IdempotencyStore};

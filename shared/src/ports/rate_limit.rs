@@ -34,9 +34,20 @@ impl Limit {
         Limit { name, max, per }
     }
 
-    /// Tokens the bucket can hold.
+    /// Tokens the bucket can hold: a tenth of the window's calls, a fifth
+    /// for windows of an hour or more. Smoothing a per-second or per-minute
+    /// limit spares the provider bursts; smoothing a daily one to a tenth
+    /// only holds back work the budget has room for (MarketMan's 500 a day
+    /// would allow 50 calls, then one every three minutes). A fifth is what
+    /// the pull planner leaves unplanned (`pipelines::cadence`), so the
+    /// bucket's steady refill still covers every planned pull.
     pub fn burst(&self) -> u64 {
-        u64::from((self.max / 10).max(1).min(self.max.max(1)))
+        let share = if self.per >= Duration::from_secs(3600) {
+            5
+        } else {
+            10
+        };
+        u64::from((self.max / share).max(1).min(self.max.max(1)))
     }
 
     /// Milli-tokens added per millisecond, as a fraction (numerator, denominator).

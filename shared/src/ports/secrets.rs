@@ -1,12 +1,14 @@
 //! Secrets: read with a TTL cache, written as new versions (rotated OAuth
 //! tokens land here). Values are `SecretString`: redacted in `Debug` and logs.
 
-use super::{StoreError, StoreResult};
+use super::{Clock, StoreError, StoreResult, system_clock};
 use crate::ids::SecretName;
 use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
 use secrecy::SecretString;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// The version id a write created.
@@ -36,12 +38,13 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
 /// from memory; a write through this cache replaces its cached value at once.
 pub struct CachedSecrets<S> {
     inner: S,
-    ttl: Duration,
+    ttl: SignedDuration,
+    clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<SecretName, Cached>>,
 }
 
 struct Cached {
-    at: Instant,
+    at: Timestamp,
     current: SecretString,
     /// `None` until asked for; then the previous version, if any.
     previous: Option<Option<SecretString>>,
@@ -52,18 +55,35 @@ impl<S: std::fmt::Debug> std::fmt::Debug for CachedSecrets<S> {
         f.debug_struct("CachedSecrets")
             .field("inner", &self.inner)
             .field("ttl", &self.ttl)
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
 
 impl<S> CachedSecrets<S> {
-    /// Wraps `inner` with a cache of `ttl`.
+    /// Wraps `inner` with a cache of `ttl`, timed by the system clock.
     pub fn new(inner: S, ttl: Duration) -> Self {
         CachedSecrets {
             inner,
-            ttl,
+            ttl: SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX),
+            clock: system_clock(),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same cache, timed by `clock` instead.
+    pub fn with_clock(self, clock: impl Clock + 'static) -> Self {
+        CachedSecrets {
+            clock: Arc::new(clock),
+            ..self
+        }
+    }
+
+    /// Whether a copy cached at `at` is still served. A clock set back
+    /// before `at` counts as expired: re-reading is always safe.
+    fn fresh(&self, at: Timestamp) -> bool {
+        let age = self.clock.now().duration_since(at);
+        !age.is_negative() && age < self.ttl
     }
 }
 
@@ -71,7 +91,7 @@ impl<S> CachedSecrets<S> {
 impl<S: SecretStore> SecretStore for CachedSecrets<S> {
     async fn get(&self, name: &SecretName) -> StoreResult<SecretString> {
         if let Some(c) = self.cache.lock().await.get(name)
-            && c.at.elapsed() < self.ttl
+            && self.fresh(c.at)
         {
             return Ok(c.current.clone());
         }
@@ -79,7 +99,7 @@ impl<S: SecretStore> SecretStore for CachedSecrets<S> {
         self.cache.lock().await.insert(
             name.clone(),
             Cached {
-                at: Instant::now(),
+                at: self.clock.now(),
                 current: value.clone(),
                 previous: None,
             },
@@ -89,14 +109,14 @@ impl<S: SecretStore> SecretStore for CachedSecrets<S> {
 
     async fn get_previous(&self, name: &SecretName) -> StoreResult<Option<SecretString>> {
         if let Some(c) = self.cache.lock().await.get(name)
-            && c.at.elapsed() < self.ttl
+            && self.fresh(c.at)
             && let Some(previous) = &c.previous
         {
             return Ok(previous.clone());
         }
         let previous = self.inner.get_previous(name).await?;
         if let Some(c) = self.cache.lock().await.get_mut(name)
-            && c.at.elapsed() < self.ttl
+            && self.fresh(c.at)
         {
             c.previous = Some(previous.clone());
         }
@@ -108,7 +128,7 @@ impl<S: SecretStore> SecretStore for CachedSecrets<S> {
         self.cache.lock().await.insert(
             name.clone(),
             Cached {
-                at: Instant::now(),
+                at: self.clock.now(),
                 current: value.clone(),
                 previous: None,
             },

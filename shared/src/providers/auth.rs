@@ -580,10 +580,11 @@ impl Renewer for MarketManLogin {
     ) -> Result<StoredToken, ProviderError> {
         let key = creds.login("api_key", name)?;
         let password = creds.login("api_password", name)?;
+        // `GetToken` counts against the consumer's budget like any call.
         let scope = RateScope::new(
             Provider::MarketMan,
-            &format!("login:{}", key.expose_secret()),
-            Vec::new(),
+            &super::marketman::consumer(key.expose_secret()),
+            super::marketman::limits(),
             None,
         );
         let url = format!(

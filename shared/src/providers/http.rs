@@ -184,6 +184,21 @@ impl Reply {
 /// Extracts a provider's messages from an error body.
 pub type ErrorParser = fn(&[u8]) -> Vec<ProviderMessage>;
 
+/// The windows to grant by so that calls *arriving* at the provider stay
+/// within `limits` (see `ProviderHttp::admit`): with at most `concurrent`
+/// calls travelling at once, each window grants `max - concurrent`. A limit
+/// no larger than the cap is left as it is: such small limits (a few logins
+/// an hour) have windows that no call's travel time comes near.
+pub fn arrival_safe(limits: &[Limit], concurrent: Option<u32>) -> Vec<Limit> {
+    limits
+        .iter()
+        .map(|l| match concurrent {
+            Some(c) if l.max > c => Limit::new(l.name, l.max - c, l.per),
+            _ => *l,
+        })
+        .collect()
+}
+
 /// Extracts the `Retry-After`-like wait from a 429's headers, per provider.
 pub fn retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
@@ -258,8 +273,7 @@ impl ProviderHttp {
         let started = Instant::now();
         let mut last = ProviderError::Transient("no attempt made".into());
         for attempt in 0..self.policy.max_attempts {
-            self.wait_for_budget(scope, started).await?;
-            let slot = self.take_slot(scope, started).await?;
+            let slot = self.admit(scope, started).await?;
             let at = Timestamp::now();
             let t0 = Instant::now();
             let result = build().send().await;
@@ -366,17 +380,48 @@ impl ProviderHttp {
         self.wait_loop(scope, limits, Instant::now()).await
     }
 
-    async fn wait_for_budget(
+    /// A concurrency slot (if the scope caps concurrency), then one call
+    /// from the budget while holding it; the slot is given back while the
+    /// budget makes us wait. Taken in this order, every call granted and not
+    /// yet answered holds a slot, so at most `max_concurrent` granted calls
+    /// are on their way at any moment. The provider counts calls as they
+    /// *arrive*: in any window, those are the calls granted in it plus at
+    /// most that many granted before it and still travelling. Granting
+    /// `max - max_concurrent` per window ([`arrival_safe`]) then keeps the
+    /// provider's count within `max` however slow the network or the
+    /// machine, with no margin guessed.
+    async fn admit(
         &self,
         scope: &RateScope,
         started: Instant,
-    ) -> Result<(), ProviderError> {
-        if scope.limits.is_empty() {
-            // Still honour a block a 429 set.
-            let none: [Limit; 0] = [];
-            return self.wait_loop(scope, &none, started).await;
+    ) -> Result<Option<String>, ProviderError> {
+        let limits = arrival_safe(&scope.limits, scope.max_concurrent);
+        loop {
+            let slot = self.take_slot(scope, started).await?;
+            // An empty list still honours a block a 429 set.
+            match self.rate_limits.acquire(&scope.key, &limits).await {
+                Ok(Acquire::Granted) => return Ok(slot),
+                Ok(Acquire::Wait(d)) => {
+                    if let Some(slot) = &slot {
+                        let _ = self.rate_limits.release_slot(&scope.key, slot).await;
+                    }
+                    if started.elapsed() + d > self.policy.max_rate_wait {
+                        return Err(ProviderError::RateLimited {
+                            retry_after: Some(d),
+                        });
+                    }
+                    tokio::time::sleep(d).await;
+                }
+                Err(e) => {
+                    if let Some(slot) = &slot {
+                        let _ = self.rate_limits.release_slot(&scope.key, slot).await;
+                    }
+                    return Err(ProviderError::Transient(format!(
+                        "rate budget unavailable: {e}"
+                    )));
+                }
+            }
         }
-        self.wait_loop(scope, &scope.limits, started).await
     }
 
     async fn wait_loop(
@@ -499,5 +544,26 @@ fn classify(status: u16, headers: &HeaderMap, body: &[u8], errors: ErrorParser) 
         }
         400..=499 => ProviderError::Validation(messages()),
         _ => ProviderError::Permanent(format!("unexpected HTTP {status}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrival_safe_windows_leave_room_for_every_call_still_travelling() {
+        let limits = [
+            Limit::new("minute", 500, Duration::from_secs(60)),
+            Limit::new("hour", 2, Duration::from_secs(3600)),
+        ];
+        assert_eq!(
+            arrival_safe(&limits, Some(10)),
+            [
+                Limit::new("minute", 490, Duration::from_secs(60)),
+                Limit::new("hour", 2, Duration::from_secs(3600)),
+            ]
+        );
+        assert_eq!(arrival_safe(&limits, None), limits);
     }
 }

@@ -21,6 +21,24 @@ pub fn limits() -> Vec<Limit> {
     vec![Limit::new("day", 500, Duration::from_secs(86_400))]
 }
 
+/// The budget key of the API consumer whose key is `api_key`: the 500 calls
+/// a day are the consumer's, shared by every buyer it reads, so every
+/// connection holding that key draws on one budget. A digest, never the key:
+/// budget keys are stored, logged and shown in `hub status`.
+pub fn consumer(api_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("marketman api consumer\0{api_key}").as_bytes());
+    format!("consumer-{}", hex::encode(&digest[..8]))
+}
+
+/// The budget key of the consumer whose credentials `creds` hold.
+pub fn consumer_of(
+    creds: &super::auth::Credentials,
+    name: &SecretName,
+) -> Result<String, ProviderError> {
+    Ok(consumer(creds.login("api_key", name)?.expose_secret()))
+}
+
 /// An amount as an exact JSON number (never a string, never rounded).
 fn number(d: Decimal) -> Result<Value, ProviderError> {
     crate::transforms::json_number(d).map_err(ProviderError::Permanent)
@@ -102,18 +120,20 @@ pub struct MarketManClient {
 }
 
 impl MarketManClient {
-    /// A client for `buyer`, whose API key lives in `secret`.
+    /// A client for `buyer`, whose API key lives in `secret`, drawing on
+    /// the budget of `consumer` (see [`consumer`]).
     pub fn new(
         http: ProviderHttp,
         tokens: TokenManager,
         base_url: &str,
         buyer: ProviderAccountId,
         secret: SecretName,
+        consumer: &str,
     ) -> Self {
         let base_url = base_url.trim_end_matches('/').to_string();
         MarketManClient {
-            // The budget is per API consumer: the credentials, not the buyer.
-            scope: RateScope::new(Provider::MarketMan, secret.as_str(), limits(), None),
+            // The budget is per API consumer: the key, not the buyer.
+            scope: RateScope::new(Provider::MarketMan, consumer, limits(), None),
             login: MarketManLogin {
                 base_url: base_url.clone(),
             },

@@ -213,18 +213,34 @@ impl ProviderClients {
     }
 
     /// A MarketMan client.
-    pub fn marketman(
+    pub async fn marketman(
         &self,
         c: &crate::model::Connection,
     ) -> Result<marketman::MarketManClient, ProviderError> {
         Self::check(c, crate::model::Provider::MarketMan)?;
+        let consumer = self.budget_key(c).await?;
         Ok(marketman::MarketManClient::new(
             self.http.clone(),
             self.tokens.clone(),
             &self.endpoints.marketman,
             c.account_id.clone(),
             c.credentials.clone(),
+            &consumer,
         ))
+    }
+
+    /// The account part of the budget `c`'s calls draw on: a MarketMan
+    /// connection shares its API consumer's ([`marketman::consumer`], read
+    /// from its credentials); any other provider's budget is the account's.
+    pub async fn budget_key(&self, c: &crate::model::Connection) -> Result<String, ProviderError> {
+        if c.provider != crate::model::Provider::MarketMan {
+            return Ok(c.account_id.to_string());
+        }
+        let raw = self.stores.secrets.get(&c.credentials).await.map_err(|e| {
+            ProviderError::Unauthorized(format!("reading secret {}: {e}", c.credentials))
+        })?;
+        let creds = auth::Credentials::parse(&raw, &c.credentials)?;
+        marketman::consumer_of(&creds, &c.credentials)
     }
 
     /// A QuickBooks client.

@@ -1,18 +1,22 @@
 //! The two backends every conformance case runs on, each fresh per test:
-//! an in-memory SQLite database and a temporary secrets file, or new DynamoDB
-//! tables, SQS queues and a secret prefix on the AWS emulator.
+//! a SQLite database and a secrets file in a temporary directory, or new DynamoDB
+//! tables, SQS queues and a secret prefix on the AWS emulator. Both go by the
+//! system clock unless a case asks for a manual one (`with_manual_clock`).
 
+use jiff::Timestamp;
 use shared::Stores;
 use shared::adapters::aws::{AwsSecrets, DynamoStore, SqsQueue, schema};
 use shared::adapters::file_secrets::FileSecrets;
 use shared::adapters::sqlite::{SqliteQueue, SqliteStore};
 use shared::ports::{
-    CachedSecrets, CallLog, ConnectionStore, CursorStore, IdempotencyStore, Ledger, RateLimitStore,
-    SecretStore, WorkQueue,
+    CachedSecrets, CallLog, Clock, ConnectionStore, CursorStore, IdempotencyStore, Ledger,
+    ManualClock, RateLimitStore, SecretStore, SystemClock, WorkQueue,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod fingerprint;
 
 /// The variable naming the AWS emulator's endpoint.
 pub const ENDPOINT_VAR: &str = "HUB_TEST_AWS_ENDPOINT";
@@ -25,6 +29,8 @@ pub struct Backend {
     pub connections: Arc<dyn ConnectionStore>,
     pub rate_limits: Arc<dyn RateLimitStore>,
     pub calls: Arc<dyn CallLog>,
+    /// The time the stores go by (the secrets cache of `stores` too).
+    clock: Arc<dyn Clock>,
     kind: Kind,
 }
 
@@ -36,6 +42,9 @@ enum Kind {
     Aws {
         sdk: Box<aws_config::SdkConfig>,
         prefix: String,
+        dynamo: DynamoStore,
+        /// The state and idempotency tables.
+        tables: [String; 2],
     },
 }
 
@@ -49,8 +58,12 @@ fn unique(prefix: &str) -> String {
 impl Backend {
     pub fn sqlite() -> Backend {
         crate::leaks::init();
-        let db = SqliteStore::in_memory().expect("open in-memory SQLite");
         let dir = std::env::temp_dir().join(unique("hub-test"));
+        // A file, not `:memory:`, so a second connection can read every row
+        // (`fingerprint`).
+        let path = dir.join(fingerprint::SQLITE_FILE);
+        let db = SqliteStore::open(&path)
+            .unwrap_or_else(|e| panic!("open SQLite at {}: {e}", path.display()));
         let arc = Arc::new(db.clone());
         Backend {
             idempotency: arc.clone(),
@@ -59,6 +72,7 @@ impl Backend {
             connections: arc.clone(),
             rate_limits: arc.clone(),
             calls: arc,
+            clock: Arc::new(SystemClock),
             kind: Kind::Sqlite { db, dir },
         }
     }
@@ -91,7 +105,8 @@ impl Backend {
         schema::create_idempotency_table(&ddb, &idem)
             .await
             .unwrap_or_else(|e| panic!("create table {idem} on the emulator at {endpoint}: {e}"));
-        let store = Arc::new(DynamoStore::new(ddb, state, idem));
+        let dynamo = DynamoStore::new(ddb, &state, &idem);
+        let store = Arc::new(dynamo.clone());
         Backend {
             idempotency: store.clone(),
             cursors: store.clone(),
@@ -99,11 +114,55 @@ impl Backend {
             connections: store.clone(),
             rate_limits: store.clone(),
             calls: store,
+            clock: Arc::new(SystemClock),
             kind: Kind::Aws {
                 sdk: Box::new(sdk),
                 prefix: format!("{}/", unique("hub")),
+                dynamo,
+                tables: [state, idem],
             },
         }
+    }
+
+    /// The same backend (same tables, database and secrets) with its stores
+    /// going by a clock that moves only when the returned handle is advanced.
+    /// It starts at the present, so stored times look like real ones, on a
+    /// whole millisecond, as the stores keep them, so a time read back equals
+    /// the one written. The embedded queues read it too; SQS keeps its own time.
+    pub fn with_manual_clock(mut self) -> (Backend, ManualClock) {
+        let start = Timestamp::from_millisecond(Timestamp::now().as_millisecond())
+            .expect("the present is a timestamp");
+        let manual = ManualClock::new(start);
+        let clock: Arc<dyn Clock> = Arc::new(manual.clone());
+        match &mut self.kind {
+            Kind::Sqlite { db, .. } => {
+                *db = db.clone().with_clock(clock.clone());
+                let db = db.clone();
+                self.wire(db);
+            }
+            Kind::Aws { dynamo, .. } => {
+                *dynamo = dynamo.clone().with_clock(clock.clone());
+                let dynamo = dynamo.clone();
+                self.wire(dynamo);
+            }
+        }
+        self.clock = clock;
+        (self, manual)
+    }
+
+    /// Points every store port at `store`.
+    fn wire<S>(&mut self, store: S)
+    where
+        S: IdempotencyStore + CursorStore + Ledger + ConnectionStore + RateLimitStore + CallLog,
+        S: 'static,
+    {
+        let store = Arc::new(store);
+        self.idempotency = store.clone();
+        self.cursors = store.clone();
+        self.ledger = store.clone();
+        self.connections = store.clone();
+        self.rate_limits = store.clone();
+        self.calls = store;
     }
 
     /// An SQS client on the emulator (the AWS backend only).
@@ -139,8 +198,10 @@ impl Backend {
     /// All ports wired together as `Stores`, as a function or `hub serve`
     /// builds them, on new queues.
     pub async fn stores(&self, max_receives: u32) -> Stores {
-        let secrets: Arc<dyn SecretStore> =
-            Arc::new(CachedSecrets::new(self.secrets(), Duration::from_secs(300)));
+        let secrets: Arc<dyn SecretStore> = Arc::new(
+            CachedSecrets::new(self.secrets(), Duration::from_secs(300))
+                .with_clock(self.clock.clone()),
+        );
         type Q = Arc<dyn WorkQueue>;
         let (work, push, unrouted, pull, outbound): (Q, Q, Q, Q, Q) = match &self.kind {
             Kind::Sqlite { db, .. } => (
@@ -195,8 +256,10 @@ impl Backend {
     /// Every value written through it is listed for the secret-leak scan.
     pub fn secrets(&self) -> Box<dyn SecretStore> {
         let inner: Box<dyn SecretStore> = match &self.kind {
-            Kind::Sqlite { dir, .. } => Box::new(FileSecrets::new(dir.join("secrets.json"))),
-            Kind::Aws { sdk, prefix } => Box::new(AwsSecrets::new(
+            Kind::Sqlite { dir, .. } => {
+                Box::new(FileSecrets::new(dir.join(fingerprint::SECRETS_FILE)))
+            }
+            Kind::Aws { sdk, prefix, .. } => Box::new(AwsSecrets::new(
                 aws_sdk_secretsmanager::Client::new(sdk),
                 prefix.clone(),
             )),

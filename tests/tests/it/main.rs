@@ -9,11 +9,14 @@
 //! stand-in Intuit and Xero token endpoints, on both backends.
 //!
 //! `hostile`: a corpus of more than 200 hostile requests against every
-//! webhook route and the intake: documented status and reason, nothing
-//! stored, no panic.
+//! webhook route and the intake, on both backends: documented status and
+//! reason, nothing changed (every row, queue depth and secret fingerprinted
+//! before and after), no panic.
 //!
 //! `leaks`: with `HUB_TEST_LOG_DIR`, this binary's logs and the secret values
-//! its tests write are captured for xtask's secret-leak scan.
+//! its tests write are captured for xtask's secret-leak scan; `leak_canary`
+//! leaks a registered secret on purpose, into a log of its own, which the
+//! scan must find.
 //!
 //! `sandboxed`: the provider clients and pulls against the provider sandboxes
 //! over loopback: paging, 429s, injected 5xx, shared budgets, crash-resume.
@@ -28,6 +31,7 @@ mod backends;
 mod conformance;
 mod connect;
 mod hostile;
+mod leak_canary;
 mod leaks;
 mod sandboxed;
 mod tokens;

@@ -14,7 +14,9 @@
 //! | provider call | `CALLS#<provider>:<account>` | `<ms, 15 digits>#<uuid>` (TTL a week) | |
 //!
 //! Every check-then-write is one conditional write (or one transaction), so
-//! concurrent invocations cannot both win.
+//! concurrent invocations cannot both win. The time the conditions compare
+//! against is the store's [`Clock`] (the system's unless given another), not
+//! DynamoDB's.
 
 use super::schema::{GSI1, TTL_ATTRIBUTE};
 use super::{Item, get_n, get_opt_s, get_s, n, s, sdk_err};
@@ -22,9 +24,10 @@ use crate::adapters::{from_millis, millis};
 use crate::ids::{ConnectionId, IdempotencyKey, ProviderAccountId, TenantId};
 use crate::model::{Connection, Provider, RecordKind, Tenant};
 use crate::ports::{
-    Acquire, Budget, CallLog, CallRecord, CasOutcome, ClaimOutcome, ClaimToken, ConnectionStore,
-    Cursor, CursorKey, CursorStore, IdempotencyStore, Ledger, LedgerEntry, LedgerKey, Limit,
-    RateLimitStore, SourceRecord, StoreError, StoreResult, UpsertOutcome,
+    Acquire, Budget, CallLog, CallRecord, CasOutcome, ClaimOutcome, ClaimToken, Clock,
+    ConnectionStore, Cursor, CursorKey, CursorStore, IdempotencyStore, Ledger, LedgerEntry,
+    LedgerKey, Limit, RateLimitStore, SourceRecord, StoreError, StoreResult, UpsertOutcome,
+    system_clock,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -35,6 +38,7 @@ use aws_sdk_dynamodb::types::{
 };
 use jiff::Timestamp;
 use jiff::civil::Date;
+use std::sync::Arc;
 
 /// How many times a read-modify-write retries after losing a race.
 const MAX_OPTIMISTIC_RETRIES: u32 = 8;
@@ -45,10 +49,12 @@ pub struct DynamoStore {
     client: Client,
     state_table: String,
     idempotency_table: String,
+    clock: Arc<dyn Clock>,
 }
 
 impl DynamoStore {
-    /// Stores in `state_table` and `idempotency_table`.
+    /// Stores in `state_table` and `idempotency_table`, going by the system
+    /// clock.
     pub fn new(
         client: Client,
         state_table: impl Into<String>,
@@ -58,6 +64,15 @@ impl DynamoStore {
             client,
             state_table: state_table.into(),
             idempotency_table: idempotency_table.into(),
+            clock: system_clock(),
+        }
+    }
+
+    /// The same stores, going by `clock` instead.
+    pub fn with_clock(self, clock: impl Clock + 'static) -> Self {
+        DynamoStore {
+            clock: Arc::new(clock),
+            ..self
         }
     }
 
@@ -171,7 +186,7 @@ impl IdempotencyStore for DynamoStore {
         // A lost race against an expired record can need a second try: the
         // record we saw may have been reclaimed and released in between.
         for _ in 0..MAX_OPTIMISTIC_RETRIES {
-            let now = millis(Timestamp::now());
+            let now = millis(self.clock.now());
             let token = ClaimToken::generate();
             let result = self
                 .client
@@ -316,7 +331,7 @@ impl CursorStore for DynamoStore {
         let cursor = Cursor {
             value: value.to_string(),
             version: expected.map_or(1, |v| v + 1),
-            updated_at: Timestamp::now(),
+            updated_at: self.clock.now(),
         };
         let mut req = self
             .client
@@ -420,7 +435,7 @@ impl DynamoStore {
                 .read_ledger(key)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("ledger row {}", key.storage_key())))?;
-            let out = f(&mut entry, Timestamp::now())?;
+            let out = f(&mut entry, self.clock.now())?;
             if self.write_ledger(&entry, Some(rev)).await? {
                 return Ok(out);
             }
@@ -441,7 +456,7 @@ impl Ledger for DynamoStore {
     ) -> StoreResult<UpsertOutcome> {
         let hash = record.content_hash();
         for _ in 0..MAX_OPTIMISTIC_RETRIES {
-            let now = Timestamp::now();
+            let now = self.clock.now();
             match self.read_ledger(&record.key).await? {
                 None => {
                     let entry = LedgerEntry::create(record, &hash, destinations, now);
@@ -778,7 +793,7 @@ impl DynamoStore {
                 None => (Budget::default(), None),
             };
             let before = budget.clone();
-            let out = f(&mut budget, millis(Timestamp::now()));
+            let out = f(&mut budget, millis(self.clock.now()));
             if budget == before {
                 return Ok(out);
             }

@@ -2,7 +2,6 @@ use super::{SqliteStore, q};
 use crate::adapters::{from_millis, millis};
 use crate::ports::{CasOutcome, Cursor, CursorKey, CursorStore, StoreResult};
 use async_trait::async_trait;
-use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 fn read(tx: &Transaction<'_>, key: &str) -> StoreResult<Option<Cursor>> {
@@ -38,7 +37,7 @@ impl CursorStore for SqliteStore {
         value: &str,
     ) -> StoreResult<CasOutcome> {
         let (key, value) = (key.storage_key(), value.to_string());
-        self.tx("cursors.compare_and_set", move |tx| {
+        self.tx_at("cursors.compare_and_set", move |tx, now| {
             let current = read(tx, &key)?;
             if current.as_ref().map(|c| c.version) != expected {
                 return Ok(CasOutcome::Conflict { current });
@@ -46,7 +45,7 @@ impl CursorStore for SqliteStore {
             let cursor = Cursor {
                 value,
                 version: expected.map_or(1, |v| v + 1),
-                updated_at: Timestamp::now(),
+                updated_at: now,
             };
             tx.execute(
                 "INSERT INTO cursors (key, value, version, updated_at_ms) VALUES (?1, ?2, ?3, ?4)

@@ -14,8 +14,8 @@ impl IdempotencyStore for SqliteStore {
         lease_until: Timestamp,
     ) -> StoreResult<ClaimOutcome> {
         let key = key.to_string();
-        self.tx("idempotency.claim", move |tx| {
-            let now = millis(Timestamp::now());
+        self.tx_at("idempotency.claim", move |tx, now| {
+            let now = millis(now);
             let existing: Option<(String, i64, Option<i64>, Option<String>)> = tx
                 .query_row(
                     "SELECT status, lease_until_ms, retain_until_ms, result FROM idempotency WHERE key = ?1",

@@ -44,10 +44,10 @@ impl SqliteStore {
         F: FnOnce(&mut LedgerEntry, Timestamp) -> StoreResult<T> + Send + 'static,
     {
         let key = key.storage_key();
-        self.tx(op, move |tx| {
+        self.tx_at(op, move |tx, now| {
             let mut entry =
                 read(tx, &key)?.ok_or_else(|| StoreError::NotFound(format!("ledger row {key}")))?;
-            let out = f(&mut entry, Timestamp::now())?;
+            let out = f(&mut entry, now)?;
             write(tx, &entry)?;
             Ok(out)
         })
@@ -64,8 +64,7 @@ impl Ledger for SqliteStore {
     ) -> StoreResult<UpsertOutcome> {
         let record = record.clone();
         let destinations = destinations.to_vec();
-        self.tx("ledger.upsert", move |tx| {
-            let now = Timestamp::now();
+        self.tx_at("ledger.upsert", move |tx, now| {
             let hash = record.content_hash();
             let key = record.key.storage_key();
             match read(tx, &key)? {

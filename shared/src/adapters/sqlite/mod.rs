@@ -3,6 +3,8 @@
 //! Every operation runs in its own transaction on a blocking thread; a
 //! `BEGIN IMMEDIATE` transaction makes each read-check-write atomic, also
 //! against other processes using the same file (`hub serve` and a `hub` command).
+//! The time (leases, retention, budgets, visibility) is the store's [`Clock`],
+//! read inside the transaction: the system's unless given another.
 
 mod connections;
 mod cursors;
@@ -13,7 +15,8 @@ mod rate_limit;
 
 pub use queue::SqliteQueue;
 
-use crate::ports::{StoreError, StoreResult};
+use crate::ports::{Clock, StoreError, StoreResult, system_clock};
+use jiff::Timestamp;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -82,11 +85,14 @@ CREATE INDEX IF NOT EXISTS calls_by_account ON calls (account, at_ms);
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").finish_non_exhaustive()
+        f.debug_struct("SqliteStore")
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,7 +128,17 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(sql_err("migrate"))?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            clock: system_clock(),
         })
+    }
+
+    /// The same database, going by `clock` instead of the system's (queues
+    /// made from this handle too).
+    pub fn with_clock(self, clock: impl Clock + 'static) -> Self {
+        SqliteStore {
+            clock: Arc::new(clock),
+            ..self
+        }
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction on a blocking thread and
@@ -132,7 +148,17 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        self.tx_at(operation, move |tx, _| f(tx)).await
+    }
+
+    /// [`tx`](Self::tx), handing `f` the store's time, read once the
+    /// transaction holds the database (so concurrent writers see it in order).
+    pub(crate) async fn tx_at<T, F>(&self, operation: &'static str, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>, Timestamp) -> StoreResult<T> + Send + 'static,
+    {
+        let (conn, clock) = (self.conn.clone(), self.clock.clone());
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| {
                 StoreError::backend("sqlite", operation, "connection lock poisoned")
@@ -140,7 +166,7 @@ impl SqliteStore {
             let tx = guard
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_err(operation))?;
-            let out = f(&tx)?;
+            let out = f(&tx, clock.now())?;
             tx.commit().map_err(sql_err(operation))?;
             Ok(out)
         })

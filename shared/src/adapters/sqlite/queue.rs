@@ -5,7 +5,6 @@ use crate::ports::{
     DeadLetter, OutgoingMessage, QueueDepth, ReceivedMessage, StoreError, StoreResult, WorkQueue,
 };
 use async_trait::async_trait;
-use jiff::Timestamp;
 use rusqlite::params;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// A work queue in the embedded database, with SQS's semantics: a received
 /// message is hidden for its visibility timeout, comes back if not deleted,
 /// and is moved to the dead-letter queue when it would be received more than
-/// `max_receives` times.
+/// `max_receives` times. Its time is its store's clock.
 #[derive(Debug, Clone)]
 pub struct SqliteQueue {
     store: SqliteStore,
@@ -41,8 +40,8 @@ impl SqliteQueue {
         let (queue, max_receives) = (self.name.clone(), self.max_receives);
         let visibility_ms = i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX);
         self.store
-            .tx("queue.receive", move |tx| {
-                let now = millis(Timestamp::now());
+            .tx_at("queue.receive", move |tx, now| {
+                let now = millis(now);
                 let mut stmt = tx
                     .prepare(
                         "SELECT seq, id, body, receive_count FROM queue_messages
@@ -118,8 +117,8 @@ impl WorkQueue for SqliteQueue {
         let queue = self.name.clone();
         let messages = messages.to_vec();
         self.store
-            .tx("queue.send_batch", move |tx| {
-                let now = millis(Timestamp::now());
+            .tx_at("queue.send_batch", move |tx, now| {
+                let now = millis(now);
                 let mut ids = Vec::with_capacity(messages.len());
                 for m in messages {
                     let id = uuid::Uuid::new_v4().to_string();
@@ -187,8 +186,8 @@ impl WorkQueue for SqliteQueue {
         let (queue, receipt) = (self.name.clone(), receipt.0.clone());
         let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         self.store
-            .tx("queue.change_visibility", move |tx| {
-                let now = millis(Timestamp::now());
+            .tx_at("queue.change_visibility", move |tx, now| {
+                let now = millis(now);
                 let n = tx
                     .execute(
                         "UPDATE queue_messages SET visible_at_ms = ?3
@@ -209,8 +208,8 @@ impl WorkQueue for SqliteQueue {
     async fn park(&self, message: &ReceivedMessage) -> StoreResult<()> {
         let (queue, receipt) = (self.name.clone(), message.receipt.0.clone());
         self.store
-            .tx("queue.park", move |tx| {
-                let now = millis(Timestamp::now());
+            .tx_at("queue.park", move |tx, now| {
+                let now = millis(now);
                 let n = tx
                     .execute(
                         "UPDATE queue_messages SET dead_at_ms = ?3, receipt = NULL
@@ -264,8 +263,8 @@ impl WorkQueue for SqliteQueue {
         let queue = self.name.clone();
         let ids: Option<Vec<String>> = ids.map(|ids| ids.iter().map(|i| i.to_string()).collect());
         self.store
-            .tx("queue.redrive", move |tx| {
-                let now = millis(Timestamp::now());
+            .tx_at("queue.redrive", move |tx, now| {
+                let now = millis(now);
                 let sql = "UPDATE queue_messages SET dead_at_ms = NULL, receive_count = 0,
                            visible_at_ms = ?2, receipt = NULL
                            WHERE queue = ?1 AND dead_at_ms IS NOT NULL";
@@ -291,8 +290,8 @@ impl WorkQueue for SqliteQueue {
     async fn depth(&self) -> StoreResult<QueueDepth> {
         let queue = self.name.clone();
         self.store
-            .tx("queue.depth", move |tx| {
-                let now = millis(Timestamp::now());
+            .tx_at("queue.depth", move |tx, now| {
+                let now = millis(now);
                 tx.query_row(
                     "SELECT
                        COALESCE(SUM(dead_at_ms IS NULL AND visible_at_ms <= ?2), 0)

@@ -38,10 +38,10 @@ impl SqliteStore {
         f: impl FnOnce(&mut Budget, i64) -> T + Send + 'static,
     ) -> StoreResult<T> {
         let key = key.to_string();
-        self.tx(op, move |tx| {
+        self.tx_at(op, move |tx, now| {
             let mut budget = read(tx, &key)?;
             let before = budget.clone();
-            let out = f(&mut budget, millis(Timestamp::now()));
+            let out = f(&mut budget, millis(now));
             if budget != before {
                 write(tx, &key, &budget)?;
             }
@@ -97,13 +97,13 @@ impl RateLimitStore for SqliteStore {
 impl CallLog for SqliteStore {
     async fn record(&self, call: &CallRecord) -> StoreResult<()> {
         let (account, at, body) = (call.account.clone(), millis(call.at), encode("call", call)?);
-        self.tx("calls.record", move |tx| {
+        self.tx_at("calls.record", move |tx, now| {
             tx.execute(
                 "INSERT INTO calls (account, at_ms, body) VALUES (?1, ?2, ?3)",
                 params![account, at, body],
             )
             .map_err(q("calls.record"))?;
-            let horizon = millis(Timestamp::now() - CALL_RETENTION);
+            let horizon = millis(now - CALL_RETENTION);
             tx.execute("DELETE FROM calls WHERE at_ms < ?1", params![horizon])
                 .map_err(q("calls.record"))?;
             Ok(())

@@ -1,8 +1,10 @@
+//! Idempotency on a manual clock: leases and retention end where the test
+//! moves the clock, never after a sleep.
+
 use crate::backends::{Backend, conformance};
 use jiff::{SignedDuration, Timestamp};
 use shared::ids::IdempotencyKey;
-use shared::ports::{ClaimOutcome, StoreError};
-use std::time::Duration;
+use shared::ports::{ClaimOutcome, Clock, ManualClock, StoreError};
 
 conformance!(
     a_live_claim_is_in_progress_for_everyone_else,
@@ -16,11 +18,14 @@ fn key(s: &str) -> IdempotencyKey {
     IdempotencyKey::new(format!("{s}-{}", uuid::Uuid::new_v4())).unwrap()
 }
 
-fn in_(ms: i64) -> Timestamp {
-    Timestamp::now() + SignedDuration::from_millis(ms)
+/// `ms` after the clock's present.
+fn after(clock: &ManualClock, ms: i64) -> Timestamp {
+    clock.now() + SignedDuration::from_millis(ms)
 }
 
 async fn a_live_claim_is_in_progress_for_everyone_else(b: Backend) {
+    let (b, clock) = b.with_manual_clock();
+    let in_ = |ms| after(&clock, ms);
     let k = key("live");
     let lease = in_(60_000);
     let ClaimOutcome::Claimed(_) = b.idempotency.claim(&k, lease).await.unwrap() else {
@@ -35,24 +40,34 @@ async fn a_live_claim_is_in_progress_for_everyone_else(b: Backend) {
 }
 
 async fn a_completed_key_is_done_until_its_retention_ends(b: Backend) {
+    let (b, clock) = b.with_manual_clock();
+    let in_ = |ms| after(&clock, ms);
     let k = key("done");
     let ClaimOutcome::Claimed(token) = b.idempotency.claim(&k, in_(60_000)).await.unwrap() else {
         panic!("first claim must win");
     };
+    let retain = in_(1_000);
     b.idempotency
-        .complete(&k, &token, Some("{\"queued\":3}"), in_(1_000))
+        .complete(&k, &token, Some("{\"queued\":3}"), retain)
         .await
         .unwrap();
-    match b.idempotency.claim(&k, in_(60_000)).await.unwrap() {
-        ClaimOutcome::Done { result, .. } => assert_eq!(result.as_deref(), Some("{\"queued\":3}")),
-        other => panic!("expected done, got {other:?}"),
-    }
+    let done = ClaimOutcome::Done {
+        result: Some("{\"queued\":3}".to_string()),
+        retained_until: retain,
+    };
+    assert_eq!(b.idempotency.claim(&k, in_(60_000)).await.unwrap(), done);
     // Completing twice is refused: the claim is spent.
     assert!(matches!(
         b.idempotency.complete(&k, &token, None, in_(1_000)).await,
         Err(StoreError::Conflict(_))
     ));
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    clock.advance(SignedDuration::from_millis(999));
+    assert_eq!(
+        b.idempotency.claim(&k, in_(60_000)).await.unwrap(),
+        done,
+        "done to the retention's last millisecond"
+    );
+    clock.advance(SignedDuration::from_millis(1));
     assert!(
         matches!(
             b.idempotency.claim(&k, in_(60_000)).await.unwrap(),
@@ -63,11 +78,20 @@ async fn a_completed_key_is_done_until_its_retention_ends(b: Backend) {
 }
 
 async fn an_expired_lease_is_reclaimable_and_the_old_token_is_dead(b: Backend) {
+    let (b, clock) = b.with_manual_clock();
+    let in_ = |ms| after(&clock, ms);
     let k = key("expired");
-    let ClaimOutcome::Claimed(old) = b.idempotency.claim(&k, in_(300)).await.unwrap() else {
+    let lease = in_(300);
+    let ClaimOutcome::Claimed(old) = b.idempotency.claim(&k, lease).await.unwrap() else {
         panic!("first claim must win");
     };
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    clock.advance(SignedDuration::from_millis(299));
+    assert_eq!(
+        b.idempotency.claim(&k, in_(60_000)).await.unwrap(),
+        ClaimOutcome::InProgress { lease_until: lease },
+        "the lease holds to its last millisecond"
+    );
+    clock.advance(SignedDuration::from_millis(1));
     let ClaimOutcome::Claimed(new) = b.idempotency.claim(&k, in_(60_000)).await.unwrap() else {
         panic!("a claim whose lease ended must be reclaimable");
     };
@@ -94,6 +118,8 @@ async fn an_expired_lease_is_reclaimable_and_the_old_token_is_dead(b: Backend) {
 }
 
 async fn a_released_key_can_be_claimed_at_once(b: Backend) {
+    let (b, clock) = b.with_manual_clock();
+    let in_ = |ms| after(&clock, ms);
     let k = key("released");
     let ClaimOutcome::Claimed(token) = b.idempotency.claim(&k, in_(60_000)).await.unwrap() else {
         panic!("first claim must win");
@@ -106,14 +132,17 @@ async fn a_released_key_can_be_claimed_at_once(b: Backend) {
 }
 
 async fn twenty_concurrent_claimers_get_exactly_one_winner(b: Backend) {
+    let (b, clock) = b.with_manual_clock();
+    let in_ = |ms| after(&clock, ms);
     let k = key("race");
+    let lease = in_(60_000);
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (store, k, barrier) = (b.idempotency.clone(), k.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                store.claim(&k, in_(60_000)).await
+                store.claim(&k, lease).await
             })
         })
         .collect();

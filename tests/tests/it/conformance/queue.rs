@@ -1,5 +1,6 @@
 use crate::backends::{Backend, conformance};
-use shared::ports::{OutgoingMessage, QueueDepth};
+use jiff::SignedDuration;
+use shared::ports::{ManualClock, OutgoingMessage, QueueDepth, ReceivedMessage, WorkQueue};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -15,11 +16,11 @@ conformance!(
 const SHORT: Duration = Duration::from_secs(1);
 const LONG: Duration = Duration::from_secs(60);
 const NO_WAIT: Duration = Duration::ZERO;
+/// Tries at a message's return, each a long poll of `SHORT`: a deadline only
+/// a message that never comes back reaches.
+const POLLS: usize = 30;
 
-async fn receive_all(
-    q: &dyn shared::ports::WorkQueue,
-    expected: usize,
-) -> Vec<shared::ports::ReceivedMessage> {
+async fn receive_all(q: &dyn WorkQueue, expected: usize) -> Vec<ReceivedMessage> {
     let mut out = Vec::new();
     for _ in 0..20 {
         if out.len() >= expected {
@@ -53,23 +54,44 @@ async fn a_batch_larger_than_ten_is_sent_and_received_whole(b: Backend) {
     assert_eq!(q.depth().await.unwrap(), QueueDepth::default());
 }
 
+/// Receives until a message comes back, or `POLLS` tries have passed,
+/// moving the manual clock on by `SHORT` before each try: the embedded queue
+/// goes by that clock, SQS by its own time, which each try's long poll lets
+/// pass. Receives with a `SHORT` visibility.
+async fn receive_when_back(q: &dyn WorkQueue, clock: &ManualClock) -> Vec<ReceivedMessage> {
+    for _ in 0..POLLS {
+        clock.advance(SignedDuration::try_from(SHORT).unwrap());
+        let got = q.receive(1, SHORT, SHORT).await.unwrap();
+        if !got.is_empty() {
+            return got;
+        }
+    }
+    Vec::new()
+}
+
+/// Orderings only, no durations: hidden right after a receive; back by
+/// itself once its timeout has run out, however long that took; parked at
+/// the receive after the last one allowed.
 async fn an_undeleted_message_returns_after_its_visibility_timeout_then_is_parked(b: Backend) {
+    let (b, clock) = b.with_manual_clock();
     let q = b.queue(2).await;
     q.send_batch(&[OutgoingMessage::new("poison")])
         .await
         .unwrap();
 
-    let first = q.receive(1, SHORT, SHORT).await.unwrap();
+    // Received with a timeout no run outlasts, so "right after" is certain.
+    let first = q.receive(1, LONG, SHORT).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].receive_count, 1);
     assert!(
-        q.receive(1, SHORT, NO_WAIT).await.unwrap().is_empty(),
+        q.receive(1, LONG, NO_WAIT).await.unwrap().is_empty(),
         "hidden while in flight"
     );
     assert_eq!(q.depth().await.unwrap().in_flight, 1);
 
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
-    let second = q.receive(1, SHORT, SHORT).await.unwrap();
+    // Its timeout cut short and never renewed: it comes back by itself.
+    q.change_visibility(&first[0].receipt, SHORT).await.unwrap();
+    let second = receive_when_back(q.as_ref(), &clock).await;
     assert_eq!(second.len(), 1, "back after its visibility timeout");
     assert_eq!(
         (second[0].body.as_str(), second[0].receive_count),
@@ -77,14 +99,24 @@ async fn an_undeleted_message_returns_after_its_visibility_timeout_then_is_parke
     );
     assert_eq!(second[0].id, first[0].id);
 
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
-    // The third receive would exceed the limit of two: it is parked instead.
-    assert!(q.receive(1, SHORT, SHORT).await.unwrap().is_empty());
-    let dead = q.dead_letters(10).await.unwrap();
-    assert_eq!(dead.len(), 1);
+    // Received again with a short timeout: when that runs out, the third
+    // receive would exceed the limit of two, so it is parked instead.
+    let mut dead = Vec::new();
+    for _ in 0..POLLS {
+        clock.advance(SignedDuration::try_from(SHORT).unwrap());
+        assert!(
+            q.receive(1, SHORT, SHORT).await.unwrap().is_empty(),
+            "never delivered a third time"
+        );
+        dead = q.dead_letters(10).await.unwrap();
+        if !dead.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(dead.len(), 1, "parked once its timeout ran out");
     assert_eq!(dead[0].body, "poison");
     let depth = q.depth().await.unwrap();
-    assert_eq!((depth.visible, depth.dead), (0, 1));
+    assert_eq!((depth.visible, depth.in_flight, depth.dead), (0, 0, 1));
 }
 
 async fn changing_visibility_hides_or_releases_a_message(b: Backend) {
@@ -183,7 +215,6 @@ async fn a_permanent_failure_is_parked_at_once(b: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_parking_uses_the_dead_letter_queue_it_is_given_without_looking_it_up() {
     use shared::adapters::aws::{SqsQueue, schema};
-    use shared::ports::WorkQueue;
     let b = Backend::aws().await;
     let client = b.sqs_client().unwrap();
     let main = schema::create_queue(&client, &Backend::unique("main"))

@@ -1,7 +1,8 @@
 use crate::backends::{Backend, conformance};
+use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
 use shared::ids::SecretName;
-use shared::ports::{CachedSecrets, SecretStore, StoreError};
+use shared::ports::{CachedSecrets, ManualClock, SecretStore, StoreError};
 use std::time::Duration;
 
 conformance!(
@@ -65,9 +66,12 @@ async fn a_missing_secret_is_not_found_by_name(b: Backend) {
 }
 
 async fn the_cache_serves_reads_within_its_ttl_and_sees_its_own_writes(b: Backend) {
+    // The TTL runs on a manual clock: however long the store takes to answer,
+    // "within" and "after" are where the test puts the clock.
+    let clock = ManualClock::new(Timestamp::now());
     let n = name();
-    let ttl = Duration::from_millis(800);
-    let reader = CachedSecrets::new(b.secrets(), ttl);
+    let ttl = Duration::from_secs(300);
+    let reader = CachedSecrets::new(b.secrets(), ttl).with_clock(clock.clone());
     let other_writer = b.secrets();
     reader.put(&n, &secret("one")).await.unwrap();
     assert_eq!(reader.get(&n).await.unwrap().expose_secret(), "one");
@@ -78,7 +82,13 @@ async fn the_cache_serves_reads_within_its_ttl_and_sees_its_own_writes(b: Backen
         "one",
         "within the TTL the cached value is served"
     );
-    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    clock.advance(SignedDuration::try_from(ttl).unwrap() - SignedDuration::from_millis(1));
+    assert_eq!(
+        reader.get(&n).await.unwrap().expose_secret(),
+        "one",
+        "to the TTL's last millisecond"
+    );
+    clock.advance(SignedDuration::from_millis(1));
     assert_eq!(
         reader.get(&n).await.unwrap().expose_secret(),
         "two",

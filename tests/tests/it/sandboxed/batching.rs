@@ -31,6 +31,7 @@ conformance!(
     quickbooks_a_refused_single_posts_once_its_mapping_is_fixed_and_redriven,
     a_retry_longer_than_the_queue_can_hide_a_message_parks_it_with_the_reason,
     a_request_that_could_outlast_the_invocation_is_not_begun,
+    a_push_a_crash_left_unqueued_is_queued_once_by_the_sweep,
 );
 
 const QBO_ROUTE_BATCH: &str = "/v3/company/{realmId}/batch";
@@ -782,4 +783,74 @@ async fn a_request_that_could_outlast_the_invocation_is_not_begun(b: Backend) {
         "{outcomes:?}"
     );
     assert_eq!(qbo.created_sales_receipts(&realm).len(), 12);
+}
+
+async fn a_push_a_crash_left_unqueued_is_queued_once_by_the_sweep(b: Backend) {
+    use shared::pipelines::records::{requeue_stranded, source_record};
+    let hub = Hub::new(b).await;
+    let pos = pos(&hub, Provider::QuickBooks, AccountMapping::default()).await;
+    hub.connect(
+        "books",
+        Provider::QuickBooks,
+        "realm-1",
+        "America/New_York",
+        token_credentials("access", Some("refresh"), SignedDuration::from_hours(1)),
+    )
+    .await;
+    // The ledger written, then the process gone before the queue write.
+    let mut keys = BTreeSet::new();
+    for r in sales(&pos, "stranded", 3, 0) {
+        let sr = source_record(&hub.tenant, Provider::Toast, &r);
+        hub.stores
+            .ledger
+            .upsert(&sr, &[Provider::QuickBooks])
+            .await
+            .unwrap();
+        keys.insert(sr.key.storage_key());
+    }
+    assert_eq!(hub.stores.push_queue.depth().await.unwrap().visible, 0);
+    let after = SignedDuration::from_mins(10);
+    let now = jiff::Timestamp::now();
+    let sweep = |at: jiff::Timestamp| requeue_stranded(&hub.stores, at, after, 7);
+    // Pending for less than ten minutes: its push may yet be on its way.
+    assert_eq!(
+        sweep(now + SignedDuration::from_mins(5))
+            .await
+            .unwrap()
+            .requeued,
+        0
+    );
+    // Past that, each stranded row's push is queued, once.
+    let swept = sweep(now + SignedDuration::from_mins(11)).await.unwrap();
+    assert_eq!(swept.requeued, 3, "{swept:?}");
+    assert_eq!(
+        sweep(now + SignedDuration::from_mins(16))
+            .await
+            .unwrap()
+            .requeued,
+        0
+    );
+    let mut queued = BTreeSet::new();
+    loop {
+        let got = hub
+            .stores
+            .push_queue
+            .receive(10, Duration::from_secs(300), Duration::ZERO)
+            .await
+            .unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for m in got {
+            let item: shared::pipelines::records::PushItem = serde_json::from_str(&m.body).unwrap();
+            assert_eq!(item.destination, Provider::QuickBooks);
+            assert_eq!(item.version, 1);
+            assert!(
+                queued.insert(item.key.storage_key()),
+                "queued twice: {}",
+                m.body
+            );
+        }
+    }
+    assert_eq!(queued, keys);
 }

@@ -1,6 +1,7 @@
 //! Against the provider sandboxes, over real HTTP on loopback.
 
 mod batching;
+mod cadence;
 mod clients;
 mod health;
 mod ops;

@@ -251,7 +251,7 @@ async fn invalid_submissions_name_the_field_and_queue_nothing(b: Backend) {
             "deliveries",
             json!({"id": "d", "received_at": "yesterday", "lines": []}),
             422,
-            "body",
+            "received_at",
         ),
         (
             "time-entries",

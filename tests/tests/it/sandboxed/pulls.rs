@@ -293,7 +293,16 @@ async fn a_schedule_fans_out_one_job_per_connection_and_each_job_pulls_every_str
             ]),
         )
         .await;
-    assert_eq!(schedule(&s.hub.stores, Provider::Toast).await.unwrap(), 2);
+    let tick = schedule(
+        &s.hub.stores,
+        &s.clients,
+        Provider::Toast,
+        jiff::Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    // Each restaurant has its own budget, ample for a pull every tick.
+    assert_eq!((tick.queued, tick.not_due), (2, 0));
     let jobs = drain(s.hub.stores.pull_queue.as_ref()).await;
     assert_eq!(jobs.len(), 2);
     let puller = Puller::new(
@@ -306,7 +315,11 @@ async fn a_schedule_fans_out_one_job_per_connection_and_each_job_pulls_every_str
     );
     let mut orders = 0;
     for job in &jobs {
-        let reports = run_job(&puller, &s.clients, job).await.unwrap();
+        let shared::pipelines::pull::PullOutcome::Done(reports) =
+            run_job(&puller, &s.clients, job).await.unwrap()
+        else {
+            panic!("a Toast pull with budget to spare was deferred");
+        };
         let streams: Vec<&str> = reports.iter().map(|(s, _)| *s).collect();
         assert_eq!(streams, ["orders", "menus"]);
         orders += reports[0].1.tally.created;
