@@ -321,19 +321,6 @@ pub async fn plans(
         .collect())
 }
 
-/// The plan `c` is pulled by.
-pub async fn plan_of(
-    stores: &Stores,
-    clients: &ProviderClients,
-    c: &Connection,
-) -> Result<Option<Plan>, StoreError> {
-    Ok(plans(stores, clients, c.provider)
-        .await?
-        .into_iter()
-        .find(|(_, cs)| cs.iter().any(|x| x.tenant == c.tenant && x.id == c.id))
-        .map(|(p, _)| p))
-}
-
 /// What one schedule tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Tick {

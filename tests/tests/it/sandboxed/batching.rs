@@ -831,26 +831,14 @@ async fn a_push_a_crash_left_unqueued_is_queued_once_by_the_sweep(b: Backend) {
         0
     );
     let mut queued = BTreeSet::new();
-    loop {
-        let got = hub
-            .stores
-            .push_queue
-            .receive(10, Duration::from_secs(300), Duration::ZERO)
-            .await
-            .unwrap();
-        if got.is_empty() {
-            break;
-        }
-        for m in got {
-            let item: shared::pipelines::records::PushItem = serde_json::from_str(&m.body).unwrap();
-            assert_eq!(item.destination, Provider::QuickBooks);
-            assert_eq!(item.version, 1);
-            assert!(
-                queued.insert(item.key.storage_key()),
-                "queued twice: {}",
-                m.body
-            );
-        }
+    for body in super::drain(hub.stores.push_queue.as_ref()).await {
+        let item: shared::pipelines::records::PushItem = serde_json::from_str(&body).unwrap();
+        assert_eq!(item.destination, Provider::QuickBooks);
+        assert_eq!(item.version, 1);
+        assert!(
+            queued.insert(item.key.storage_key()),
+            "queued twice: {body}"
+        );
     }
     assert_eq!(queued, keys);
 }

@@ -7,7 +7,7 @@
 //! budget too small for the configured freshness says so in the health
 //! report and its alert.
 
-use super::{Hub, login};
+use super::{Hub, drain, login};
 use crate::backends::{Backend, conformance};
 use hub_sandboxes::Limit as SandboxLimit;
 use hub_sandboxes::marketman::{MarketManConfig, MarketManSandbox};
@@ -17,7 +17,7 @@ use shared::pipelines::cadence;
 use shared::pipelines::health::{Alerter, State, Thresholds, monitor};
 use shared::pipelines::pull::{PullJob, PullOutcome, PullSettings, Puller, RunOptions};
 use shared::pipelines::pull::{pull_or_defer, run_job, schedule};
-use shared::ports::{Clock, ManualClock, WorkQueue};
+use shared::ports::{Clock, ManualClock};
 use shared::providers::{Endpoints, ProviderClients};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,23 +36,6 @@ async fn a_hundred_buyers_on_one_consumer_are_pulled_as_planned_through_a_day_sq
     a_hundred_buyers_on_one_consumer_are_pulled_as_planned_through_a_day(Backend::sqlite()).await;
 }
 
-async fn drain(q: &dyn WorkQueue) -> Vec<String> {
-    let mut out = Vec::new();
-    loop {
-        let got = q
-            .receive(10, Duration::from_secs(300), Duration::ZERO)
-            .await
-            .unwrap();
-        if got.is_empty() {
-            return out;
-        }
-        for m in got {
-            q.delete(&m.receipt).await.unwrap();
-            out.push(m.body);
-        }
-    }
-}
-
 struct Setup {
     mm: MarketManSandbox,
     hub: Hub,
@@ -60,6 +43,19 @@ struct Setup {
     clients: ProviderClients,
     puller: Puller,
     connections: Vec<Connection>,
+}
+
+impl Setup {
+    /// Pull jobs in the dead-letter queue.
+    async fn parked(&self) -> usize {
+        self.hub
+            .stores
+            .pull_queue
+            .dead_letters(10)
+            .await
+            .unwrap()
+            .len()
+    }
 }
 
 /// `buyers` MarketMan connections, every one holding the same consumer key,
@@ -165,15 +161,7 @@ async fn a_hundred_buyers_on_one_consumer_are_pulled_as_planned_through_a_day(b:
     );
     assert_eq!(counters.rate_limited, 0, "the sandbox never refused a call");
     // Nothing failed, nothing waits for an operator.
-    assert!(
-        s.hub
-            .stores
-            .pull_queue
-            .dead_letters(10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(s.parked().await, 0, "nothing waits for an operator");
 }
 
 async fn a_pull_told_to_wait_is_deferred_skipped_and_pulled_when_the_wait_is_over(b: Backend) {
@@ -245,16 +233,7 @@ async fn a_pull_told_to_wait_is_deferred_skipped_and_pulled_when_the_wait_is_ove
         cadence::deferral(&s.hub.stores, second).await.unwrap(),
         None
     );
-    assert!(
-        s.hub
-            .stores
-            .pull_queue
-            .dead_letters(10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "a deferral parks nothing"
-    );
+    assert_eq!(s.parked().await, 0, "a deferral parks nothing");
 }
 
 async fn a_budget_short_of_the_target_says_so_in_health_and_an_alert(b: Backend) {

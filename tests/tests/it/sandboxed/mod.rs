@@ -118,3 +118,25 @@ pub fn login(pairs: &[(&str, &str)]) -> Credentials {
             .collect(),
     }
 }
+
+/// Every message on `q`, received and deleted, bodies in order.
+pub async fn drain(q: &dyn shared::ports::WorkQueue) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let got = q
+            .receive(
+                10,
+                std::time::Duration::from_secs(300),
+                std::time::Duration::ZERO,
+            )
+            .await
+            .unwrap();
+        if got.is_empty() {
+            return out;
+        }
+        for m in got {
+            q.delete(&m.receipt).await.unwrap();
+            out.push(m.body);
+        }
+    }
+}

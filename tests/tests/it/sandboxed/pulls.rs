@@ -3,7 +3,7 @@
 //! new version with a push queued; a pull killed after a few pages and
 //! restarted ends with nothing lost and nothing duplicated.
 
-use super::{Hub, login};
+use super::{Hub, drain, login};
 use crate::backends::{Backend, conformance};
 use hub_sandboxes::toast::{ToastConfig, ToastLimits, ToastSandbox};
 use jiff::{SignedDuration, Timestamp};
@@ -12,7 +12,6 @@ use shared::pipelines::pull::{PullError, PullSettings, Puller, RunOptions};
 use shared::pipelines::records::{PushItem, RecordEvent};
 use shared::providers::{Endpoints, ProviderClients};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 conformance!(
     an_edit_inside_the_overlap_becomes_a_new_version_with_a_push,
@@ -159,23 +158,6 @@ impl Setup {
             .iter()
             .map(|o| 1 + o.refunded_payments())
             .sum()
-    }
-}
-
-async fn drain(q: &dyn shared::ports::WorkQueue) -> Vec<String> {
-    let mut out = Vec::new();
-    loop {
-        let got = q
-            .receive(10, Duration::from_secs(300), Duration::ZERO)
-            .await
-            .unwrap();
-        if got.is_empty() {
-            return out;
-        }
-        for m in got {
-            q.delete(&m.receipt).await.unwrap();
-            out.push(m.body);
-        }
     }
 }
 
