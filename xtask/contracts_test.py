@@ -204,6 +204,57 @@ class ContractsTest(unittest.TestCase):
         self.assertViolation(found, "enumeration", "request", "/BatchItemRequest/*/SalesReceipt/GlobalTaxCalculation", "'Sometimes'")
         self.assertEqual(len(found), 1, found)
 
+    def test_quickbooks_journal_entry_and_preferences(self):
+        line = {"Id": "0", "Amount": 120.0, "DetailType": "JournalEntryLineDetail", "Description": "Card tenders",
+                "JournalEntryLineDetail": {"PostingType": "Debit", "AccountRef": {"value": "98", "name": "Card Clearing"},
+                                           "DepartmentRef": {"value": "1", "name": "Downtown"}, "ClassRef": {"value": "2"}}}
+        credit = {**line, "JournalEntryLineDetail": {**line["JournalEntryLineDetail"], "PostingType": "Credit"}}
+        je = {"TxnDate": "2026-11-30", "DocNumber": "LOC1-20261130", "PrivateNote": "Daily sales", "Line": [line, credit]}
+        prefs = {"AccountingInfoPrefs": {"TrackDepartments": True, "DepartmentTerminology": "Location", "ClassTrackingPerTxn": False,
+                                         "ClassTrackingPerTxnLine": False, "BookCloseDate": "2026-10-31", "FirstMonthOfFiscalYear": "January"},
+                 "Id": "1", "SyncToken": "1", "domain": "QBO", "sparse": False}
+        time = "2026-11-30T17:35:24.649-08:00"
+        found = self.check(
+            exchange("quickbooks", "POST", "/v3/company/123/journalentry", route="/v3/company/{realmId}/journalentry", request=je,
+                     response={"JournalEntry": {**je, "Id": "1000", "SyncToken": "0", "TotalAmt": 120.0, "Adjustment": False}, "time": time}),
+            exchange("quickbooks", "GET", "/v3/company/123/preferences", route="/v3/company/{realmId}/preferences",
+                     response={"Preferences": prefs, "time": time}),
+            exchange("quickbooks", "GET", "/v3/company/123/query", route="/v3/company/{realmId}/query",
+                     response={"QueryResponse": {"Department": [{"Id": "1", "Name": "Downtown", "SubDepartment": False, "Active": True}],
+                                                 "startPosition": 1, "maxResults": 1}, "time": time}),
+        )
+        self.assertEqual(found, [])
+
+        bad = {**je, "Line": [{**line, "JournalEntryLineDetail": {**line["JournalEntryLineDetail"], "PostingType": "Debt"}}]}
+        bad_prefs = {**prefs, "AccountingInfoPrefs": {**prefs["AccountingInfoPrefs"], "ClosingDate": "2026-10-31"}}
+        found = self.check(
+            exchange("quickbooks", "POST", "/v3/company/123/journalentry", route="/v3/company/{realmId}/journalentry", request=bad,
+                     response={"JournalEntry": bad, "time": time}),
+            exchange("quickbooks", "GET", "/v3/company/123/preferences", route="/v3/company/{realmId}/preferences",
+                     response={"Preferences": bad_prefs, "time": time}),
+        )
+        self.assertViolation(found, "enumeration", "request", "/Line/*/JournalEntryLineDetail/PostingType", "'Debt'")
+        self.assertViolation(found, "invented field", "response", "/Preferences/AccountingInfoPrefs/ClosingDate", "not an element of CompanyAccountingPrefs")
+
+    def test_xero_organisation_and_tracking_categories(self):
+        org = {"OrganisationID": GUID, "Name": "Demo Company (US)", "Version": "US", "BaseCurrency": "USD", "CountryCode": "US",
+               "OrganisationStatus": "ACTIVE", "PeriodLockDate": "/Date(1748822400000+0000)/", "EndOfYearLockDate": "/Date(1735603200000+0000)/",
+               "Timezone": "PACIFICSTANDARDTIME", "Class": "STANDARD", "Edition": "BUSINESS", "Addresses": [], "Phones": [], "PaymentTerms": {}}
+        category = {"Name": "Location", "Status": "ACTIVE", "TrackingCategoryID": GUID,
+                    "Options": [{"TrackingOptionID": GUID2, "Name": "Downtown", "Status": "ACTIVE"}]}
+        found = self.check(
+            exchange("xero", "GET", "/api.xro/2.0/Organisation", response={**XERO_ENVELOPE, "Organisations": [org]}),
+            exchange("xero", "GET", "/api.xro/2.0/TrackingCategories", response={**XERO_ENVELOPE, "TrackingCategories": [category]}),
+        )
+        self.assertEqual(found, [])
+        invented = {**category, "Options": [{**category["Options"][0], "IsActive": True}]}
+        found = self.check(
+            exchange("xero", "GET", "/api.xro/2.0/Organisation", response={**XERO_ENVELOPE, "Organisations": [{**org, "Version": "USA"}]}),
+            exchange("xero", "GET", "/api.xro/2.0/TrackingCategories", response={**XERO_ENVELOPE, "TrackingCategories": [invented]}),
+        )
+        self.assertViolation(found, "schema", "response", "/Organisations/*/Version", "'USA'")
+        self.assertViolation(found, "invented field", "response", "/TrackingCategories/*/Options/*/IsActive", "'IsActive'")
+
     def test_a_refused_request_is_a_note_not_a_violation(self):
         found = self.check(
             exchange("square", "POST", "/v2/orders/batch-retrieve", status=400, request={"order_ids": "o1"},

@@ -1,7 +1,9 @@
 //! Xero sandbox: OAuth 2.0 token endpoint, connections, Accounts,
+//! Organisation (with its lock dates), TrackingCategories,
 //! BankTransactions and ManualJournals (create, update, read) with
 //! `Idempotency-Key` replay and per-item validation errors, and the books'
-//! own per-day, per-account totals ([`XeroSandbox::account_totals`]).
+//! own per-day, per-account totals ([`XeroSandbox::account_totals`], by
+//! tracking option [`XeroSandbox::account_totals_by_tracking`]).
 //!
 //! Follows providers.md §4:
 //! - `POST /connect/token` (§4.4), form-encoded, client authentication by
@@ -34,10 +36,29 @@
 //!   (-10.00)", the spec's published example); `LineAmountTypes` NoTax
 //!   (default, as the spec's examples answer), Exclusive or Inclusive;
 //!   `Status` DRAFT (default) or POSTED, and on update DELETED (from DRAFT)
-//!   or VOIDED (from POSTED); `TaxType` only `NONE`; at most two `Tracking`
-//!   categories per line. The answer is the saved journal (`Date` as
+//!   or VOIDED (from POSTED); `TaxType` only `NONE`; `Tracking` as below. The answer is the saved journal (`Date` as
 //!   `/Date(ms+0000)/`, `UpdatedDateUTC`, `JournalLines` with `AccountID`,
 //!   `TaxAmount` 0, `IsBlank`).
+//! - `GET /Organisation` (getOrganisations): one organisation, `Organisations`
+//!   in the envelope, with `PeriodLockDate` / `EndOfYearLockDate` "Shown if
+//!   set" (absent by default; [`XeroSandbox::set_period_lock_date`],
+//!   [`XeroSandbox::set_end_of_year_lock_date`]). A ManualJournal or
+//!   BankTransaction dated on or before a lock date (or, updating, one
+//!   saved with such a date) gets the validation error "The document date
+//!   cannot be before the period lock date, currently set at 02-Jun-2025"
+//!   (or "... the end of year lock date, ..."; both when both apply): so a
+//!   400 `ValidationException`, or under `summarizeErrors=false` an element
+//!   with `StatusAttributeString` ERROR. The wording is Xero's as
+//!   integrators quote it (SECONDARY; see `Tenant::lock_errors`).
+//! - `GET /TrackingCategories` (`where`, `includeArchived`) and
+//!   `GET /TrackingCategories/{TrackingCategoryID}`: seeded with one
+//!   category, [`TRACKING_CATEGORY`] "Location", whose options are
+//!   [`TRACKING_OPTIONS`]; [`XeroSandbox::add_tracking_option`] and friends
+//!   change them. A journal line's (and a bank line item's) `Tracking`
+//!   holds at most two entries, each naming an ACTIVE category (`Name` or
+//!   `TrackingCategoryID`) once and one of its ACTIVE options (`Option` or
+//!   `TrackingOptionID`); the saved line carries `Name`, `Option`,
+//!   `TrackingCategoryID`, `TrackingOptionID` (the definition's example).
 //! - `summarizeErrors=false` (§4.2): HTTP 200 with every element, each with
 //!   `StatusAttributeString` `OK` or `ERROR` and `ValidationErrors`; valid ones
 //!   are saved (`bank_transactions_response_summarize_errors_false.json`).
@@ -62,9 +83,13 @@
 //! (which is the published example's), "Account code '…' is not a valid
 //! code for this document.", "Account code '…' has been archived or has been
 //! deleted. Each line item must reference a valid account." and the
-//! ManualJournal balance message; tax is taken as sent (`TaxAmount`, default 0),
-//! not computed from tax rates; a `where` filter supports only
-//! `Field=="value"` joined by `AND`.
+//! ManualJournal balance message; the tracking messages ("The
+//! TrackingOption 'x' could not be found in TrackingCategory 'Location'."
+//! and the like); lock dates refusing DRAFT journals too, and binding an
+//! adviser's connection as well; the organisation's fields other than its
+//! lock dates (a US company, as the definition's enumerations allow); tax
+//! is taken as sent (`TaxAmount`, default 0), not computed from tax rates;
+//! a `where` filter supports only `Field=="value"` joined by `AND`.
 
 use crate::common::data;
 use crate::common::gate::{self, Gate, Rules, Shape};
@@ -82,6 +107,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use jiff::Timestamp;
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
@@ -209,6 +235,17 @@ pub const ACCOUNTS: &[(&str, &str, &str, &str)] = &[
     ("825", "Tips Payable", "CURRLIAB", "LIABILITY"),
 ];
 
+/// The seeded tracking category.
+pub const TRACKING_CATEGORY: &str = "Location";
+
+/// The seeded options of [`TRACKING_CATEGORY`]: the restaurants of the
+/// seeded group (the same names as the QuickBooks sandbox's departments).
+pub const TRACKING_OPTIONS: &[&str] = &["Downtown", "Uptown", "Airport"];
+
+fn new_tracking_category(rng: &mut ChaCha8Rng, name: &str) -> Value {
+    json!({"Name": name, "Status": "ACTIVE", "TrackingCategoryID": data::guid(rng), "Options": []})
+}
+
 /// The account bank-transaction tax is booked to in
 /// [`XeroSandbox::account_totals`].
 pub const TAX_ACCOUNT: &str = "820";
@@ -285,6 +322,16 @@ struct Tenant {
     transactions: Store,
     journals: Store,
     replays: HashMap<String, Replay>,
+    /// `OrganisationID`, `ShortCode`, `CreatedDateUTC` of `GET /Organisation`.
+    organisation_id: String,
+    short_code: String,
+    /// `PeriodLockDate` (absent by default).
+    period_lock: Option<Date>,
+    /// `EndOfYearLockDate` (absent by default).
+    end_of_year_lock: Option<Date>,
+    /// TrackingCategories, each with its `Options`, as `GET
+    /// /TrackingCategories?includeArchived=true` answers them.
+    tracking: Vec<Value>,
 }
 
 impl Tenant {
@@ -331,7 +378,154 @@ impl Tenant {
             transactions: Store::default(),
             journals: Store::default(),
             replays: HashMap::new(),
+            organisation_id: String::new(),
+            short_code: String::new(),
+            period_lock: None,
+            end_of_year_lock: None,
+            tracking: Vec::new(),
         }
+    }
+
+    /// Seeds the organisation's ids and its tracking: one category,
+    /// "Location", with the seeded restaurants ([`TRACKING_OPTIONS`]). From
+    /// its own generator (`settings`), so the ids drawn before settings
+    /// existed stay what they were for a seed.
+    fn seed_settings(&mut self, settings: &mut ChaCha8Rng) {
+        self.organisation_id = data::guid(settings);
+        self.short_code = format!("!{}", data::base62_id(settings, 5));
+        let category = new_tracking_category(settings, TRACKING_CATEGORY);
+        self.tracking.push(category);
+        for option in TRACKING_OPTIONS {
+            let id = data::guid(settings);
+            self.tracking[0]["Options"]
+                .as_array_mut()
+                .expect("a seeded category has Options")
+                .push(json!({"TrackingOptionID": id, "Name": option, "Status": "ACTIVE"}));
+        }
+    }
+
+    /// The lock-date errors of a document dated `date` (Organisation
+    /// `PeriodLockDate` / `EndOfYearLockDate`): one for each lock date it
+    /// falls on or before. Xero's lock dates stop changes "on and before"
+    /// the date; the messages are Xero's as its API answers them, quoted by
+    /// integrators (xeroizer issue #92, "The document date cannot be before
+    /// the end of year lock date, currently set at 31-Jul-2013"; Emersion's
+    /// knowledge base, both messages in one answer; Chargebee, Pleo: the
+    /// period one) and by books.md ("The document date cannot be before the
+    /// period lock date"): SECONDARY; xero_accounting.yaml has none. Both
+    /// dates bind the API: the hub acts as a user, not an adviser exempt
+    /// from the period lock (UNVERIFIED for an adviser's connection).
+    fn lock_errors(&self, date: Date) -> Vec<String> {
+        let mut out = Vec::new();
+        for (lock, which) in [
+            (self.period_lock, "period lock date"),
+            (self.end_of_year_lock, "end of year lock date"),
+        ] {
+            if let Some(lock) = lock.filter(|l| date <= *l) {
+                out.push(format!(
+                    "The document date cannot be before the {which}, currently set at {}",
+                    lock.strftime("%d-%b-%Y")
+                ));
+            }
+        }
+        out
+    }
+
+    /// A category by `TrackingCategoryID` or `Name` (any case).
+    fn tracking_category(&self, id: Option<&str>, name: Option<&str>) -> Option<&Value> {
+        self.tracking.iter().find(|c| match (id, name) {
+            (Some(id), _) => {
+                str_ci(c, "TrackingCategoryID").is_some_and(|x| x.eq_ignore_ascii_case(id))
+            }
+            (None, Some(name)) => {
+                str_ci(c, "Name").is_some_and(|x| x.eq_ignore_ascii_case(name.trim()))
+            }
+            (None, None) => false,
+        })
+    }
+
+    /// Validates a line's `Tracking` (ManualJournal line or BankTransaction
+    /// line item): at most two entries, each naming an ACTIVE category (by
+    /// `TrackingCategoryID` or `Name`) and one of its ACTIVE options (by
+    /// `TrackingOptionID` or `Option`), no category twice. Returns the
+    /// tracking as saved (`Name`, `Option`, `TrackingCategoryID`,
+    /// `TrackingOptionID`, as the definition's example answers), pushing
+    /// the errors (their wording UNVERIFIED).
+    fn line_tracking(&self, line: &Value, what: &str, errors: &mut Vec<String>) -> Value {
+        let sent = match get_ci(line, "Tracking") {
+            None | Some(Value::Null) => return json!([]),
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => {
+                errors.push("Tracking must be a list of tracking categories.".into());
+                return json!([]);
+            }
+        };
+        if sent.len() > 2 {
+            errors.push(format!("A {what} can have at most 2 tracking categories."));
+        }
+        let mut out: Vec<Value> = Vec::new();
+        for t in &sent {
+            let cat_id = str_ci(t, "TrackingCategoryID").filter(|s| !s.is_empty());
+            let cat_name = str_ci(t, "Name").filter(|s| !s.trim().is_empty());
+            let Some(category) = self.tracking_category(cat_id, cat_name) else {
+                errors.push(match (cat_id, cat_name) {
+                    (None, None) => {
+                        "Each tracking entry needs a Name or TrackingCategoryID.".into()
+                    }
+                    _ => format!(
+                        "The TrackingCategory '{}' could not be found.",
+                        cat_name.or(cat_id).unwrap_or_default()
+                    ),
+                });
+                continue;
+            };
+            let name = category["Name"].as_str().unwrap_or_default();
+            if category["Status"] != "ACTIVE" {
+                errors.push(format!("The TrackingCategory '{name}' is archived."));
+                continue;
+            }
+            if out
+                .iter()
+                .any(|o| o["TrackingCategoryID"] == category["TrackingCategoryID"])
+            {
+                errors.push(format!(
+                    "The TrackingCategory '{name}' can be used once per line."
+                ));
+                continue;
+            }
+            let opt_id = str_ci(t, "TrackingOptionID").filter(|s| !s.is_empty());
+            let opt_name = str_ci(t, "Option").filter(|s| !s.trim().is_empty());
+            let option = category["Options"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|o| match (opt_id, opt_name) {
+                    (Some(id), _) => {
+                        str_ci(o, "TrackingOptionID").is_some_and(|x| x.eq_ignore_ascii_case(id))
+                    }
+                    (None, Some(n)) => {
+                        str_ci(o, "Name").is_some_and(|x| x.eq_ignore_ascii_case(n.trim()))
+                    }
+                    (None, None) => false,
+                });
+            match option {
+                None => errors.push(format!(
+                    "The TrackingOption '{}' could not be found in TrackingCategory '{name}'.",
+                    opt_name.or(opt_id).unwrap_or_default()
+                )),
+                Some(o) if o["Status"] != "ACTIVE" => errors.push(format!(
+                    "The TrackingOption '{}' of TrackingCategory '{name}' is archived.",
+                    o["Name"].as_str().unwrap_or_default()
+                )),
+                Some(o) => out.push(json!({
+                    "Name": name,
+                    "Option": o["Name"],
+                    "TrackingCategoryID": category["TrackingCategoryID"],
+                    "TrackingOptionID": o["TrackingOptionID"],
+                })),
+            }
+        }
+        Value::Array(out)
     }
 
     fn store(&self, c: Collection) -> &Store {
@@ -364,6 +558,8 @@ struct XeroApp {
     config: XeroConfig,
     tenants: Mutex<BTreeMap<String, Tenant>>,
     rng: Mutex<ChaCha8Rng>,
+    /// Ids of organisation settings (tracking categories and options).
+    settings_rng: Mutex<ChaCha8Rng>,
 }
 
 fn problem(status: StatusCode, detail: &str) -> Response {
@@ -630,6 +826,146 @@ async fn accounts(
     json(StatusCode::OK, &envelope("Accounts", list))
 }
 
+/// A date as Xero writes a date-only field: `/Date(<midnight UTC ms>+0000)/`.
+fn xero_day(d: Date) -> String {
+    let midnight = d
+        .to_zoned_datetime(TimeZone::UTC)
+        .map(|z| z.timestamp())
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    time::xero(midnight)
+}
+
+impl Tenant {
+    /// The organisation as `GET /Organisation` answers it (fields of the
+    /// definition's `Organisation`, values as its example shows them for a
+    /// US company); `PeriodLockDate` and `EndOfYearLockDate` only when set
+    /// ("Shown if set").
+    fn organisation(&self, currency: &str) -> Value {
+        let mut o = json!({
+            "OrganisationID": self.organisation_id,
+            "Name": self.name,
+            "LegalName": self.name,
+            "PaysTax": true,
+            "Version": "US",
+            "OrganisationType": "COMPANY",
+            "BaseCurrency": currency,
+            "CountryCode": "US",
+            "IsDemoCompany": false,
+            "OrganisationStatus": "ACTIVE",
+            "FinancialYearEndDay": 31,
+            "FinancialYearEndMonth": 12,
+            "SalesTaxBasis": "ACCRUALS",
+            "SalesTaxPeriod": "MONTHLY",
+            "DefaultSalesTax": "Tax Exclusive",
+            "DefaultPurchasesTax": "Tax Exclusive",
+            "CreatedDateUTC": format!("/Date({})/", self.connected.as_millisecond()),
+            "OrganisationEntityType": "COMPANY",
+            "Timezone": "PACIFICSTANDARDTIME",
+            "ShortCode": self.short_code,
+            "Edition": "BUSINESS",
+            "Class": "STANDARD",
+            "Addresses": [],
+            "Phones": [],
+            "ExternalLinks": [],
+            "PaymentTerms": {},
+        });
+        if let Some(d) = self.period_lock {
+            o["PeriodLockDate"] = json!(xero_day(d));
+        }
+        if let Some(d) = self.end_of_year_lock {
+            o["EndOfYearLockDate"] = json!(xero_day(d));
+        }
+        o
+    }
+
+    /// The tracking categories a read shows: DELETED ones never; ARCHIVED
+    /// categories and options only with `include_archived`.
+    fn visible_tracking(&self, include_archived: bool) -> Vec<Value> {
+        let shown = |v: &Value| match v["Status"].as_str() {
+            Some("ACTIVE") => true,
+            Some("ARCHIVED") => include_archived,
+            _ => false,
+        };
+        self.tracking
+            .iter()
+            .filter(|c| shown(c))
+            .map(|c| {
+                let mut c = c.clone();
+                let options: Vec<Value> = c["Options"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|o| shown(o))
+                    .cloned()
+                    .collect();
+                c["Options"] = Value::Array(options);
+                c
+            })
+            .collect()
+    }
+}
+
+/// `GET /Organisation` (getOrganisations).
+async fn organisation(State(app): State<Arc<XeroApp>>, headers: HeaderMap) -> Response {
+    let tenants = app.tenants.lock().unwrap();
+    let Some(t) = tenants.get(&tenant_id(&headers)) else {
+        return problem(StatusCode::FORBIDDEN, "AuthenticationUnsuccessful");
+    };
+    json(
+        StatusCode::OK,
+        &envelope("Organisations", vec![t.organisation(&app.config.currency)]),
+    )
+}
+
+/// `GET /TrackingCategories` (getTrackingCategories): `where`,
+/// `includeArchived`.
+async fn tracking_categories(
+    State(app): State<Arc<XeroApp>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let pairs = query_pairs(raw.as_deref());
+    let filter = match where_filter(&pairs) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let include_archived =
+        query_get_ci(&pairs, "includeArchived").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let tenants = app.tenants.lock().unwrap();
+    let Some(t) = tenants.get(&tenant_id(&headers)) else {
+        return problem(StatusCode::FORBIDDEN, "AuthenticationUnsuccessful");
+    };
+    let list = t
+        .visible_tracking(include_archived)
+        .into_iter()
+        .filter(|c| matches(c, &filter))
+        .collect();
+    json(StatusCode::OK, &envelope("TrackingCategories", list))
+}
+
+/// `GET /TrackingCategories/{TrackingCategoryID}` (getTrackingCategory).
+async fn tracking_category(
+    State(app): State<Arc<XeroApp>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let tenants = app.tenants.lock().unwrap();
+    let Some(t) = tenants.get(&tenant_id(&headers)) else {
+        return problem(StatusCode::FORBIDDEN, "AuthenticationUnsuccessful");
+    };
+    match t
+        .visible_tracking(true)
+        .into_iter()
+        .find(|c| str_ci(c, "TrackingCategoryID").is_some_and(|x| x.eq_ignore_ascii_case(&id)))
+    {
+        Some(c) => json(StatusCode::OK, &envelope("TrackingCategories", vec![c])),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            &format!("TrackingCategory {id} not found"),
+        ),
+    }
+}
+
 async fn list_bank_transactions(
     State(app): State<Arc<XeroApp>>,
     headers: HeaderMap,
@@ -724,6 +1060,18 @@ fn get_one(app: &XeroApp, c: Collection, headers: &HeaderMap, id: &str) -> Respo
             StatusCode::NOT_FOUND,
             &format!("{} {id} not found", c.singular()),
         ),
+    }
+}
+
+/// Adds the lock-date errors of each date (the document's new date and,
+/// updating, its saved one), each message once.
+fn push_lock_errors(t: &Tenant, dates: [Option<Date>; 2], errors: &mut Vec<String>) {
+    for date in dates.into_iter().flatten() {
+        for e in t.lock_errors(date) {
+            if !errors.contains(&e) {
+                errors.push(e);
+            }
+        }
     }
 }
 
@@ -902,7 +1250,7 @@ impl XeroApp {
                 "LineAmount": decimal_json(line_amount),
                 "AccountCode": code,
                 "AccountID": account.and_then(|a| a.get("AccountID")).cloned().unwrap_or(Value::Null),
-                "Tracking": get_ci(line, "Tracking").cloned().unwrap_or(json!([])),
+                "Tracking": t.line_tracking(line, "line item", &mut errors),
                 "Quantity": decimal_json(q),
                 "LineItemID": data::guid(&mut rng),
                 "ValidationErrors": [],
@@ -918,6 +1266,14 @@ impl XeroApp {
                 parsed
             }
         };
+        // Neither a document in a locked period may change, nor may one be
+        // dated into it.
+        let saved_date = existing
+            .as_ref()
+            .and_then(|id| t.transactions.items.get(id))
+            .and_then(|b| b["Date"].as_str())
+            .and_then(time::parse_xero_date);
+        push_lock_errors(t, [date, saved_date], &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -1114,10 +1470,7 @@ impl XeroApp {
                     "The TaxType code '{tax_type}' is not a valid tax type; the sandbox has only NONE."
                 ));
             }
-            let tracking = get_ci(line, "Tracking").cloned().unwrap_or(json!([]));
-            if tracking.as_array().is_some_and(|a| a.len() > 2) {
-                errors.push("A journal line can have at most 2 tracking categories.".into());
-            }
+            let tracking = t.line_tracking(line, "journal line", &mut errors);
             let Some(l) = line_amount else {
                 all_read = false;
                 continue;
@@ -1141,6 +1494,10 @@ impl XeroApp {
                 "IsBlank": false,
             }));
         }
+        let saved_date = current
+            .and_then(|c| c["Date"].as_str())
+            .and_then(time::parse_xero_date);
+        push_lock_errors(t, [date, saved_date], &mut errors);
         if all_read && debits + credits != Decimal::ZERO {
             errors.push(format!(
                 "The total debits ({debits:.2}) must equal total credits ({credits:.2})"
@@ -1456,6 +1813,12 @@ fn router(app: Arc<XeroApp>) -> Router {
         .route("/connections", get(connections))
         .route("/Connections", get(connections))
         .route("/api.xro/2.0/Accounts", get(accounts))
+        .route("/api.xro/2.0/Organisation", get(organisation))
+        .route("/api.xro/2.0/TrackingCategories", get(tracking_categories))
+        .route(
+            "/api.xro/2.0/TrackingCategories/{id}",
+            get(tracking_category),
+        )
         .route(
             "/api.xro/2.0/BankTransactions",
             get(list_bank_transactions)
@@ -1498,12 +1861,16 @@ impl XeroSandbox {
     /// Creates the organisations and starts serving.
     pub async fn start(config: XeroConfig) -> Result<Self, StartError> {
         let mut rng = data::rng(config.seed, 5);
-        let tenants = (0..config.tenants.max(1))
+        let mut tenants: BTreeMap<String, Tenant> = (0..config.tenants.max(1))
             .map(|n| {
                 let t = Tenant::new(&mut rng, n, &config.currency);
                 (t.id.clone(), t)
             })
             .collect();
+        let mut settings = data::rng(config.seed, 6);
+        for t in tenants.values_mut() {
+            t.seed_settings(&mut settings);
+        }
         let app = Arc::new(XeroApp {
             gate: Gate::new(config.seed, config.observe_window),
             tokens: TokenStore::new(
@@ -1518,6 +1885,7 @@ impl XeroSandbox {
             ),
             tenants: Mutex::new(tenants),
             rng: Mutex::new(rng),
+            settings_rng: Mutex::new(settings),
             config,
         });
         let server = ServerHandle::start("xero", router(app.clone())).await?;
@@ -1615,71 +1983,139 @@ impl XeroSandbox {
     pub fn account_totals(&self, tenant: &str) -> BTreeMap<(jiff::civil::Date, String), Decimal> {
         let tenants = self.app.tenants.lock().unwrap();
         let mut totals: BTreeMap<(jiff::civil::Date, String), Decimal> = BTreeMap::new();
-        let Some(t) = tenants.get(tenant) else {
-            return totals;
-        };
-        // What the sandbox stored, it stored readable: a date or amount it
-        // cannot read is a broken sandbox, never a zero or a skipped row.
-        let date_of = |v: &Value| {
-            v["Date"]
-                .as_str()
-                .and_then(time::parse_xero_date)
-                .unwrap_or_else(|| panic!("the Xero sandbox holds an undated document: {v}"))
-        };
-        let money = |v: &Value| {
-            json_decimal(v)
-                .unwrap_or_else(|| panic!("the Xero sandbox holds an unreadable amount: {v}"))
-        };
-        let mut post = |date, code: &Value, debit: Decimal| {
-            if let Some(code) = code.as_str() {
-                *totals.entry((date, code.to_string())).or_default() += debit;
-            }
-        };
-        for j in t.journals.in_order().filter(|j| j["Status"] == "POSTED") {
-            let date = date_of(j);
-            for l in j["JournalLines"].as_array().into_iter().flatten() {
-                post(date, &l["AccountCode"], money(&l["LineAmount"]));
-            }
-        }
-        for b in t
-            .transactions
-            .in_order()
-            .filter(|b| b["Status"] == "AUTHORISED")
-        {
-            let date = date_of(b);
-            let kind = b["Type"].as_str().unwrap_or_default();
-            let s = if kind.starts_with("RECEIVE") {
-                Decimal::ONE
-            } else if kind.starts_with("SPEND") {
-                Decimal::NEGATIVE_ONE
-            } else {
-                continue;
-            };
-            let line_types = b["LineAmountTypes"].as_str().unwrap_or("Exclusive");
-            post(date, &b["BankAccount"]["Code"], s * money(&b["Total"]));
-            for l in b["LineItems"].as_array().into_iter().flatten() {
-                let (amount, tax) = (
-                    money(&l["LineAmount"]),
-                    // A line without tax has no TaxAmount.
-                    if l["TaxAmount"].is_null() {
-                        Decimal::ZERO
-                    } else {
-                        money(&l["TaxAmount"])
-                    },
-                );
-                let net = if line_types.eq_ignore_ascii_case("Inclusive") {
-                    amount - tax
-                } else {
-                    amount
-                };
-                post(date, &l["AccountCode"], -s * net);
-                if !line_types.eq_ignore_ascii_case("NoTax") {
-                    post(date, &json!(TAX_ACCOUNT), -s * tax);
-                }
-            }
+        for p in tenants.get(tenant).map(postings).unwrap_or_default() {
+            *totals.entry((p.date, p.code)).or_default() += p.debit;
         }
         totals.retain(|_, v| !v.is_zero());
         totals
+    }
+
+    /// [`Self::account_totals`] split by the option of tracking category
+    /// `category` (by name, any case): per date, option name (`None`: the
+    /// posting has none of that category) and account `Code`, debit
+    /// positive, nets of zero left out. A journal line, and a bank line
+    /// item with its tax, is placed by its own `Tracking`; a bank
+    /// transaction's bank-account side has none.
+    pub fn account_totals_by_tracking(
+        &self,
+        tenant: &str,
+        category: &str,
+    ) -> BTreeMap<(jiff::civil::Date, Option<String>, String), Decimal> {
+        let tenants = self.app.tenants.lock().unwrap();
+        let mut totals: BTreeMap<(jiff::civil::Date, Option<String>, String), Decimal> =
+            BTreeMap::new();
+        for p in tenants.get(tenant).map(postings).unwrap_or_default() {
+            let option = p
+                .tracking
+                .iter()
+                .find(|(c, _)| c.eq_ignore_ascii_case(category))
+                .map(|(_, o)| o.clone());
+            *totals.entry((p.date, option, p.code)).or_default() += p.debit;
+        }
+        totals.retain(|_, v| !v.is_zero());
+        totals
+    }
+
+    /// Sets (`Some`) or clears (`None`) the organisation's `PeriodLockDate`:
+    /// a ManualJournal or BankTransaction dated on or before it is then
+    /// refused (a validation error, 400 `ValidationException` unless
+    /// `summarizeErrors=false`). False if there is no such tenant.
+    pub fn set_period_lock_date(&self, tenant: &str, date: Option<jiff::civil::Date>) -> bool {
+        self.with_tenant(tenant, |t| t.period_lock = date).is_some()
+    }
+
+    /// Sets (`Some`) or clears (`None`) the organisation's
+    /// `EndOfYearLockDate`, which refuses documents as the period lock does.
+    pub fn set_end_of_year_lock_date(&self, tenant: &str, date: Option<jiff::civil::Date>) -> bool {
+        self.with_tenant(tenant, |t| t.end_of_year_lock = date)
+            .is_some()
+    }
+
+    /// The organisation as `GET /Organisation` answers it.
+    pub fn organisation(&self, tenant: &str) -> Option<Value> {
+        let currency = self.app.config.currency.clone();
+        self.with_tenant(tenant, |t| t.organisation(&currency))
+    }
+
+    /// Every tracking category of a tenant with its options, archived ones
+    /// included (as `GET /TrackingCategories?includeArchived=true`).
+    pub fn tracking_categories(&self, tenant: &str) -> Vec<Value> {
+        self.with_tenant(tenant, |t| t.visible_tracking(true))
+            .unwrap_or_default()
+    }
+
+    /// Adds an ACTIVE tracking category; returns its `TrackingCategoryID`.
+    /// `None` if there is no such tenant, the name is taken, or the tenant
+    /// already has two active categories (Xero's limit).
+    pub fn add_tracking_category(&self, tenant: &str, name: &str) -> Option<String> {
+        let mut rng = self.app.settings_rng.lock().unwrap();
+        self.with_tenant(tenant, |t| {
+            let active = t
+                .tracking
+                .iter()
+                .filter(|c| c["Status"] == "ACTIVE")
+                .count();
+            if active >= 2 || t.tracking_category(None, Some(name)).is_some() {
+                return None;
+            }
+            let c = new_tracking_category(&mut rng, name.trim());
+            let id = c["TrackingCategoryID"].as_str().map(str::to_string);
+            t.tracking.push(c);
+            id
+        })
+        .flatten()
+    }
+
+    /// Adds an ACTIVE option to the tracking category named `category`;
+    /// returns its `TrackingOptionID`. `None` if there is no such tenant or
+    /// category, or the option name is taken in it.
+    pub fn add_tracking_option(
+        &self,
+        tenant: &str,
+        category: &str,
+        option: &str,
+    ) -> Option<String> {
+        let mut rng = self.app.settings_rng.lock().unwrap();
+        self.with_tenant(tenant, |t| {
+            let c = t.tracking.iter_mut().find(|c| {
+                str_ci(c, "Name").is_some_and(|n| n.eq_ignore_ascii_case(category.trim()))
+            })?;
+            let options = c["Options"].as_array_mut()?;
+            if options
+                .iter()
+                .any(|o| str_ci(o, "Name").is_some_and(|n| n.eq_ignore_ascii_case(option.trim())))
+            {
+                return None;
+            }
+            let id = data::guid(&mut rng);
+            options
+                .push(json!({"TrackingOptionID": id, "Name": option.trim(), "Status": "ACTIVE"}));
+            Some(id)
+        })
+        .flatten()
+    }
+
+    /// Archives an option of a tracking category: new documents cannot use
+    /// it. False if there is no such tenant, category or option.
+    pub fn archive_tracking_option(&self, tenant: &str, category: &str, option: &str) -> bool {
+        self.with_tenant(tenant, |t| {
+            let o = t
+                .tracking
+                .iter_mut()
+                .find(|c| str_ci(c, "Name").is_some_and(|n| n.eq_ignore_ascii_case(category)))?
+                .get_mut("Options")?
+                .as_array_mut()?
+                .iter_mut()
+                .find(|o| str_ci(o, "Name").is_some_and(|n| n.eq_ignore_ascii_case(option)))?;
+            o["Status"] = json!("ARCHIVED");
+            Some(())
+        })
+        .flatten()
+        .is_some()
+    }
+
+    fn with_tenant<T>(&self, tenant: &str, f: impl FnOnce(&mut Tenant) -> T) -> Option<T> {
+        self.app.tenants.lock().unwrap().get_mut(tenant).map(f)
     }
 
     /// Archives an account (it stops being valid on new documents).
@@ -1700,6 +2136,111 @@ impl XeroSandbox {
             None => false,
         }
     }
+}
+
+/// One posting of a tenant's books: a document's effect on one account.
+#[derive(Debug)]
+struct Posting {
+    date: Date,
+    code: String,
+    /// Debit positive.
+    debit: Decimal,
+    /// (category name, option name) of the line's `Tracking`.
+    tracking: Vec<(String, String)>,
+}
+
+/// The postings of a tenant's books (see [`XeroSandbox::account_totals`]).
+fn postings(t: &Tenant) -> Vec<Posting> {
+    // What the sandbox stored, it stored readable: a date or amount it
+    // cannot read is a broken sandbox, never a zero or a skipped row.
+    let date_of = |v: &Value| {
+        v["Date"]
+            .as_str()
+            .and_then(time::parse_xero_date)
+            .unwrap_or_else(|| panic!("the Xero sandbox holds an undated document: {v}"))
+    };
+    let money = |v: &Value| {
+        json_decimal(v)
+            .unwrap_or_else(|| panic!("the Xero sandbox holds an unreadable amount: {v}"))
+    };
+    let tracking_of = |l: &Value| -> Vec<(String, String)> {
+        l["Tracking"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                Some((
+                    t["Name"].as_str()?.to_string(),
+                    t["Option"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut post = |date, code: &Value, debit: Decimal, tracking: Vec<(String, String)>| {
+        if let Some(code) = code.as_str() {
+            out.push(Posting {
+                date,
+                code: code.to_string(),
+                debit,
+                tracking,
+            });
+        }
+    };
+    for j in t.journals.in_order().filter(|j| j["Status"] == "POSTED") {
+        let date = date_of(j);
+        for l in j["JournalLines"].as_array().into_iter().flatten() {
+            post(
+                date,
+                &l["AccountCode"],
+                money(&l["LineAmount"]),
+                tracking_of(l),
+            );
+        }
+    }
+    for b in t
+        .transactions
+        .in_order()
+        .filter(|b| b["Status"] == "AUTHORISED")
+    {
+        let date = date_of(b);
+        let kind = b["Type"].as_str().unwrap_or_default();
+        let s = if kind.starts_with("RECEIVE") {
+            Decimal::ONE
+        } else if kind.starts_with("SPEND") {
+            Decimal::NEGATIVE_ONE
+        } else {
+            continue;
+        };
+        let line_types = b["LineAmountTypes"].as_str().unwrap_or("Exclusive");
+        post(
+            date,
+            &b["BankAccount"]["Code"],
+            s * money(&b["Total"]),
+            Vec::new(),
+        );
+        for l in b["LineItems"].as_array().into_iter().flatten() {
+            let (amount, tax) = (
+                money(&l["LineAmount"]),
+                // A line without tax has no TaxAmount.
+                if l["TaxAmount"].is_null() {
+                    Decimal::ZERO
+                } else {
+                    money(&l["TaxAmount"])
+                },
+            );
+            let net = if line_types.eq_ignore_ascii_case("Inclusive") {
+                amount - tax
+            } else {
+                amount
+            };
+            post(date, &l["AccountCode"], -s * net, tracking_of(l));
+            if !line_types.eq_ignore_ascii_case("NoTax") {
+                post(date, &json!(TAX_ACCOUNT), -s * tax, tracking_of(l));
+            }
+        }
+    }
+    out
 }
 
 /// Each part's role on the seeded accounts (role → account code), with

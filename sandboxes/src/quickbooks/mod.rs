@@ -1,8 +1,10 @@
 //! QuickBooks Online sandbox: OAuth 2.0 token endpoint, query, reads, and
-//! SalesReceipt / RefundReceipt / Purchase writes with `requestid`
-//! idempotency, sparse updates, SyncToken checks and batch; seeded TaxRates;
-//! and the books' own per-day, per-account totals
-//! ([`QuickBooksSandbox::account_totals`]).
+//! SalesReceipt / RefundReceipt / Purchase / JournalEntry writes with
+//! `requestid` idempotency, sparse updates, SyncToken checks and batch;
+//! seeded TaxRates, Departments and Classes; the company's Preferences and
+//! its closing date; and the books' own per-day, per-account totals
+//! ([`QuickBooksSandbox::account_totals`], by location
+//! [`QuickBooksSandbox::account_totals_by`]).
 //!
 //! Follows providers.md §3:
 //! - Base `/v3/company/{realmId}/` (§3.2): `GET query?query=<select>` (also
@@ -10,10 +12,14 @@
 //!   `MAXRESULTS` (default 100, at most 1,000) answering
 //!   `{"QueryResponse":{"<Entity>":[...],"startPosition","maxResults"},"time"}`
 //!   as in `account_query_response.json`; `GET <entity>/{id}` as in
-//!   `account_read_response.json`; `POST salesreceipt`, `POST refundreceipt`
-//!   and `POST purchase` create (no `Id`), update (`Id` + current `SyncToken`; `"sparse": true`
-//!   changes only the fields sent; a stale token is the 5010 fault of
-//!   `batch_response.json`) or delete (`?operation=delete`).
+//!   `account_read_response.json`; `POST salesreceipt`, `POST refundreceipt`,
+//!   `POST purchase` and `POST journalentry` create (no `Id`), update
+//!   (`Id` and the current `SyncToken`; `"sparse": true` changes only the
+//!   fields sent; a stale token is the 5010 fault of `batch_response.json`) or delete
+//!   (`?operation=delete`). `GET preferences` (no Id in the path, as
+//!   QuickBooks serves it) and `select * from Preferences` answer the one
+//!   Preferences entity; Department and Class are read and queried like
+//!   the other lists.
 //! - `requestid` (§3.2): unique per realm, at most 50 characters (36 for
 //!   batch, with `bId` at most 10); a repeated requestid returns the original
 //!   answer and executes nothing. Counted in `requests_per_key` /
@@ -54,11 +60,46 @@
 //! `TaxExcluded` or `NotApplicable`; `TaxInclusive` is refused (not modelled).
 //! A RefundReceipt needs `DepositToAccountRef` naming an existing account
 //! (2020 when missing, 610 when unknown).
+//!
+//! JournalEntry (books.md, "Request shapes"; Finance.xsd `JournalEntry`,
+//! `JournalEntryLineDetail`): `Line[]` of `DetailType`
+//! `JournalEntryLineDetail`, each with a non-negative `Amount` and
+//! `PostingType` `Debit` or `Credit`, an `AccountRef`, and optionally a
+//! `DepartmentRef` (also on the entry) and `ClassRef`; the debits must
+//! equal the credits. Codes from Intuit's error-code table: 2300 "Amount on
+//! debits not equal to credits", 2260 MissingPostingType, 2290
+//! NegativeAmount, 2170 Invalid Enumeration; 610 for an unknown or inactive
+//! account, department or class. `TotalAmt` is the debits. `DocNumber` is
+//! at most 21 characters (books.md; 2050 Invalid String Length) on every
+//! form. Line `Id`s count from "0" (Intuit's JournalEntry examples).
+//!
+//! Locations (books.md): Preferences `AccountingInfoPrefs.TrackDepartments`
+//! (on by default, with [`DEPARTMENTS`] seeded) or `ClassTrackingPerTxn` /
+//! `ClassTrackingPerTxnLine` (off by default, [`CLASSES`] seeded); set with
+//! [`QuickBooksSandbox::set_track_departments`] and
+//! [`QuickBooksSandbox::set_class_tracking`].
+//!
+//! Closed period: with `AccountingInfoPrefs.BookCloseDate` set
+//! ([`QuickBooksSandbox::set_book_close_date`]; absent by default), a
+//! create, update or delete of a SalesReceipt, RefundReceipt, Purchase or
+//! JournalEntry dated on or before it, or an update moving one there, is
+//! refused with ValidationFault 6210 "Account Period Closed, Cannot Update
+//! Through Services API" (sources at `Fault::period_closed` in
+//! entities.rs; Intuit's error-code table has 6200 for a closing date
+//! without a password).
+//!
+//! UNVERIFIED, chosen here for journal entries: a `DepartmentRef` when
+//! `TrackDepartments` is off, or a `ClassRef` when class tracking is off, is
+//! refused (2010) rather than ignored; journal-entry tax (`TxnTaxDetail`,
+//! line `TaxCodeRef`, `TaxAmount`, ...: non-US companies) is not modelled and
+//! refused (2010); only `JournalEntryLineDetail` lines are taken.
 
 mod entities;
 mod query;
 
-pub use entities::{ACCOUNTS, ITEMS, QboEntity, TAX_RATES};
+pub use entities::{
+    ACCOUNTS, CLASSES, ClassTracking, DEPARTMENTS, ITEMS, MAX_DOC_NUMBER, QboEntity, TAX_RATES,
+};
 
 use crate::common::data;
 use crate::common::gate::{self, Gate, Rules, Shape};
@@ -421,6 +462,21 @@ async fn read(app: Arc<QboApp>, realm_id: String, id: String, kind: QboEntity) -
     }
 }
 
+/// `GET preferences`: the company's one Preferences entity.
+async fn preferences(State(app): State<Arc<QboApp>>, Path(realm_id): Path<String>) -> Response {
+    let realms = app.realms.lock().unwrap();
+    let Some(realm) = realms.get(&realm_id) else {
+        return realm_missing(&realm_id);
+    };
+    match realm.get(QboEntity::Preferences, "1") {
+        Some(p) => json(
+            StatusCode::OK,
+            &json!({"Preferences": p, "time": realm.now_time()}),
+        ),
+        None => fault(&Fault::not_found("Preferences")),
+    }
+}
+
 /// Handles one write and stores / replays it under `requestid`.
 fn write(
     app: &QboApp,
@@ -610,8 +666,9 @@ fn router(app: Arc<QboApp>) -> Router {
             "/v3/company/{realmId}/query",
             get(query_get_handler).post(query_post_handler),
         )
-        .route("/v3/company/{realmId}/batch", post(batch));
-    for kind in QboEntity::ALL {
+        .route("/v3/company/{realmId}/batch", post(batch))
+        .route("/v3/company/{realmId}/preferences", get(preferences));
+    for kind in QboEntity::ALL.into_iter().filter(|k| k.read_by_id()) {
         let path = format!(
             "/v3/company/{{realmId}}/{}/{{id}}",
             kind.name().to_lowercase()
@@ -774,12 +831,132 @@ impl QuickBooksSandbox {
     /// `TotalAmt`; a RefundReceipt is the mirror, crediting
     /// `DepositToAccountRef`; a Purchase debits its lines' accounts (an item
     /// line: the item's expense account, else its income account) and its tax
-    /// and credits `AccountRef` (mirrored when `Credit` is true). Every
-    /// transaction's entries sum to zero over accounts. There is no
-    /// JournalEntry in the sandbox.
+    /// and credits `AccountRef` (mirrored when `Credit` is true); a
+    /// JournalEntry debits each `Debit` line's `AccountRef` by its `Amount`
+    /// and credits each `Credit` line's. Every transaction's entries sum to
+    /// zero over accounts.
     pub fn account_totals(&self, realm: &str) -> BTreeMap<(jiff::civil::Date, String), Decimal> {
         self.with_realm(realm, |r| r.account_totals())
             .unwrap_or_default()
+    }
+
+    /// [`Self::account_totals`] split by location: per business day
+    /// (`TxnDate`), Department or Class `Id` (`None`: the posting names
+    /// none) and account `Id`, debit positive, nets of zero left out. A
+    /// JournalEntry line is placed by its own `DepartmentRef` / `ClassRef`
+    /// (a line without a `DepartmentRef` by the entry's); a sales form's or
+    /// purchase's postings by the transaction's `DepartmentRef` and their
+    /// line's `ClassRef`, which the sandbox stores as sent.
+    pub fn account_totals_by(
+        &self,
+        realm: &str,
+        dimension: Dimension,
+    ) -> BTreeMap<(jiff::civil::Date, Option<String>, String), Decimal> {
+        self.with_realm(realm, |r| {
+            let mut totals: BTreeMap<(jiff::civil::Date, Option<String>, String), Decimal> =
+                BTreeMap::new();
+            for p in r.postings() {
+                let tag = match dimension {
+                    Dimension::Department => p.department,
+                    Dimension::Class => p.class,
+                };
+                *totals.entry((p.date, tag, p.account)).or_default() += p.debit;
+            }
+            totals.retain(|_, v| !v.is_zero());
+            totals
+        })
+        .unwrap_or_default()
+    }
+
+    /// Journal entries the hub created, in creation order, as they are now
+    /// (the stored JSON, as a read answers it).
+    pub fn created_journal_entries(&self, realm: &str) -> Vec<Value> {
+        self.created(realm, QboEntity::JournalEntry)
+    }
+
+    /// Every journal entry of `realm` (none are seeded), in creation order,
+    /// read into [`JournalEntryRecord`]s: the count is the length.
+    pub fn journal_entries(&self, realm: &str) -> Vec<JournalEntryRecord> {
+        self.created_journal_entries(realm)
+            .iter()
+            .map(|e| {
+                // The sandbox stored it after validating it: one it cannot
+                // read back is a broken sandbox, never a skipped entry.
+                JournalEntryRecord::from_json(e).unwrap_or_else(|| {
+                    panic!("the QuickBooks sandbox holds an unreadable JournalEntry: {e}")
+                })
+            })
+            .collect()
+    }
+
+    /// Closes the books through `date`: `Preferences.AccountingInfoPrefs.BookCloseDate`
+    /// is set, and a create, update or delete of a transaction (SalesReceipt,
+    /// RefundReceipt, Purchase, JournalEntry) dated on or before it is
+    /// refused with the closed-period fault (6210). False if there is no
+    /// such realm.
+    pub fn set_book_close_date(&self, realm: &str, date: jiff::civil::Date) -> bool {
+        self.with_realm(realm, |r| {
+            r.edit_accounting_prefs(|p| {
+                p.insert("BookCloseDate".into(), json!(date.to_string()));
+            });
+        })
+        .is_some()
+    }
+
+    /// Opens the books again: `BookCloseDate` is removed (its default).
+    pub fn clear_book_close_date(&self, realm: &str) -> bool {
+        self.with_realm(realm, |r| {
+            r.edit_accounting_prefs(|p| {
+                p.remove("BookCloseDate");
+            });
+        })
+        .is_some()
+    }
+
+    /// The closing date now in force, if the books are closed.
+    pub fn book_close_date(&self, realm: &str) -> Option<jiff::civil::Date> {
+        self.with_realm(realm, |r| r.book_close_date()).flatten()
+    }
+
+    /// Turns location tracking by Department (`TrackDepartments`, on by
+    /// default) on or off. Off, a `DepartmentRef` on a journal entry is
+    /// refused.
+    pub fn set_track_departments(&self, realm: &str, on: bool) -> bool {
+        self.with_realm(realm, |r| {
+            r.edit_accounting_prefs(|p| {
+                p.insert("TrackDepartments".into(), json!(on));
+            });
+        })
+        .is_some()
+    }
+
+    /// Sets class tracking (`ClassTrackingPerTxn` / `ClassTrackingPerTxnLine`,
+    /// both off by default). Off, a `ClassRef` on a journal entry line is
+    /// refused.
+    pub fn set_class_tracking(&self, realm: &str, tracking: ClassTracking) -> bool {
+        self.with_realm(realm, |r| {
+            r.edit_accounting_prefs(|p| {
+                p.insert(
+                    "ClassTrackingPerTxn".into(),
+                    json!(tracking == ClassTracking::PerTransaction),
+                );
+                p.insert(
+                    "ClassTrackingPerTxnLine".into(),
+                    json!(tracking == ClassTracking::PerLine),
+                );
+            });
+        })
+        .is_some()
+    }
+
+    /// Adds a Department (location); returns its Id.
+    pub fn add_department(&self, realm: &str, name: &str) -> Option<String> {
+        self.with_realm(realm, |r| r.add_tag(QboEntity::Department, name))
+    }
+
+    /// Adds a Class; returns its Id.
+    pub fn add_class(&self, realm: &str, name: &str) -> Option<String> {
+        self.with_realm(realm, |r| r.add_tag(QboEntity::Class, name))
     }
 
     /// Purchases the hub created, in creation order, as they are now.
@@ -842,6 +1019,104 @@ impl QuickBooksSandbox {
                 }),
             );
             id.to_string()
+        })
+    }
+}
+
+/// Which location dimension [`QuickBooksSandbox::account_totals_by`] splits by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    /// `DepartmentRef` (QuickBooks' "Location").
+    Department,
+    /// `ClassRef`.
+    Class,
+}
+
+/// A journal line's side (`JournalEntryLineDetail.PostingType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostingType {
+    /// `Debit`.
+    Debit,
+    /// `Credit`.
+    Credit,
+}
+
+/// One stored JournalEntry, as tests read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntryRecord {
+    /// `Id`.
+    pub id: String,
+    /// `SyncToken`.
+    pub sync_token: String,
+    /// `DocNumber`, if sent.
+    pub doc_number: Option<String>,
+    /// `TxnDate`.
+    pub txn_date: jiff::civil::Date,
+    /// `PrivateNote`, if sent.
+    pub private_note: Option<String>,
+    /// The entry's own `DepartmentRef` value, if sent.
+    pub department: Option<String>,
+    /// `TotalAmt` (the total of the debits).
+    pub total: Decimal,
+    /// The lines, in order.
+    pub lines: Vec<JournalLineRecord>,
+}
+
+/// One line of a [`JournalEntryRecord`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalLineRecord {
+    /// Debit or credit.
+    pub posting: PostingType,
+    /// `AccountRef` value (account Id).
+    pub account: String,
+    /// `Amount` (never negative).
+    pub amount: Decimal,
+    /// `DepartmentRef` value, if any.
+    pub department: Option<String>,
+    /// `ClassRef` value, if any.
+    pub class: Option<String>,
+    /// `Description`, if any.
+    pub description: Option<String>,
+}
+
+impl JournalEntryRecord {
+    fn from_json(e: &Value) -> Option<Self> {
+        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let ref_of = |v: Option<&Value>, k: &str| {
+            v.and_then(|d| d.get(k))
+                .and_then(|r| r.get("value"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let lines = e
+            .get("Line")?
+            .as_array()?
+            .iter()
+            .map(|l| {
+                let d = l.get("JournalEntryLineDetail");
+                Some(JournalLineRecord {
+                    posting: match d?.get("PostingType")?.as_str()? {
+                        "Debit" => PostingType::Debit,
+                        "Credit" => PostingType::Credit,
+                        _ => return None,
+                    },
+                    account: ref_of(d, "AccountRef")?,
+                    amount: crate::common::money::json_decimal(l.get("Amount")?)?,
+                    department: ref_of(d, "DepartmentRef"),
+                    class: ref_of(d, "ClassRef"),
+                    description: text(l, "Description"),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            id: text(e, "Id")?,
+            sync_token: text(e, "SyncToken")?,
+            doc_number: text(e, "DocNumber"),
+            txn_date: text(e, "TxnDate")?.parse().ok()?,
+            private_note: text(e, "PrivateNote"),
+            department: ref_of(Some(e), "DepartmentRef"),
+            total: crate::common::money::json_decimal(e.get("TotalAmt")?)?,
+            lines,
         })
     }
 }

@@ -795,3 +795,481 @@ async fn account_totals_balance_per_day_and_land_in_the_role_accounts() {
     }
     assert_eq!(totals.len(), 11, "{totals:?}");
 }
+
+/// A journal line: `Debit` or `Credit` `amount` to `account`, optionally at
+/// a department (location).
+fn je_line(posting: &str, account: &str, amount: f64, department: Option<&str>) -> Value {
+    let mut detail = json!({"PostingType": posting, "AccountRef": {"value": account}});
+    if let Some(d) = department {
+        detail["DepartmentRef"] = json!({"value": d});
+    }
+    json!({
+        "DetailType": "JournalEntryLineDetail",
+        "Amount": amount,
+        "Description": format!("{posting} {account}"),
+        "JournalEntryLineDetail": detail,
+    })
+}
+
+/// One location's daily sales journal (books.md, "The day's journal"):
+/// tenders and discounts debited, sales, tax and tips credited.
+fn day_journal(date: &str, doc: &str, department: Option<&str>) -> Value {
+    json!({
+        "TxnDate": date,
+        "DocNumber": doc,
+        "PrivateNote": "Daily sales, Downtown",
+        "Line": [
+            je_line("Debit", "98", 120.0, department),
+            je_line("Debit", "99", 30.0, department),
+            je_line("Debit", "92", 5.0, department),
+            je_line("Credit", "79", 100.0, department),
+            je_line("Credit", "93", 40.0, department),
+            je_line("Credit", "91", 8.0, department),
+            je_line("Credit", "90", 7.0, department),
+        ],
+    })
+}
+
+#[tokio::test]
+async fn journal_entries_are_created_read_queried_sparse_updated_and_batched() {
+    use hub_sandboxes::quickbooks::{Dimension, PostingType};
+    use rust_decimal::Decimal;
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    // The locations the journal names, and the preference saying they are tracked.
+    let (_, departments) = q.query("select * from Department").await;
+    let departments = departments["QueryResponse"]["Department"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        departments.len(),
+        hub_sandboxes::quickbooks::DEPARTMENTS.len()
+    );
+    assert_eq!(departments[0]["Name"], "Downtown");
+    let prefs: Value = client()
+        .get(q.url("preferences?minorversion=75"))
+        .bearer_auth(&q.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let accounting = &prefs["Preferences"]["AccountingInfoPrefs"];
+    assert_eq!(accounting["TrackDepartments"], true);
+    assert_eq!(accounting["ClassTrackingPerTxnLine"], false);
+    assert!(accounting.get("BookCloseDate").is_none(), "{prefs}");
+    let (_, by_query) = q.query("select * from Preferences").await;
+    assert_eq!(
+        by_query["QueryResponse"]["Preferences"][0],
+        prefs["Preferences"]
+    );
+
+    let body = day_journal("2025-06-02", "LOC1-20250602", Some("1"));
+    let (status, first) = q
+        .post("journalentry?requestid=je-0001&minorversion=75", &body)
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let je = &first["JournalEntry"];
+    assert_eq!(je["SyncToken"], "0");
+    assert_eq!(je["DocNumber"], "LOC1-20250602");
+    assert_eq!(je["TxnDate"], "2025-06-02");
+    assert_eq!(je["TotalAmt"], json!(155.0));
+    assert_eq!(je["Adjustment"], false);
+    let line = &je["Line"][0];
+    assert_eq!(line["Id"], "0");
+    assert_eq!(
+        line["JournalEntryLineDetail"]["AccountRef"],
+        json!({"value": "98", "name": "Card Clearing"})
+    );
+    assert_eq!(
+        line["JournalEntryLineDetail"]["DepartmentRef"],
+        json!({"value": "1", "name": "Downtown"})
+    );
+    let id = je["Id"].as_str().unwrap().to_string();
+
+    // requestid: the original answer, nothing created twice.
+    let (s2, again) = q
+        .post("journalentry?requestid=je-0001&minorversion=75", &body)
+        .await;
+    assert_eq!((s2, &again), (200, &first));
+    assert_eq!(q.sb.journal_entries(&q.realm).len(), 1);
+    let c = q.sb.counters();
+    assert_eq!(
+        (c.creates_for("je-0001"), c.requests_for("je-0001")),
+        (1, 2)
+    );
+
+    // Read back; found by DocNumber and by a TxnDate range.
+    let read: Value = client()
+        .get(q.url(&format!("journalentry/{id}")))
+        .bearer_auth(&q.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["JournalEntry"], *je);
+    let (_, found) = q
+        .query("select * from JournalEntry where DocNumber = 'LOC1-20250602'")
+        .await;
+    assert_eq!(found["QueryResponse"]["JournalEntry"][0], *je);
+    let (_, in_range) = q
+        .query(
+            "select * from JournalEntry where TxnDate >= '2025-06-01' AND TxnDate <= '2025-06-02'",
+        )
+        .await;
+    assert_eq!(
+        in_range["QueryResponse"]["JournalEntry"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let (_, out_of_range) = q
+        .query("select * from JournalEntry where TxnDate > '2025-06-02'")
+        .await;
+    assert_eq!(out_of_range["QueryResponse"], json!({}));
+
+    // A late refund: the day is recomputed and the entry updated in place
+    // (sparse: the lines sent replace the lines; the rest is kept).
+    let update = json!({
+        "sparse": true, "Id": id, "SyncToken": "0",
+        "PrivateNote": "Daily sales, Downtown (recomputed)",
+        "Line": [
+            je_line("Debit", "98", 110.0, Some("1")),
+            je_line("Debit", "97", 10.0, Some("1")),
+            je_line("Credit", "79", 120.0, Some("1")),
+        ],
+    });
+    let (status, updated) = q.post("journalentry", &update).await;
+    assert_eq!(status, 200, "{updated}");
+    let je = &updated["JournalEntry"];
+    assert_eq!(je["SyncToken"], "1");
+    assert_eq!(je["DocNumber"], "LOC1-20250602", "kept");
+    assert_eq!(je["TotalAmt"], json!(120.0));
+    assert_eq!(je["Line"].as_array().unwrap().len(), 3);
+
+    // The same SyncToken again is stale; so is the hub's after someone
+    // else edits the entry.
+    let (status, stale) = q.post("journalentry", &update).await;
+    assert_eq!((status, fault_code(&stale)), (400, "5010"));
+    assert_eq!(stale["Fault"]["Error"][0]["Message"], "Stale Object Error");
+    assert_eq!(
+        q.sb.touch(&q.realm, QboEntity::JournalEntry, &id)
+            .as_deref(),
+        Some("2")
+    );
+    let mut late = update.clone();
+    late["SyncToken"] = json!("1");
+    let (status, stale) = q.post("journalentry", &late).await;
+    assert_eq!((status, fault_code(&stale)), (400, "5010"));
+
+    // What tests read: one entry, its SyncToken, date and lines.
+    let entries = q.sb.journal_entries(&q.realm);
+    assert_eq!(entries.len(), 1);
+    let e = &entries[0];
+    assert_eq!((e.id.as_str(), e.sync_token.as_str()), (id.as_str(), "2"));
+    assert_eq!(e.doc_number.as_deref(), Some("LOC1-20250602"));
+    assert_eq!(e.txn_date, jiff::civil::date(2025, 6, 2));
+    assert_eq!(e.lines.len(), 3);
+    assert_eq!(e.lines[1].posting, PostingType::Debit);
+    assert_eq!(e.lines[1].account, "97");
+    assert_eq!(e.lines[2].amount, Decimal::new(120, 0));
+    assert_eq!(e.lines[2].department.as_deref(), Some("1"));
+
+    // The books: the entry's lines, debit positive, per account and per location.
+    let day = jiff::civil::date(2025, 6, 2);
+    let d = |s: &str| s.parse::<Decimal>().unwrap();
+    let totals = q.sb.account_totals(&q.realm);
+    assert_eq!(
+        totals,
+        [("79", "-120"), ("97", "10"), ("98", "110")]
+            .into_iter()
+            .map(|(a, v)| ((day, a.to_string()), d(v)))
+            .collect()
+    );
+    let by_location = q.sb.account_totals_by(&q.realm, Dimension::Department);
+    assert_eq!(
+        by_location[&(day, Some("1".to_string()), "98".to_string())],
+        d("110")
+    );
+    assert!(
+        q.sb.account_totals_by(&q.realm, Dimension::Class)
+            .keys()
+            .all(|(_, class, _)| class.is_none())
+    );
+
+    // In a batch: a create, an unbalanced create, a query.
+    let mut unbalanced = day_journal("2025-06-03", "LOC2-20250603", Some("2"));
+    unbalanced["Line"][0]["Amount"] = json!(121.0);
+    let request = json!({"BatchItemRequest": [
+        {"bId": "j1", "operation": "create", "JournalEntry": day_journal("2025-06-03", "LOC2-20250603", Some("2"))},
+        {"bId": "j2", "operation": "create", "JournalEntry": unbalanced},
+        {"bId": "j3", "Query": "select * from JournalEntry where TxnDate = '2025-06-03'"},
+    ]});
+    let (status, resp) = q.post("batch?requestid=jbatch-1", &request).await;
+    assert_eq!(status, 200, "{resp}");
+    let items = resp["BatchItemResponse"].as_array().unwrap();
+    assert_eq!(items[0]["JournalEntry"]["TotalAmt"], json!(155.0));
+    assert_eq!(fault_code(&items[1]), "2300");
+    assert_eq!(
+        items[2]["QueryResponse"]["JournalEntry"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(q.sb.journal_entries(&q.realm).len(), 2);
+    assert_eq!(q.sb.created_journal_entries(&q.realm).len(), 2);
+}
+
+#[tokio::test]
+async fn unbalanced_and_invalid_journal_entries_are_validation_faults() {
+    use hub_sandboxes::quickbooks::ClassTracking;
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let refused = |body: Value| {
+        let q = &q;
+        async move {
+            let (status, f) = q.post("journalentry", &body).await;
+            assert_eq!(status, 400, "{f}");
+            assert_eq!(f["Fault"]["type"], "ValidationFault", "{f}");
+            f
+        }
+    };
+
+    let mut body = day_journal("2025-06-02", "LOC1-20250602", None);
+    body["Line"][6]["Amount"] = json!(6.0);
+    let f = refused(body).await;
+    assert_eq!(fault_code(&f), "2300");
+    assert_eq!(
+        f["Fault"]["Error"][0]["Message"],
+        "Amount on debits not equal to credits"
+    );
+    assert!(
+        f["Fault"]["Error"][0]["Detail"]
+            .as_str()
+            .unwrap()
+            .contains("Debits 155.00, Credits 154.00"),
+        "{f}"
+    );
+
+    let mut body = day_journal("2025-06-02", "D", None);
+    body["Line"][0]["JournalEntryLineDetail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("PostingType");
+    assert_eq!(fault_code(&refused(body).await), "2260");
+    let mut body = day_journal("2025-06-02", "D", None);
+    body["Line"][0]["JournalEntryLineDetail"]["PostingType"] = json!("debit");
+    assert_eq!(fault_code(&refused(body).await), "2170");
+    let mut body = day_journal("2025-06-02", "D", None);
+    body["Line"][0]["JournalEntryLineDetail"]["AccountRef"]["value"] = json!("4040");
+    assert_eq!(fault_code(&refused(body).await), "610");
+    let mut body = day_journal("2025-06-02", "D", None);
+    body["Line"][0]["Amount"] = json!(-120.0);
+    body["Line"][0]["JournalEntryLineDetail"]["PostingType"] = json!("Credit");
+    assert_eq!(fault_code(&refused(body).await), "2290");
+    let mut body = day_journal("2025-06-02", "D", None);
+    body["Line"][0]["DetailType"] = json!("SalesItemLineDetail");
+    assert_eq!(fault_code(&refused(body).await), "2010");
+    assert_eq!(
+        fault_code(&refused(day_journal("2025-06-02", "D", Some("77"))).await),
+        "610",
+        "an unknown department"
+    );
+    assert_eq!(
+        fault_code(&refused(day_journal("2025-06-02", &"X".repeat(22), None)).await),
+        "2050",
+        "DocNumber is at most 21 characters"
+    );
+
+    // A ClassRef needs class tracking; a DepartmentRef needs location tracking.
+    let mut with_class = day_journal("2025-06-02", "C", None);
+    for l in with_class["Line"].as_array_mut().unwrap() {
+        l["JournalEntryLineDetail"]["ClassRef"] = json!({"value": "2"});
+    }
+    assert_eq!(fault_code(&refused(with_class.clone()).await), "2010");
+    assert!(q.sb.set_class_tracking(&q.realm, ClassTracking::PerLine));
+    let (status, ok) = q.post("journalentry", &with_class).await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(
+        ok["JournalEntry"]["Line"][0]["JournalEntryLineDetail"]["ClassRef"]["name"],
+        "Uptown"
+    );
+    assert!(q.sb.set_track_departments(&q.realm, false));
+    assert_eq!(
+        fault_code(&refused(day_journal("2025-06-02", "D", Some("1"))).await),
+        "2010"
+    );
+    let airport = q.sb.add_class(&q.realm, "Harbor").unwrap();
+    let mut harbor = day_journal("2025-06-02", "H", None);
+    for l in harbor["Line"].as_array_mut().unwrap() {
+        l["JournalEntryLineDetail"]["ClassRef"] = json!({"value": airport});
+    }
+    let (status, ok) = q.post("journalentry", &harbor).await;
+    assert_eq!(status, 200, "{ok}");
+    let by_class =
+        q.sb.account_totals_by(&q.realm, hub_sandboxes::quickbooks::Dimension::Class);
+    assert_eq!(
+        by_class[&(
+            jiff::civil::date(2025, 6, 2),
+            Some(airport.clone()),
+            "79".to_string()
+        )],
+        rust_decimal::Decimal::new(-100, 0)
+    );
+    let prefs = q.sb.entities(&q.realm, QboEntity::Preferences);
+    assert_eq!(prefs[0]["AccountingInfoPrefs"]["TrackDepartments"], false);
+    assert_eq!(
+        prefs[0]["AccountingInfoPrefs"]["ClassTrackingPerTxnLine"],
+        true
+    );
+    assert_eq!(
+        prefs[0]["SyncToken"], "2",
+        "each settings change is an edit"
+    );
+    assert_eq!(
+        q.sb.journal_entries(&q.realm).len(),
+        2,
+        "only the valid ones"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_period_refuses_every_transaction_dated_on_or_before_the_book_close_date() {
+    let q = Qbo::start(QuickBooksConfig::seeded(3)).await;
+    let (status, open) = q
+        .post(
+            "journalentry",
+            &day_journal("2025-06-02", "LOC1-20250602", Some("1")),
+        )
+        .await;
+    assert_eq!(status, 200, "{open}");
+    let closed_id = open["JournalEntry"]["Id"].as_str().unwrap().to_string();
+    let (status, sr) = q.post("salesreceipt", &day_receipt()).await;
+    assert_eq!(status, 200, "{sr}");
+    let sr_id = sr["SalesReceipt"]["Id"].as_str().unwrap().to_string();
+
+    assert!(q.sb.set_book_close_date(&q.realm, jiff::civil::date(2025, 6, 2)));
+    assert_eq!(
+        q.sb.book_close_date(&q.realm),
+        Some(jiff::civil::date(2025, 6, 2))
+    );
+    let (_, prefs) = q.query("select * from Preferences").await;
+    assert_eq!(
+        prefs["QueryResponse"]["Preferences"][0]["AccountingInfoPrefs"]["BookCloseDate"],
+        "2025-06-02"
+    );
+
+    let closed = |f: &Value| {
+        assert_eq!(fault_code(f), "6210", "{f}");
+        assert_eq!(f["Fault"]["type"], "ValidationFault");
+        assert!(
+            f["Fault"]["Error"][0]["Message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Account Period Closed"),
+            "{f}"
+        );
+    };
+    // A create on the closing date, or before it, is refused (idempotently).
+    let (status, f) = q
+        .post(
+            "journalentry?requestid=late-1",
+            &day_journal("2025-06-02", "LOC2-20250602", Some("2")),
+        )
+        .await;
+    assert_eq!(status, 400);
+    closed(&f);
+    assert_eq!(q.sb.counters().creates_for("late-1"), 0);
+    let (status, f) = q
+        .post(
+            "journalentry",
+            &day_journal("2025-05-31", "LOC2-20250531", None),
+        )
+        .await;
+    assert_eq!(status, 400);
+    closed(&f);
+    // The first open day is open.
+    let (status, adjustment) = q
+        .post(
+            "journalentry",
+            &day_journal("2025-06-03", "LOC1-20250602-A", Some("1")),
+        )
+        .await;
+    assert_eq!(status, 200, "{adjustment}");
+    let open_id = adjustment["JournalEntry"]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A transaction in the closed period cannot change or go; one cannot move into it.
+    let (status, f) = q
+        .post(
+            "journalentry",
+            &json!({"sparse": true, "Id": closed_id, "SyncToken": "0", "PrivateNote": "late"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    closed(&f);
+    let (status, f) = q
+        .post(
+            "journalentry",
+            &json!({"sparse": true, "Id": open_id, "SyncToken": "0", "TxnDate": "2025-06-01"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    closed(&f);
+    let (status, f) = q
+        .post(
+            "journalentry?operation=delete",
+            &json!({"Id": closed_id, "SyncToken": "0"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    closed(&f);
+    let (status, f) = q
+        .post(
+            "salesreceipt",
+            &json!({"sparse": true, "Id": sr_id, "SyncToken": "0", "PrivateNote": "late"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    closed(&f);
+    let (status, f) = q.post("refundreceipt", &refund("99")).await;
+    assert_eq!(status, 400);
+    closed(&f);
+    let mut purchase: Value = serde_json::from_str(PURCHASE).unwrap();
+    purchase["TxnDate"] = json!("2025-01-15");
+    let (status, f) = q.post("purchase", &purchase).await;
+    assert_eq!(status, 400);
+    closed(&f);
+    // In a batch, per item.
+    let request = json!({"BatchItemRequest": [
+        {"bId": "c1", "operation": "create", "JournalEntry": day_journal("2025-06-01", "B1", None)},
+        {"bId": "c2", "operation": "create", "JournalEntry": day_journal("2025-06-04", "B2", None)},
+    ]});
+    let (status, resp) = q.post("batch", &request).await;
+    assert_eq!(status, 200, "{resp}");
+    closed(&resp["BatchItemResponse"][0]);
+    assert_eq!(
+        resp["BatchItemResponse"][1]["JournalEntry"]["SyncToken"],
+        "0"
+    );
+    let entries = q.sb.journal_entries(&q.realm);
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0].sync_token, "0", "the closed one is unchanged");
+
+    // Reopened, the entry can be edited again.
+    assert!(q.sb.clear_book_close_date(&q.realm));
+    assert_eq!(q.sb.book_close_date(&q.realm), None);
+    let (status, edited) = q
+        .post(
+            "journalentry",
+            &json!({"sparse": true, "Id": closed_id, "SyncToken": "0", "PrivateNote": "late"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["JournalEntry"]["SyncToken"], "1");
+}

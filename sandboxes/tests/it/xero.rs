@@ -870,3 +870,312 @@ async fn account_totals_come_from_posted_journals_and_authorised_bank_transactio
     assert_eq!(totals, expected);
     assert!(totals.values().copied().sum::<Decimal>().is_zero());
 }
+
+#[tokio::test]
+async fn organisation_and_tracking_categories_are_read_and_set_through_the_handle() {
+    use hub_sandboxes::xero::{TRACKING_CATEGORY, TRACKING_OPTIONS};
+    let x = Xero::start(XeroConfig::seeded(9)).await;
+    let (status, org) = x.get("Organisation").await;
+    assert_eq!(status, 200, "{org}");
+    let o = &org["Organisations"][0];
+    assert_eq!(o["Name"], "Demo Company (US)");
+    assert_eq!(o["BaseCurrency"], "USD");
+    assert_eq!(o["OrganisationStatus"], "ACTIVE");
+    assert!(o.get("PeriodLockDate").is_none(), "absent by default: {o}");
+    assert!(o.get("EndOfYearLockDate").is_none());
+
+    let day = jiff::civil::date(2025, 6, 2);
+    assert!(x.sb.set_period_lock_date(&x.tenant, Some(day)));
+    assert!(x.sb.set_end_of_year_lock_date(&x.tenant, Some(jiff::civil::date(2024, 12, 31))));
+    let (_, org) = x.get("Organisation").await;
+    let o = &org["Organisations"][0];
+    assert_eq!(o["PeriodLockDate"], "/Date(1748822400000+0000)/");
+    assert_eq!(o["EndOfYearLockDate"], "/Date(1735603200000+0000)/");
+    assert_eq!(x.sb.organisation(&x.tenant).unwrap(), *o);
+    assert!(x.sb.set_period_lock_date(&x.tenant, None));
+    let (_, org) = x.get("Organisation").await;
+    assert!(org["Organisations"][0].get("PeriodLockDate").is_none());
+
+    // The seeded "Location" category and its options.
+    let (status, cats) = x.get("TrackingCategories").await;
+    assert_eq!(status, 200, "{cats}");
+    let cats = cats["TrackingCategories"].as_array().unwrap().clone();
+    assert_eq!(cats.len(), 1);
+    assert_eq!(cats[0]["Name"], TRACKING_CATEGORY);
+    assert_eq!(cats[0]["Status"], "ACTIVE");
+    let names: Vec<&str> = cats[0]["Options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, TRACKING_OPTIONS);
+
+    // Options added and archived through the handle.
+    let harbor =
+        x.sb.add_tracking_option(&x.tenant, "Location", "Harbor")
+            .unwrap();
+    assert!(
+        x.sb.add_tracking_option(&x.tenant, "Location", "harbor")
+            .is_none(),
+        "names are unique"
+    );
+    assert!(
+        x.sb.add_tracking_option(&x.tenant, "Region", "North")
+            .is_none()
+    );
+    assert!(x.sb.archive_tracking_option(&x.tenant, "Location", "Airport"));
+    let id = cats[0]["TrackingCategoryID"].as_str().unwrap();
+    let (status, one) = x.get(&format!("TrackingCategories/{id}")).await;
+    assert_eq!(status, 200);
+    let options = one["TrackingCategories"][0]["Options"].as_array().unwrap();
+    assert_eq!(options.len(), 4);
+    assert_eq!(options[3]["TrackingOptionID"], harbor.as_str());
+    let (_, active) = x
+        .get("TrackingCategories?where=Name%3D%3D%22Location%22")
+        .await;
+    let active = active["TrackingCategories"][0]["Options"]
+        .as_array()
+        .unwrap();
+    assert_eq!(active.len(), 3, "the archived option is left out");
+    assert!(active.iter().all(|o| o["Name"] != "Airport"));
+    let (_, all) = x.get("TrackingCategories?includeArchived=true").await;
+    assert_eq!(
+        all["TrackingCategories"][0]["Options"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let (_, none) = x
+        .get("TrackingCategories?where=Name%3D%3D%22Region%22")
+        .await;
+    assert!(none["TrackingCategories"].as_array().unwrap().is_empty());
+    let region = x.sb.add_tracking_category(&x.tenant, "Region").unwrap();
+    assert!(
+        x.sb.add_tracking_category(&x.tenant, "Third").is_none(),
+        "at most two active categories"
+    );
+    assert_eq!(x.sb.tracking_categories(&x.tenant).len(), 2);
+    let (status, _) = x.get(&format!("TrackingCategories/{region}")).await;
+    assert_eq!(status, 200);
+    let (status, _) = x
+        .get("TrackingCategories/6f1b1f1e-0000-4000-8000-000000000000")
+        .await;
+    assert_eq!(status, 404);
+}
+
+/// A day's journal at a location: `journal` with every line tracked.
+fn tracked_journal(narration: &str, option: &str) -> Value {
+    let mut j = journal(narration, "POSTED", &day_lines());
+    for l in j["JournalLines"].as_array_mut().unwrap() {
+        l["Tracking"] = json!([{"Name": "Location", "Option": option}]);
+    }
+    j
+}
+
+#[tokio::test]
+async fn manual_journal_tracking_must_name_an_existing_category_and_option() {
+    use rust_decimal::Decimal;
+    let x = Xero::start(XeroConfig::seeded(9)).await;
+    let (status, created) = x
+        .journals(
+            reqwest::Method::PUT,
+            "",
+            Some("mj-tracked"),
+            &json!({"ManualJournals": [tracked_journal("Downtown 2025-06-02", "Downtown")]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let category = &x.sb.tracking_categories(&x.tenant)[0];
+    let downtown = category["Options"][0].clone();
+    assert_eq!(
+        created["ManualJournals"][0]["JournalLines"][0]["Tracking"],
+        json!([{
+            "Name": "Location",
+            "Option": "Downtown",
+            "TrackingCategoryID": category["TrackingCategoryID"],
+            "TrackingOptionID": downtown["TrackingOptionID"],
+        }])
+    );
+
+    // By ids too; names any case.
+    let mut by_id = journal("by id", "POSTED", &[("610", 10.0), ("200", -10.0)]);
+    by_id["JournalLines"][0]["Tracking"] = json!([{
+        "TrackingCategoryID": category["TrackingCategoryID"],
+        "TrackingOptionID": category["Options"][1]["TrackingOptionID"],
+    }]);
+    by_id["JournalLines"][1]["Tracking"] = json!([{"Name": "location", "Option": "UPTOWN"}]);
+    let unknown_option = json!({"Narration": "nowhere", "Date": "2025-06-02", "JournalLines": [
+        {"LineAmount": 1, "AccountCode": "610", "Tracking": [{"Name": "Location", "Option": "Nowhere"}]},
+        {"LineAmount": -1, "AccountCode": "200"},
+    ]});
+    let unknown_category = json!({"Narration": "region", "Date": "2025-06-02", "JournalLines": [
+        {"LineAmount": 1, "AccountCode": "610", "Tracking": [{"Name": "Region", "Option": "North"}]},
+        {"LineAmount": -1, "AccountCode": "200"},
+    ]});
+    let twice = json!({"Narration": "twice", "Date": "2025-06-02", "JournalLines": [
+        {"LineAmount": 1, "AccountCode": "610", "Tracking": [
+            {"Name": "Location", "Option": "Downtown"}, {"Name": "Location", "Option": "Uptown"}]},
+        {"LineAmount": -1, "AccountCode": "200"},
+    ]});
+    assert!(x.sb.archive_tracking_option(&x.tenant, "Location", "Airport"));
+    let archived = tracked_journal("airport", "Airport");
+    let (status, resp) = x
+        .journals(
+            reqwest::Method::PUT,
+            "?summarizeErrors=false",
+            None,
+            &json!({"ManualJournals": [by_id, unknown_option, unknown_category, twice, archived]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{resp}");
+    let items = resp["ManualJournals"].as_array().unwrap();
+    let first_error = |i: usize| items[i]["ValidationErrors"][0]["Message"].clone();
+    assert_eq!(items[0]["StatusAttributeString"], "OK", "{resp}");
+    assert_eq!(
+        items[0]["JournalLines"][1]["Tracking"][0]["Option"],
+        "Uptown"
+    );
+    assert_eq!(
+        first_error(1),
+        "The TrackingOption 'Nowhere' could not be found in TrackingCategory 'Location'."
+    );
+    assert_eq!(
+        first_error(2),
+        "The TrackingCategory 'Region' could not be found."
+    );
+    assert_eq!(
+        first_error(3),
+        "The TrackingCategory 'Location' can be used once per line."
+    );
+    assert_eq!(
+        first_error(4),
+        "The TrackingOption 'Airport' of TrackingCategory 'Location' is archived."
+    );
+    assert_eq!(x.sb.manual_journals(&x.tenant).len(), 2);
+
+    // The books per location: the tracked journal is Downtown's.
+    let day = jiff::civil::date(2025, 6, 2);
+    let by_location = x.sb.account_totals_by_tracking(&x.tenant, "Location");
+    let at = |option: Option<&str>, code: &str| {
+        by_location
+            .get(&(day, option.map(str::to_string), code.to_string()))
+            .copied()
+            .unwrap_or_default()
+    };
+    assert_eq!(at(Some("Downtown"), "610"), Decimal::new(120, 0));
+    assert_eq!(at(Some("Downtown"), "200"), Decimal::new(-100, 0));
+    assert_eq!(at(Some("Uptown"), "610"), Decimal::new(10, 0));
+    assert_eq!(at(Some("Uptown"), "200"), Decimal::new(-10, 0));
+    assert_eq!(at(None, "610"), Decimal::ZERO);
+    let totals = x.sb.account_totals(&x.tenant);
+    assert_eq!(totals[&(day, "610".to_string())], Decimal::new(130, 0));
+}
+
+#[tokio::test]
+async fn lock_dates_refuse_journals_and_bank_transactions_dated_on_or_before_them() {
+    let x = Xero::start(XeroConfig::seeded(9)).await;
+    let body = json!({"ManualJournals": [journal("Sales 2025-06-02", "POSTED", &day_lines())]});
+    let (status, before) = x.journals(reqwest::Method::PUT, "", None, &body).await;
+    assert_eq!(status, 200, "{before}");
+    let locked_id = before["ManualJournals"][0]["ManualJournalID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(x.sb.set_period_lock_date(&x.tenant, Some(jiff::civil::date(2025, 6, 2))));
+    let period =
+        "The document date cannot be before the period lock date, currently set at 02-Jun-2025";
+
+    // On the lock date: a 400 ValidationException naming the lock date.
+    let (status, err) = x
+        .journals(reqwest::Method::PUT, "", Some("locked-1"), &body)
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["ErrorNumber"], 10);
+    assert_eq!(err["Type"], "ValidationException");
+    assert_eq!(
+        err["Elements"][0]["ValidationErrors"],
+        json!([{"Message": period}])
+    );
+    assert_eq!(x.sb.counters().creates_for("locked-1"), 0);
+    // The first open day is open.
+    let mut next = journal(
+        "Adjustment for 2025-06-02",
+        "POSTED",
+        &[("610", 5.0), ("200", -5.0)],
+    );
+    next["Date"] = json!("2025-06-03");
+    let (status, ok) = x
+        .journals(
+            reqwest::Method::POST,
+            "",
+            None,
+            &json!({"ManualJournals": [next]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ok}");
+    let open_id = ok["ManualJournals"][0]["ManualJournalID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A journal in the locked period cannot be updated or voided; one
+    // cannot be moved into it.
+    for change in [
+        json!({"ManualJournalID": locked_id, "Narration": "late edit"}),
+        json!({"ManualJournalID": locked_id, "Narration": "void", "Status": "VOIDED"}),
+        json!({"ManualJournalID": open_id, "Narration": "moved", "Date": "2025-06-01"}),
+    ] {
+        let (status, err) = x
+            .journals(
+                reqwest::Method::POST,
+                "",
+                None,
+                &json!({"ManualJournals": [change]}),
+            )
+            .await;
+        assert_eq!(status, 400, "{err}");
+        assert_eq!(err["Elements"][0]["ValidationErrors"][0]["Message"], period);
+    }
+    let saved = x.sb.manual_journals(&x.tenant);
+    assert_eq!(saved[0]["Narration"], "Sales 2025-06-02");
+    assert_eq!(saved[0]["Status"], "POSTED");
+
+    // A bank transaction too; with both lock dates, both messages.
+    assert!(x.sb.set_end_of_year_lock_date(&x.tenant, Some(jiff::civil::date(2025, 5, 31))));
+    let mut bt = txn("payout", "610", json!(118.0));
+    bt["Date"] = json!("2025-05-31");
+    let resp = x
+        .put(
+            "?summarizeErrors=false",
+            None,
+            &json!({"BankTransactions": [bt]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let resp: Value = resp.json().await.unwrap();
+    let item = &resp["BankTransactions"][0];
+    assert_eq!(item["StatusAttributeString"], "ERROR");
+    assert_eq!(
+        item["ValidationErrors"],
+        json!([
+            {"Message": "The document date cannot be before the period lock date, currently set at 02-Jun-2025"},
+            {"Message": "The document date cannot be before the end of year lock date, currently set at 31-May-2025"},
+        ])
+    );
+    assert!(x.sb.bank_transactions(&x.tenant).is_empty());
+
+    // Unlocked, the edit goes through.
+    assert!(x.sb.set_period_lock_date(&x.tenant, None));
+    assert!(x.sb.set_end_of_year_lock_date(&x.tenant, None));
+    let (status, edited) = x
+        .journals(
+            reqwest::Method::POST,
+            "",
+            None,
+            &json!({"ManualJournals": [{"ManualJournalID": locked_id, "Narration": "late edit"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["ManualJournals"][0]["Narration"], "late edit");
+}
