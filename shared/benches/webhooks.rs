@@ -51,7 +51,7 @@ fn bench_verify_and_parse(c: &mut Criterion) {
             b.iter(|| {
                 let parts = SignedParts { body, url: None };
                 let v = verify(Provider::Toast, Some(&sig), parts, &keys).unwrap();
-                black_box(parse_envelope(&v, None).unwrap())
+                black_box(parse_envelope(&v, &http::HeaderMap::new()).unwrap())
             })
         });
         group.bench_with_input(

@@ -11,15 +11,19 @@
 //!   connections, work queues, secrets; and the clock the stores go by.
 //! - [`adapters`]: the ports on SQLite and a secrets file (embedded) and on
 //!   DynamoDB, SQS and Secrets Manager (AWS).
-//! - [`providers`]: provider clients on one HTTP foundation (shared rate
-//!   budgets, retries, typed errors, call log) and single-flight token renewal.
+//! - [`providers`]: one folder per provider (client, webhook scheme and
+//!   envelope, transforms, streams) behind small traits and a registry, on
+//!   one HTTP foundation (shared rate budgets, retries, typed errors, call
+//!   log) and single-flight token renewal.
 //! - [`ops`]: purchase orders, deliveries and time entries from the back
 //!   office: intake, validation, worked hours.
 //! - [`stores`]: the ports wired to the configured backend.
 //! - [`config`]: configuration from the environment, validated once.
 //! - [`telemetry`]: JSON logs with request ids; redacted secrets.
-//! - [`transforms`]: pure provider payload → model functions.
-//! - [`webhooks`]: signature verification, envelopes, and the intake path.
+//! - [`transforms`]: what the providers' transforms share (exact decimals,
+//!   timestamps, the error naming a field).
+//! - [`webhooks`]: signature verification, envelopes, and the intake path,
+//!   each provider's scheme from its folder.
 //! - [`chaos`]: test-only kill points (`HUB_CHAOS_STOP_AT`) for crash tests.
 
 pub mod adapters;

@@ -204,6 +204,11 @@ fn keys(k: &str) -> SigningKeys {
 fn envelope_target(provider: Provider) {
     let key = SecretString::from("fuzz-key".to_string());
     let k = keys("fuzz-key");
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "toast-restaurant-external-id",
+        http::HeaderValue::from_static("restaurant-guid"),
+    );
     fuzz(&format!("{provider} envelope"), seeds(provider), |body| {
         let parts = SignedParts {
             body,
@@ -215,7 +220,7 @@ fn envelope_target(provider: Provider) {
         };
         let verified = verify(provider, Some(&signature), parts, &k)
             .map_err(|e| format!("a body signed with the key did not verify: {e}"))?;
-        if let Ok(envelope) = parse_envelope(&verified, Some("restaurant-guid")) {
+        if let Ok(envelope) = parse_envelope(&verified, &headers) {
             for e in &envelope.events {
                 if e.provider != provider {
                     return Err(format!("a {provider} body gave a {} event", e.provider));

@@ -19,8 +19,8 @@ use shared::adapters::sqlite::SqliteStore;
 use shared::ids::{ConnectionId, ProviderAccountId, SecretName, TenantId};
 use shared::model::{Connection, Provider, Tenant, TimeZoneName};
 use shared::pipelines::pull::{PullSettings, Puller, RunOptions};
-use shared::pipelines::streams::ToastOrders;
 use shared::providers::auth::Credentials;
+use shared::providers::toast::streams::ToastOrders;
 use shared::providers::{Endpoints, ProviderClients};
 use shared::{Config, Stores};
 use std::time::Instant;
@@ -99,7 +99,7 @@ fn main() {
         let mut n = 0usize;
         for _ in 0..5 {
             for o in &sample {
-                std::hint::black_box(shared::transforms::toast::order_to_transactions(o, &connection).unwrap());
+                std::hint::black_box(shared::providers::toast::transform::order_to_transactions(o, &connection).unwrap());
                 n += 1;
             }
         }

@@ -20,17 +20,16 @@
 //! like a secret (client_secret, refresh_token, access_token, code, password,
 //! ...) have their string values replaced by `"<redacted>"`.
 
-use super::server::ConnInfo;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The variable naming the directory to record into.
@@ -46,6 +45,7 @@ static STARTED: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug)]
 struct Recorder {
     provider: &'static str,
+    killed: KilledFlag,
     path: PathBuf,
     file: Mutex<Option<BufWriter<File>>>,
 }
@@ -74,9 +74,13 @@ impl Recorder {
     }
 }
 
+/// Where a request's connection keeps its kill switch (the server's connect
+/// info), so an exchange the sandbox cut is recorded as dropped.
+pub(crate) type KilledFlag = fn(&axum::http::Extensions) -> Option<Arc<AtomicBool>>;
+
 /// `router` with the recording layer when [`RECORD_ENV`] is set; unchanged
 /// otherwise.
-pub(crate) fn wrap(provider: &'static str, router: Router) -> Router {
+pub(crate) fn wrap(provider: &'static str, killed: KilledFlag, router: Router) -> Router {
     let Some(dir) = std::env::var_os(RECORD_ENV).filter(|d| !d.is_empty()) else {
         return router;
     };
@@ -88,6 +92,7 @@ pub(crate) fn wrap(provider: &'static str, router: Router) -> Router {
     let n = STARTED.fetch_add(1, Ordering::Relaxed);
     let recorder = Arc::new(Recorder {
         provider,
+        killed,
         path: dir.join(format!("{provider}-{}-{n}.jsonl", std::process::id())),
         file: Mutex::new(None),
     });
@@ -103,10 +108,7 @@ async fn record(State(recorder): State<Arc<Recorder>>, request: Request, next: N
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string());
-    let conn = request
-        .extensions()
-        .get::<ConnectInfo<ConnInfo>>()
-        .map(|c| c.0.clone());
+    let killed = (recorder.killed)(request.extensions());
     let req_type = content_type(request.headers());
     let (parts, body) = request.into_parts();
     let req_bytes = match axum::body::to_bytes(body, usize::MAX).await {
@@ -126,7 +128,7 @@ async fn record(State(recorder): State<Arc<Recorder>>, request: Request, next: N
         Err(_) => Bytes::new(),
     };
     let resp_body = body_value(resp_type.as_deref(), &resp_bytes);
-    let dropped = conn.is_some_and(|c| c.is_killed());
+    let dropped = killed.is_some_and(|k| k.load(Ordering::SeqCst));
     recorder.write(&json!({
         "provider": recorder.provider,
         "method": method,

@@ -159,9 +159,10 @@ impl ConnInfo {
         self.killed.store(true, Ordering::SeqCst);
     }
 
-    /// Whether the connection was cut.
-    pub(crate) fn is_killed(&self) -> bool {
-        self.killed.load(Ordering::SeqCst)
+    /// The kill switch of the connection a request came on.
+    fn killed_flag(ext: &axum::http::Extensions) -> Option<Arc<AtomicBool>> {
+        ext.get::<axum::extract::ConnectInfo<ConnInfo>>()
+            .map(|c| c.0.killed.clone())
     }
 }
 
@@ -187,7 +188,7 @@ impl ServerHandle {
     /// Binds `127.0.0.1:0` and serves `router` on it (recording every
     /// exchange when `HUB_SANDBOX_RECORD` is set: [`super::record`]).
     pub async fn start(sandbox: &'static str, router: Router) -> Result<Self, StartError> {
-        let router = super::record::wrap(sandbox, router);
+        let router = super::record::wrap(sandbox, ConnInfo::killed_flag, router);
         let inner = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|source| StartError::Bind { sandbox, source })?;

@@ -773,7 +773,7 @@ async fn the_hubs_transform_of_the_served_sales_matches_the_truth() {
             .map(|r| r["order_id"].as_str().unwrap().to_string())
             .collect();
         orders.extend(batch(returns).await);
-        let records = shared::transforms::square::sales_to_transactions(
+        let records = shared::providers::square::transform::sales_to_transactions(
             &payments,
             &orders,
             &refunds,

@@ -6,7 +6,7 @@
 use crate::model::parts::{self, JournalLine, Part};
 use crate::model::{AccountMapping, Connection, Direction, Provider, Transaction};
 use crate::pipelines::push::{quickbooks_entity, xero_entity};
-use crate::transforms::{self, TransformError};
+use crate::transforms::TransformError;
 use jiff::civil::Date;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -195,7 +195,10 @@ pub fn records_from_payloads(
             };
             let mut out = Vec::new();
             for o in &orders {
-                out.extend(transforms::toast::order_to_transactions(o, connection).map_err(err)?);
+                out.extend(
+                    crate::providers::toast::transform::order_to_transactions(o, connection)
+                        .map_err(err)?,
+                );
             }
             Ok(out)
         }
@@ -207,7 +210,7 @@ pub fn records_from_payloads(
                         .into(),
                 );
             }
-            transforms::square::sales_to_transactions(
+            crate::providers::square::transform::sales_to_transactions(
                 &list("payments"),
                 &list("orders"),
                 &list("refunds"),

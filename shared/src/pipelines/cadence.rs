@@ -25,7 +25,7 @@
 use crate::Stores;
 use crate::ids::StreamName;
 use crate::model::{Connection, Provider};
-use crate::ports::{CasOutcome, CursorKey, Limit, OutgoingMessage, StoreError};
+use crate::ports::{CasOutcome, CursorKey, OutgoingMessage, StoreError};
 use crate::providers::ProviderClients;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -34,53 +34,15 @@ use std::collections::BTreeMap;
 /// Per cent of every budget the planner leaves unplanned.
 pub const HEADROOM_PERCENT: u64 = 20;
 
-/// How a provider's pulls are scheduled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cadence {
-    /// How often the schedule fires.
-    pub tick: SignedDuration,
-    /// How fresh an account should be: the longest wait between its pulls.
-    pub target: SignedDuration,
-    /// Provider calls one pull of one connection makes, every stream.
-    pub calls_per_pull: u64,
-    /// The budget the accounts share, if the provider documents one.
-    pub budget: Option<Limit>,
-}
+pub use crate::providers::kit::Cadence;
 
-impl Cadence {
-    /// The cadence of `provider`'s pulls; `None` for providers not pulled.
-    ///
-    /// Calls per pull, as measured against the sandboxes (one business day of
-    /// a restaurant): Toast, a login amortized to nothing, one or two pages
-    /// of orders, the menus and their metadata (4); Square, the locations,
-    /// a page or two of orders and payments, the inventory (4); MarketMan,
-    /// `GetToken` (its token lives an hour, so each pull 6 hours apart
-    /// needs one) and `GetInventory` (2).
-    pub fn of(provider: Provider) -> Option<Cadence> {
-        let quarter = SignedDuration::from_mins(15);
-        match provider {
-            Provider::Toast => Some(Cadence {
-                tick: quarter,
-                target: quarter,
-                calls_per_pull: 4,
-                budget: Some(crate::providers::toast::limits()[1]),
-            }),
-            Provider::Square => Some(Cadence {
-                tick: quarter,
-                target: quarter,
-                calls_per_pull: 4,
-                // Square documents no figure, only 429s (providers.md §2).
-                budget: None,
-            }),
-            Provider::MarketMan => Some(Cadence {
-                tick: quarter,
-                target: SignedDuration::from_hours(6),
-                calls_per_pull: 2,
-                budget: crate::providers::marketman::limits().first().copied(),
-            }),
-            _ => None,
-        }
-    }
+/// A pull job on the pull queue: one connection, every stream of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullJob {
+    /// Whose.
+    pub tenant: crate::ids::TenantId,
+    /// Which connection.
+    pub connection: crate::ids::ConnectionId,
 }
 
 /// The planned cadence of the connections sharing one budget.
@@ -302,7 +264,7 @@ pub async fn plans(
     connections.sort_by(|a, b| (&a.tenant, &a.id).cmp(&(&b.tenant, &b.id)));
     let mut groups: BTreeMap<String, Vec<Connection>> = BTreeMap::new();
     for c in connections {
-        let account = match clients.budget_key(&c).await {
+        let account = match crate::providers::registry::budget_account(clients, &c).await {
             Ok(k) => k,
             Err(e) => {
                 // Its pull will fail and say why; it plans on its own.
@@ -363,7 +325,7 @@ pub async fn tick(
                     continue;
                 }
             }
-            let job = super::pull::PullJob {
+            let job = PullJob {
                 tenant: c.tenant.clone(),
                 connection: c.id.clone(),
             };

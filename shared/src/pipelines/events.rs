@@ -1,7 +1,8 @@
-//! Processing webhook events from the work queue. Toast order events carry
-//! the record itself; Square payment events carry the payment, which is
-//! completed with its order, sibling payments and refunds through the
-//! client. The records are normalized and ingested like
+//! Processing webhook events from the work queue. Each source provider
+//! turns its events into records ([`crate::providers::kit::Source::event_records`]):
+//! Toast order events carry the record itself; Square payment events carry
+//! the payment, which is completed with its order, sibling payments and
+//! refunds through the client. The records are normalized and ingested like
 //! a pulled one (ledger, pushes, outbound events), so a webhook and a pull of
 //! the same order meet in the same ledger row. Toast menu events carry no
 //! menu: the menus are fetched. Accounting-side events (QuickBooks, Xero)
@@ -10,10 +11,10 @@
 
 use super::records::{Tally, destinations, ingest};
 use crate::Stores;
-use crate::model::{Provider, Record};
 use crate::ports::StoreError;
-use crate::providers::{ProviderClients, ProviderError};
-use crate::transforms::{self, TransformError};
+use crate::providers::kit::PullError;
+use crate::providers::{ProviderClients, ProviderError, registry};
+use crate::transforms::TransformError;
 use crate::webhooks::WorkItem;
 
 /// Why an event could not be processed.
@@ -31,6 +32,19 @@ pub enum ProcessError {
     /// A store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+}
+
+impl From<PullError> for ProcessError {
+    fn from(e: PullError) -> Self {
+        match e {
+            PullError::Provider(e) => ProcessError::Provider(e),
+            PullError::Store(e) => ProcessError::Store(e),
+            PullError::Transform(e) => ProcessError::Transform(e),
+            e @ (PullError::Superseded(_) | PullError::Interrupted(_)) => {
+                ProcessError::Unprocessable(e.to_string())
+            }
+        }
+    }
 }
 
 impl ProcessError {
@@ -63,63 +77,13 @@ pub async fn process(
             ))
         })?;
     let e = &item.event;
-    let connection = match (e.provider, e.event_type.as_str()) {
-        (Provider::Toast, "order_updated" | "channel_order_updated") => {
-            clients.with_currency(&connection).await?
-        }
-        _ => connection,
+    let records = match registry::source(e.provider) {
+        Some(source) => source.event_records(clients, &connection, e).await?,
+        None => None,
     };
-    let records: Vec<Record> = match (e.provider, e.event_type.as_str()) {
-        (Provider::Toast, "order_updated" | "channel_order_updated") => {
-            transforms::toast::order_to_transactions(&e.payload["details"]["order"], &connection)?
-                .into_iter()
-                .map(Record::Transaction)
-                .collect()
-        }
-        (Provider::Toast, "menus_updated") => {
-            let menus = clients.toast(&connection)?.menus().await?;
-            transforms::toast::menus_to_items(&menus, &connection)?
-                .into_iter()
-                .map(Record::MenuItem)
-                .collect()
-        }
-        (Provider::Square, t) if t.starts_with("payment.") => {
-            // The payment carries no tax, discount or category: fetch its
-            // order (and the order's other payments, its refunds and their
-            // return orders) so the records match a pull's.
-            let payment = e.payload["data"]["object"]["payment"].clone();
-            let batch = clients
-                .square(&connection)
-                .await?
-                .sales_for(vec![payment])
-                .await?;
-            transforms::square::sales_to_transactions(
-                &batch.payments,
-                &batch.orders,
-                &batch.refunds,
-                &connection,
-            )?
-            .into_iter()
-            .map(Record::Transaction)
-            .collect()
-        }
-        (Provider::Square, "inventory.count.updated") => {
-            let mut out = Vec::new();
-            for c in e.payload["data"]["object"]["inventory_counts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                if let Some(l) = transforms::square::count_to_level(c, &connection)? {
-                    out.push(Record::InventoryLevel(l));
-                }
-            }
-            out
-        }
-        (provider, kind) => {
-            tracing::info!(%provider, event_type = kind, event = %e.dedupe_key, "event acknowledged; nothing to ingest");
-            return Ok(Tally::default());
-        }
+    let Some(records) = records else {
+        tracing::info!(provider = %e.provider, event_type = %e.event_type, event = %e.dedupe_key, "event acknowledged; nothing to ingest");
+        return Ok(Tally::default());
     };
     let dests = destinations(stores, &connection.tenant).await?;
     Ok(ingest(

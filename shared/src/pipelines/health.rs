@@ -131,28 +131,9 @@ fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
 }
 
 async fn ping(clients: &ProviderClients, c: &Connection) -> Result<(), ProviderError> {
-    match c.provider {
-        Provider::Toast => clients.toast(c)?.menus_metadata().await.map(|_| ()),
-        // Every location: a request without `location_id` reads only the
-        // main one, so one unreadable location would go unnoticed.
-        Provider::Square => {
-            let now = Timestamp::now();
-            let client = clients.square(c).await?;
-            for location in client.list_locations().await? {
-                let Some(id) = location["id"].as_str() else {
-                    continue;
-                };
-                client
-                    .list_payments(now - SignedDuration::from_mins(1), now, Some(id), None)
-                    .await?;
-            }
-            Ok(())
-        }
-        Provider::QuickBooks => clients.quickbooks(c).await?.accounts().await.map(|_| ()),
-        Provider::Xero => clients.xero(c).await?.accounts().await.map(|_| ()),
-        // 500 calls a day: no active check; the call log speaks for it.
-        Provider::MarketMan | Provider::TimeTracking => Ok(()),
-    }
+    crate::providers::registry::kit(c.provider)
+        .ping(clients, c)
+        .await
 }
 
 /// Messages waiting in the work, push and pull dead-letter queues.
@@ -231,16 +212,8 @@ pub async fn check(
 
     // Last successful pull (sources).
     let mut last_pull = None;
-    if matches!(
-        c.provider,
-        Provider::Toast | Provider::Square | Provider::MarketMan
-    ) {
-        let streams: &[&str] = match c.provider {
-            Provider::Toast => &["orders", "menus"],
-            Provider::Square => &["payments", "inventory"],
-            _ => &["inventory"],
-        };
-        for s in streams {
+    if let Some(source) = crate::providers::registry::source(c.provider) {
+        for s in source.stream_names() {
             let key = CursorKey {
                 tenant: c.tenant.clone(),
                 provider: c.provider,
@@ -499,7 +472,7 @@ pub async fn monitor(
     let dlq_depth = dead_letters(stores).await?;
     // Each source's pull plan, worked out once for the run.
     let mut plans = std::collections::BTreeMap::new();
-    for provider in [Provider::Toast, Provider::Square, Provider::MarketMan] {
+    for provider in crate::providers::registry::sources() {
         for (plan, connections) in
             crate::pipelines::cadence::plans(stores, clients, provider).await?
         {

@@ -12,4 +12,3 @@ pub mod pull;
 pub mod push;
 pub mod reconcile;
 pub mod records;
-pub mod streams;

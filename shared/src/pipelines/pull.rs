@@ -15,13 +15,16 @@
 use super::records::{Tally, destinations, ingest};
 use crate::Stores;
 use crate::ids::StreamName;
-use crate::model::{Connection, Provider, Record};
+use crate::model::{Connection, Provider};
 use crate::ports::{CasOutcome, CursorKey, StoreError};
 use crate::providers::ProviderError;
-use crate::transforms::TransformError;
-use async_trait::async_trait;
+use crate::providers::kit::Stream;
+use crate::providers::registry;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
+
+pub use super::cadence::PullJob;
+pub use crate::providers::kit::{Page, PageToken, PullError, SnapshotStream, WindowedStream};
 
 /// How a pull reads.
 #[derive(Debug, Clone, Copy)]
@@ -44,38 +47,6 @@ impl Default for PullSettings {
     }
 }
 
-/// Why a pull stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum PullError {
-    /// A provider call failed (after its retries).
-    #[error("provider: {0}")]
-    Provider(#[from] ProviderError),
-    /// A store failed.
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-    /// A payload could not be normalized (the page is not checkpointed).
-    #[error("transform: {0}")]
-    Transform(#[from] TransformError),
-    /// Another puller moved the cursor: this one stops.
-    #[error("another pull of {0} moved its cursor; this one stops")]
-    Superseded(String),
-    /// Stopped on purpose after a number of pages (tests of crash-resume).
-    #[error("stopped after {0} page(s)")]
-    Interrupted(u32),
-}
-
-/// Where a page starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
-pub enum PageToken {
-    /// The first page.
-    First,
-    /// A 1-based page number (Toast).
-    Page(u32),
-    /// An opaque cursor (Square).
-    Cursor(String),
-}
-
 /// A slice in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SliceProgress {
@@ -95,41 +66,6 @@ pub struct CursorState {
     /// A slice being read, if a run stopped inside one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<SliceProgress>,
-}
-
-/// One page of normalized records and where the next starts.
-#[derive(Debug)]
-pub struct Page {
-    /// The records.
-    pub records: Vec<Record>,
-    /// `None`: the slice is done.
-    pub next: Option<PageToken>,
-}
-
-/// A provider stream read in time windows.
-#[async_trait]
-pub trait WindowedStream: Send + Sync {
-    /// The stream's name (`orders`, `payments`).
-    fn name(&self) -> &'static str;
-    /// The longest window one request may cover.
-    fn max_slice(&self) -> SignedDuration;
-    /// One page of `[start, end)`.
-    async fn page(
-        &self,
-        start: Timestamp,
-        end: Timestamp,
-        token: &PageToken,
-    ) -> Result<Page, PullError>;
-}
-
-/// A provider stream read whole, page by page.
-#[async_trait]
-pub trait SnapshotStream: Send + Sync {
-    /// The stream's name (`menus`, `inventory`).
-    fn name(&self) -> &'static str;
-    /// One page; `since` is the last successful run, for streams that can
-    /// ask only for what changed.
-    async fn page(&self, since: Option<Timestamp>, token: &PageToken) -> Result<Page, PullError>;
 }
 
 /// What a run did.
@@ -398,15 +334,6 @@ impl Puller {
     }
 }
 
-/// A pull job on the pull queue: one connection, every stream of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PullJob {
-    /// Whose.
-    pub tenant: crate::ids::TenantId,
-    /// Which connection.
-    pub connection: crate::ids::ConnectionId,
-}
-
 /// Fans a schedule tick out: one job per connection of `provider` whose
 /// planned slot falls in this tick (see [`super::cadence`]), so a thousand
 /// restaurants do not share one invocation and the accounts sharing a
@@ -448,7 +375,8 @@ pub async fn pull_or_defer(
             Ok(PullOutcome::Done(reports))
         }
         Err(PullError::Provider(ProviderError::RateLimited { retry_after })) => {
-            let tick = super::cadence::Cadence::of(connection.provider)
+            let tick = registry::source(connection.provider)
+                .map(|s| s.cadence())
                 .map_or(SignedDuration::from_mins(15), |c| c.tick);
             let wait = retry_after
                 .and_then(|d| SignedDuration::try_from(d).ok())
@@ -464,72 +392,35 @@ pub async fn pull_or_defer(
     }
 }
 
-/// Runs every stream of one connection: Toast orders and menus, Square
-/// payments and inventory, MarketMan inventory.
+/// Runs every stream of one connection, as its provider's source lists
+/// them (Toast orders and menus, Square payments and inventory, MarketMan
+/// inventory). A re-pull of a range reads the windowed streams only.
 pub async fn pull_connection(
     puller: &Puller,
     clients: &crate::providers::ProviderClients,
     connection: &Connection,
     options: RunOptions,
 ) -> Result<Vec<(&'static str, PullReport)>, PullError> {
-    use super::streams::*;
-    let connection = &clients.with_currency(connection).await?;
-    let c = connection.clone();
+    let Some(source) = registry::source(connection.provider) else {
+        return Err(PullError::Provider(ProviderError::Permanent(format!(
+            "{} connections are not pulled",
+            connection.provider
+        ))));
+    };
+    let connection = &source.prepare(clients, connection).await?;
     let mut out = Vec::new();
-    match connection.provider {
-        Provider::Toast => {
-            let client = clients.toast(connection)?;
-            let orders = ToastOrders {
-                client: client.clone(),
-                connection: c.clone(),
-            };
-            out.push((
-                "orders",
-                puller.run_windowed(connection, &orders, options).await?,
-            ));
-            if options.range.is_none() {
-                let menus = ToastMenus {
-                    client,
-                    connection: c,
-                };
-                out.push(("menus", puller.run_snapshot(connection, &menus).await?));
-            }
-        }
-        Provider::Square => {
-            let client = clients.square(connection).await?;
-            let payments = SquarePayments {
-                client: client.clone(),
-                connection: c.clone(),
-            };
-            out.push((
-                "payments",
-                puller.run_windowed(connection, &payments, options).await?,
-            ));
-            if options.range.is_none() {
-                let inventory = SquareInventory {
-                    client,
-                    connection: c,
-                };
+    for stream in source.streams(clients, connection).await? {
+        match stream {
+            Stream::Windowed(s) => {
                 out.push((
-                    "inventory",
-                    puller.run_snapshot(connection, &inventory).await?,
+                    s.name(),
+                    puller.run_windowed(connection, &*s, options).await?,
                 ));
             }
-        }
-        Provider::MarketMan => {
-            let inventory = MarketManInventory {
-                client: clients.marketman(connection).await?,
-                connection: c,
-            };
-            out.push((
-                "inventory",
-                puller.run_snapshot(connection, &inventory).await?,
-            ));
-        }
-        p => {
-            return Err(PullError::Provider(ProviderError::Permanent(format!(
-                "{p} connections are not pulled"
-            ))));
+            Stream::Snapshot(s) if options.range.is_none() => {
+                out.push((s.name(), puller.run_snapshot(connection, &*s).await?));
+            }
+            Stream::Snapshot(_) => {}
         }
     }
     Ok(out)

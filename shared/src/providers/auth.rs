@@ -15,7 +15,7 @@ use super::http::{
 };
 use crate::ids::{IdempotencyKey, SecretName};
 use crate::model::Provider;
-use crate::ports::{ClaimOutcome, IdempotencyStore, Limit, SecretStore};
+use crate::ports::{ClaimOutcome, IdempotencyStore, SecretStore};
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
@@ -349,7 +349,7 @@ pub fn oauth_errors(body: &[u8]) -> Vec<ProviderMessage> {
             message: v["error_description"].as_str().unwrap_or(e).to_string(),
         }];
     }
-    super::square::errors(body)
+    super::http::errors_array(body)
 }
 
 impl OAuthApp {
@@ -492,133 +492,5 @@ impl Renewer for OAuthApp {
             "oauth.refresh",
         )
         .await
-    }
-}
-
-/// Toast machine-client login: a token a day, reused by every invocation, and
-/// never more than two logins an hour per client (Toast cuts off clients that
-/// log in too often).
-#[derive(Debug, Clone)]
-pub struct ToastLogin {
-    /// The Toast API host, e.g. `https://ws-api.toasttab.com`.
-    pub base_url: String,
-}
-
-/// Toast's login budget per client.
-pub const TOAST_LOGINS: Limit = Limit::new("hour", 2, Duration::from_secs(3600));
-
-#[async_trait]
-impl Renewer for ToastLogin {
-    async fn renew(
-        &self,
-        http: &ProviderHttp,
-        creds: &Credentials,
-        name: &SecretName,
-    ) -> Result<StoredToken, ProviderError> {
-        let id = creds.login("client_id", name)?;
-        let secret = creds.login("client_secret", name)?;
-        let scope = RateScope::new(
-            Provider::Toast,
-            &format!("login:{}", id.expose_secret()),
-            vec![TOAST_LOGINS],
-            None,
-        );
-        let url = format!(
-            "{}/authentication/v1/authentication/login",
-            self.base_url.trim_end_matches('/')
-        );
-        let reply = http
-            .send(
-                &scope,
-                "toast.login",
-                Idempotence::Safe,
-                super::toast::errors,
-                || {
-                    http.client().post(&url).json(&serde_json::json!({
-                        "clientId": id.expose_secret(),
-                        "clientSecret": secret.expose_secret(),
-                        "userAccessType": "TOAST_MACHINE_CLIENT",
-                    }))
-                },
-            )
-            .await?;
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Token {
-            access_token: String,
-            expires_in: i64,
-        }
-        #[derive(Deserialize)]
-        struct Login {
-            token: Token,
-        }
-        let login: Login = reply.json()?;
-        Ok(StoredToken {
-            access_token: login.token.access_token,
-            refresh_token: None,
-            expires_at: Timestamp::now() + SignedDuration::from_secs(login.token.expires_in),
-            refresh_expires_at: None,
-        })
-    }
-}
-
-/// MarketMan `GetToken` with an API key and password; the token lives until
-/// its `ExpireDateUTC`.
-#[derive(Debug, Clone)]
-pub struct MarketManLogin {
-    /// The MarketMan API base, e.g. `https://api.marketman.com`.
-    pub base_url: String,
-}
-
-#[async_trait]
-impl Renewer for MarketManLogin {
-    async fn renew(
-        &self,
-        http: &ProviderHttp,
-        creds: &Credentials,
-        name: &SecretName,
-    ) -> Result<StoredToken, ProviderError> {
-        let key = creds.login("api_key", name)?;
-        let password = creds.login("api_password", name)?;
-        // `GetToken` counts against the consumer's budget like any call.
-        let scope = RateScope::new(
-            Provider::MarketMan,
-            &super::marketman::consumer(key.expose_secret()),
-            super::marketman::limits(),
-            None,
-        );
-        let url = format!(
-            "{}/v3/buyers/auth/GetToken",
-            self.base_url.trim_end_matches('/')
-        );
-        let reply = http
-            .send(
-                &scope,
-                "marketman.GetToken",
-                Idempotence::Safe,
-                super::marketman::errors,
-                || {
-                    http.client().post(&url).json(&serde_json::json!({
-                        "APIKey": key.expose_secret(),
-                        "APIPassword": password.expose_secret(),
-                    }))
-                },
-            )
-            .await?;
-        let v: serde_json::Value = reply.json()?;
-        super::marketman::check_success(&v)?;
-        let token = v["Token"]
-            .as_str()
-            .ok_or_else(|| ProviderError::Permanent("GetToken answered no Token".into()))?;
-        let expires_at = v["ExpireDateUTC"]
-            .as_str()
-            .and_then(super::marketman::parse_utc)
-            .unwrap_or_else(|| Timestamp::now() + SignedDuration::from_hours(1));
-        Ok(StoredToken {
-            access_token: token.to_string(),
-            refresh_token: None,
-            expires_at,
-            refresh_expires_at: None,
-        })
     }
 }

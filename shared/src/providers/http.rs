@@ -547,6 +547,27 @@ fn classify(status: u16, headers: &HeaderMap, body: &[u8], errors: ErrorParser) 
     }
 }
 
+/// The `{"errors":[{"code","detail","field","category"}]}` error shape
+/// (Square's API and its OAuth endpoint).
+pub fn errors_array(body: &[u8]) -> Vec<ProviderMessage> {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    v["errors"]
+        .as_array()
+        .map(|errs| {
+            errs.iter()
+                .map(|e| ProviderMessage {
+                    code: e["code"].as_str().map(str::to_string),
+                    message: match (e["detail"].as_str(), e["field"].as_str()) {
+                        (Some(d), Some(f)) => format!("{d} (field {f})"),
+                        (Some(d), None) => d.to_string(),
+                        (None, _) => e["category"].as_str().unwrap_or("error").to_string(),
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,19 @@
-//! Provider clients: the HTTP foundation (`http`: budgets, retries, typed
-//! errors, call log), credentials and single-flight token renewal (`auth`),
-//! and one client per provider for what the pipelines need.
+//! The providers: one folder each, holding its API client, its webhook
+//! scheme and envelope, its transforms and the streams a pull reads, behind
+//! the small traits of [`kit`] that the pipelines use; [`registry`] maps a
+//! [`Provider`] to its kit. Shared by all of them: the HTTP foundation
+//! ([`http`]: budgets, retries, typed errors, call log), credentials and
+//! single-flight token renewal ([`auth`]), and the OAuth apps and consent
+//! flow ([`connect`]).
+//!
+//! ARCHITECTURE.md shows how to add a provider.
 
 pub mod auth;
 pub mod connect;
 pub mod http;
+pub mod kit;
+pub mod registry;
+
 pub mod marketman;
 pub mod quickbooks;
 pub mod square;
@@ -17,7 +26,6 @@ pub use http::{
 };
 
 use crate::ids::SecretName;
-use crate::model::{Connection, Provider};
 use auth::{Renewer, TokenManager};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -106,26 +114,6 @@ pub struct ProviderClients {
 }
 
 impl ProviderClients {
-    /// `c` with its currency known: a Toast restaurant's is read once from
-    /// the restaurants API (its orders carry none) and kept on the stored
-    /// connection; any other connection as it is.
-    pub async fn with_currency(&self, c: &Connection) -> Result<Connection, ProviderError> {
-        if c.provider != Provider::Toast || c.currency.is_some() {
-            return Ok(c.clone());
-        }
-        let currency = self.toast(c)?.currency().await?;
-        let mut known = c.clone();
-        known.currency = Some(currency);
-        self.stores
-            .connections
-            .register(&known)
-            .await
-            .map_err(|e| {
-                ProviderError::Transient(format!("store the connection's currency: {e}"))
-            })?;
-        Ok(known)
-    }
-
     /// Clients on `stores`' budgets, call log, secrets and leases.
     pub fn new(stores: &crate::Stores, endpoints: Endpoints, public_url: &str) -> Self {
         let http = stores.provider_http();
@@ -172,128 +160,5 @@ impl ProviderClients {
         connect::oauth_app(&self.stores, &self.endpoints, &self.public_url, p)
             .await
             .map_err(|e| ProviderError::Unauthorized(e.to_string()))
-    }
-
-    /// A Toast client.
-    pub fn toast(&self, c: &crate::model::Connection) -> Result<toast::ToastClient, ProviderError> {
-        Self::check(c, crate::model::Provider::Toast)?;
-        Ok(toast::ToastClient::new(
-            self.http.clone(),
-            self.tokens.clone(),
-            &self.endpoints.toast,
-            c.account_id.clone(),
-            c.credentials.clone(),
-        ))
-    }
-
-    /// A Square client: OAuth through the app, or the personal token the
-    /// connection's secret holds.
-    pub async fn square(
-        &self,
-        c: &crate::model::Connection,
-    ) -> Result<square::SquareClient, ProviderError> {
-        Self::check(c, crate::model::Provider::Square)?;
-        let raw = self.stores.secrets.get(&c.credentials).await.map_err(|e| {
-            ProviderError::Unauthorized(format!("credentials of {}/{}: {e}", c.tenant, c.id))
-        })?;
-        let creds = auth::Credentials::parse(&raw, &c.credentials)?;
-        let auth = if creds.login.contains_key("access_token") {
-            square::SquareAuth::Personal
-        } else {
-            square::SquareAuth::OAuth(self.app(crate::model::Provider::Square).await?)
-        };
-        Ok(square::SquareClient::new(
-            self.http.clone(),
-            self.tokens.clone(),
-            &self.endpoints.square,
-            &c.account_id,
-            c.credentials.clone(),
-            auth,
-        ))
-    }
-
-    /// A MarketMan client.
-    pub async fn marketman(
-        &self,
-        c: &crate::model::Connection,
-    ) -> Result<marketman::MarketManClient, ProviderError> {
-        Self::check(c, crate::model::Provider::MarketMan)?;
-        let consumer = self.budget_key(c).await?;
-        Ok(marketman::MarketManClient::new(
-            self.http.clone(),
-            self.tokens.clone(),
-            &self.endpoints.marketman,
-            c.account_id.clone(),
-            c.credentials.clone(),
-            &consumer,
-        ))
-    }
-
-    /// The account part of the budget `c`'s calls draw on: a MarketMan
-    /// connection shares its API consumer's ([`marketman::consumer`], read
-    /// from its credentials); any other provider's budget is the account's.
-    pub async fn budget_key(&self, c: &crate::model::Connection) -> Result<String, ProviderError> {
-        if c.provider != crate::model::Provider::MarketMan {
-            return Ok(c.account_id.to_string());
-        }
-        let raw = self.stores.secrets.get(&c.credentials).await.map_err(|e| {
-            ProviderError::Unauthorized(format!("reading secret {}: {e}", c.credentials))
-        })?;
-        let creds = auth::Credentials::parse(&raw, &c.credentials)?;
-        marketman::consumer_of(&creds, &c.credentials)
-    }
-
-    /// A QuickBooks client.
-    pub async fn quickbooks(
-        &self,
-        c: &crate::model::Connection,
-    ) -> Result<quickbooks::QuickBooksClient, ProviderError> {
-        Self::check(c, crate::model::Provider::QuickBooks)?;
-        let app = self.app(crate::model::Provider::QuickBooks).await?;
-        Ok(quickbooks::QuickBooksClient::new(
-            self.http.clone(),
-            self.tokens.clone(),
-            &self.endpoints.quickbooks,
-            c.account_id.clone(),
-            c.credentials.clone(),
-            app,
-        ))
-    }
-
-    /// A time-tracking client: base URL and API token from the connection's
-    /// secret (`login.base_url`, `login.api_token`).
-    pub async fn timetracking(
-        &self,
-        c: &crate::model::Connection,
-    ) -> Result<timetracking::TimeTrackingClient, ProviderError> {
-        Self::check(c, crate::model::Provider::TimeTracking)?;
-        let raw = self.stores.secrets.get(&c.credentials).await.map_err(|e| {
-            ProviderError::Unauthorized(format!("credentials of {}/{}: {e}", c.tenant, c.id))
-        })?;
-        let creds = auth::Credentials::parse(&raw, &c.credentials)?;
-        let base = creds.login("base_url", &c.credentials)?;
-        Ok(timetracking::TimeTrackingClient::new(
-            self.http.clone(),
-            self.stores.secrets.clone(),
-            base.expose_secret(),
-            c.credentials.clone(),
-        ))
-    }
-
-    /// A Xero client.
-    pub async fn xero(
-        &self,
-        c: &crate::model::Connection,
-    ) -> Result<xero::XeroClient, ProviderError> {
-        Self::check(c, crate::model::Provider::Xero)?;
-        let app = self.app(crate::model::Provider::Xero).await?;
-        Ok(xero::XeroClient::new(
-            self.http.clone(),
-            self.tokens.clone(),
-            &self.endpoints.xero,
-            c.account_id.clone(),
-            c.credentials.clone(),
-            app,
-        ))
     }
 }

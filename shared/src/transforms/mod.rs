@@ -1,15 +1,14 @@
-//! Pure transforms: a provider's payload in, the internal model out. No I/O,
-//! no AWS or HTTP types. Wire structs (what the provider sends) are private to
-//! each provider's module; what comes out is `crate::model`.
+//! What every provider's transforms share: the error naming record and
+//! field, and exact decimal, minor-unit and timestamp parsing. The transforms
+//! themselves (a provider's payload in, the internal model out; no I/O, no
+//! AWS or HTTP types) live in each provider's folder
+//! (`providers/<name>/transform.rs`), with their wire structs private to it;
+//! what comes out is `crate::model`.
 //!
 //! Money: JSON numbers are read through their shortest decimal text (what
 //! `serde_json` prints back), which is exact for every amount of up to 15
 //! significant digits; strings are parsed as decimals; minor units are
 //! scaled by the currency's exponent. No arithmetic is done in floating point.
-
-pub mod marketman;
-pub mod square;
-pub mod toast;
 
 use crate::model::Provider;
 use jiff::Timestamp;

@@ -1,7 +1,8 @@
 //! A verified delivery's envelope, split into events. One delivery may carry
 //! several (Xero `events[]`, QuickBooks entities). Each event gets a dedupe
 //! key: the provider's event id where it has one; where it has none, a key
-//! derived from the fields that identify the change:
+//! derived from the fields that identify the change. Each provider's
+//! envelope is read by its folder (`providers/<name>/webhook.rs`):
 //!
 //! | provider | dedupe key |
 //! |---|---|
@@ -12,44 +13,9 @@
 //! | Xero | `tenantId:resourceId:CATEGORY:TYPE:eventDateUtc` (type upper-cased) |
 
 use super::verify::VerifiedBody;
-use crate::ids::{EventId, ProviderAccountId};
-use crate::model::Provider;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use crate::providers::registry;
 
-/// One event of a delivery, routed by `account`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WebhookEvent {
-    /// Who sent it.
-    pub provider: Provider,
-    /// The key it is deduplicated on.
-    pub dedupe_key: EventId,
-    /// The provider account it concerns (restaurant GUID, merchant id, realm
-    /// id, Xero tenant id); `None` for events tied to no account.
-    pub account: Option<ProviderAccountId>,
-    /// The provider's event type (`order_updated`, `payment.updated`,
-    /// `qbo.salesreceipt.updated.v1`, `Customer.Create`, `CONTACT.UPDATE`).
-    pub event_type: String,
-    /// The id of the changed resource, where the event names one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_id: Option<String>,
-    /// When it happened, as the provider wrote it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub occurred_at: Option<String>,
-    /// The event's own JSON.
-    pub payload: Value,
-}
-
-/// A verified body that is not the envelope the provider documents.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed {provider} webhook: {detail}")]
-pub struct EnvelopeError {
-    /// Whose envelope.
-    pub provider: Provider,
-    /// What is wrong, with the field's name and position where known.
-    pub detail: String,
-}
+pub use crate::providers::kit::{EnvelopeError, WebhookEvent};
 
 /// The events of a delivery. Xero's intent-to-receive handshake has none.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,276 +24,33 @@ pub struct Envelope {
     pub events: Vec<WebhookEvent>,
 }
 
-/// The key for a raw id: itself where it is a valid id of reasonable length,
-/// else a SHA-256 of it (ids never carry the key separator `#`).
-fn dedupe_id(raw: &str) -> EventId {
-    if raw.len() <= 200
-        && let Ok(id) = EventId::new(raw)
-    {
-        return id;
-    }
-    EventId::new(format!(
-        "sha256:{}",
-        hex::encode(Sha256::digest(raw.as_bytes()))
-    ))
-    .unwrap_or_else(|_| unreachable!("a hex digest is a valid id"))
-}
-
-fn account(raw: &str, provider: Provider) -> Result<ProviderAccountId, EnvelopeError> {
-    ProviderAccountId::new(raw).map_err(|e| EnvelopeError {
-        provider,
-        detail: format!("account id {raw:?}: {e}"),
-    })
-}
-
-fn parse<T: serde::de::DeserializeOwned>(
-    provider: Provider,
-    bytes: &[u8],
-) -> Result<T, EnvelopeError> {
-    serde_json::from_slice(bytes).map_err(|e| EnvelopeError {
-        provider,
-        detail: e.to_string(),
-    })
-}
-
-fn required(provider: Provider, field: &str, value: &str) -> Result<(), EnvelopeError> {
-    if value.trim().is_empty() {
-        Err(EnvelopeError {
-            provider,
-            detail: format!("field `{field}` is empty"),
-        })
-    } else {
-        Ok(())
-    }
-}
-
-/// Splits a verified body into events. `toast_restaurant` is the
-/// `Toast-Restaurant-External-ID` header, where sent.
+/// Splits a verified body into events; `headers` are the delivery's (a
+/// provider may name the account in one).
 pub fn parse_envelope(
     body: &VerifiedBody<'_>,
-    toast_restaurant: Option<&str>,
+    headers: &http::HeaderMap,
 ) -> Result<Envelope, EnvelopeError> {
     let provider = body.provider();
-    let bytes = body.bytes();
-    let events = match provider {
-        Provider::Toast => vec![toast(bytes, toast_restaurant)?],
-        Provider::Square => vec![square(bytes)?],
-        Provider::QuickBooks => quickbooks(bytes)?,
-        Provider::Xero => xero(bytes)?,
-        Provider::MarketMan | Provider::TimeTracking => {
-            return Err(EnvelopeError {
-                provider,
-                detail: "MarketMan webhooks are not accepted".into(),
-            });
-        }
+    let Some(webhooks) = registry::kit(provider).webhooks() else {
+        return Err(EnvelopeError {
+            provider,
+            detail: format!("{provider} webhooks are not accepted"),
+        });
     };
-    Ok(Envelope { events })
-}
-
-fn toast(bytes: &[u8], header_restaurant: Option<&str>) -> Result<WebhookEvent, EnvelopeError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Toast {
-        timestamp: String,
-        event_type: String,
-        guid: String,
-        #[serde(default)]
-        details: Value,
-    }
-    let p = Provider::Toast;
-    let payload: Value = parse(p, bytes)?;
-    let t = Toast::deserialize(&payload).map_err(|e| EnvelopeError {
-        provider: p,
-        detail: e.to_string(),
-    })?;
-    required(p, "guid", &t.guid)?;
-    required(p, "eventType", &t.event_type)?;
-    let restaurant = header_restaurant
-        .filter(|h| !h.trim().is_empty())
-        .map(str::to_string)
-        .or_else(|| t.details["restaurantGuid"].as_str().map(str::to_string));
-    Ok(WebhookEvent {
-        provider: p,
-        dedupe_key: dedupe_id(&t.guid),
-        account: restaurant.map(|r| account(&r, p)).transpose()?,
-        resource_id: t.details["order"]["guid"].as_str().map(str::to_string),
-        event_type: t.event_type,
-        occurred_at: Some(t.timestamp),
-        payload,
+    let account_header = webhooks
+        .account_header()
+        .and_then(|h| headers.get(h))
+        .and_then(|v| v.to_str().ok());
+    Ok(Envelope {
+        events: webhooks.events(body.bytes(), account_header)?,
     })
-}
-
-fn square(bytes: &[u8]) -> Result<WebhookEvent, EnvelopeError> {
-    #[derive(Deserialize)]
-    struct Square {
-        merchant_id: String,
-        #[serde(rename = "type")]
-        event_type: String,
-        event_id: String,
-        #[serde(default)]
-        created_at: Option<String>,
-        #[serde(default)]
-        data: Value,
-    }
-    let p = Provider::Square;
-    let payload: Value = parse(p, bytes)?;
-    let s = Square::deserialize(&payload).map_err(|e| EnvelopeError {
-        provider: p,
-        detail: e.to_string(),
-    })?;
-    required(p, "event_id", &s.event_id)?;
-    required(p, "merchant_id", &s.merchant_id)?;
-    required(p, "type", &s.event_type)?;
-    Ok(WebhookEvent {
-        provider: p,
-        dedupe_key: dedupe_id(&s.event_id),
-        account: Some(account(&s.merchant_id, p)?),
-        resource_id: s.data["id"].as_str().map(str::to_string),
-        event_type: s.event_type,
-        occurred_at: s.created_at,
-        payload,
-    })
-}
-
-fn quickbooks(bytes: &[u8]) -> Result<Vec<WebhookEvent>, EnvelopeError> {
-    let p = Provider::QuickBooks;
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
-        #[derive(Deserialize)]
-        struct CloudEvent {
-            id: String,
-            #[serde(rename = "type")]
-            event_type: String,
-            intuitaccountid: String,
-            #[serde(default)]
-            intuitentityid: Option<String>,
-            #[serde(default)]
-            time: Option<String>,
-        }
-        let raw: Vec<Value> = parse(p, bytes)?;
-        raw.into_iter()
-            .enumerate()
-            .map(|(i, payload)| {
-                let e = CloudEvent::deserialize(&payload).map_err(|e| EnvelopeError {
-                    provider: p,
-                    detail: format!("event {i}: {e}"),
-                })?;
-                required(p, "id", &e.id)?;
-                required(p, "intuitaccountid", &e.intuitaccountid)?;
-                Ok(WebhookEvent {
-                    provider: p,
-                    dedupe_key: dedupe_id(&e.id),
-                    account: Some(account(&e.intuitaccountid, p)?),
-                    event_type: e.event_type,
-                    resource_id: e.intuitentityid,
-                    occurred_at: e.time,
-                    payload,
-                })
-            })
-            .collect()
-    } else {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Legacy {
-            event_notifications: Vec<Notification>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Notification {
-            realm_id: String,
-            data_change_event: DataChange,
-        }
-        #[derive(Deserialize)]
-        struct DataChange {
-            entities: Vec<Value>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Entity {
-            name: String,
-            id: String,
-            operation: String,
-            last_updated: String,
-        }
-        let legacy: Legacy = parse(p, bytes)?;
-        let mut out = Vec::new();
-        for n in legacy.event_notifications {
-            required(p, "realmId", &n.realm_id)?;
-            for payload in n.data_change_event.entities {
-                let e = Entity::deserialize(&payload).map_err(|e| EnvelopeError {
-                    provider: p,
-                    detail: format!("realm {} entity: {e}", n.realm_id),
-                })?;
-                let key = format!(
-                    "{}:{}:{}:{}:{}",
-                    n.realm_id, e.name, e.id, e.operation, e.last_updated
-                );
-                out.push(WebhookEvent {
-                    provider: p,
-                    dedupe_key: dedupe_id(&key),
-                    account: Some(account(&n.realm_id, p)?),
-                    event_type: format!("{}.{}", e.name, e.operation),
-                    resource_id: Some(e.id),
-                    occurred_at: Some(e.last_updated),
-                    payload,
-                });
-            }
-        }
-        Ok(out)
-    }
-}
-
-fn xero(bytes: &[u8]) -> Result<Vec<WebhookEvent>, EnvelopeError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Xero {
-        events: Vec<Value>,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Event {
-        resource_id: String,
-        event_date_utc: String,
-        event_type: String,
-        event_category: String,
-        tenant_id: String,
-    }
-    let p = Provider::Xero;
-    let x: Xero = parse(p, bytes)?;
-    x.events
-        .into_iter()
-        .enumerate()
-        .map(|(i, payload)| {
-            let e = Event::deserialize(&payload).map_err(|e| EnvelopeError {
-                provider: p,
-                detail: format!("events[{i}]: {e}"),
-            })?;
-            required(p, "tenantId", &e.tenant_id)?;
-            // Xero's docs write "Update", its spec "UPDATE": compare upper-cased.
-            let (category, kind) = (
-                e.event_category.to_ascii_uppercase(),
-                e.event_type.to_ascii_uppercase(),
-            );
-            let key = format!(
-                "{}:{}:{category}:{kind}:{}",
-                e.tenant_id, e.resource_id, e.event_date_utc
-            );
-            Ok(WebhookEvent {
-                provider: p,
-                dedupe_key: dedupe_id(&key),
-                account: Some(account(&e.tenant_id, p)?),
-                event_type: format!("{category}.{kind}"),
-                resource_id: Some(e.resource_id),
-                occurred_at: Some(e.event_date_utc),
-                payload,
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Provider;
+    use crate::providers::kit::dedupe_id;
     use crate::webhooks::verify::{SignedParts, SigningKeys, sign, verify};
 
     /// Signs and verifies `body` with a test key, so the parser is reached
@@ -346,7 +69,11 @@ mod tests {
             previous: None,
         };
         let verified = verify(provider, Some(&sig), parts, &keys).unwrap();
-        parse_envelope(&verified, header).map(|e| e.events)
+        let mut headers = http::HeaderMap::new();
+        if let Some(h) = header {
+            headers.insert("toast-restaurant-external-id", h.parse().unwrap());
+        }
+        parse_envelope(&verified, &headers).map(|e| e.events)
     }
 
     fn fixture(path: &str) -> Vec<u8> {

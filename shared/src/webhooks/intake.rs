@@ -13,7 +13,7 @@
 //! lost if the first one fails.
 
 use super::events::{WebhookEvent, parse_envelope};
-use super::verify::{SignedParts, SigningKeys, VerifyError, signature_header, verify};
+use super::verify::{SignedParts, SigningKeys, VerifyError, signature_header, signs_url, verify};
 use crate::Stores;
 use crate::ids::{ConnectionId, IdempotencyKey, SecretName, TenantId};
 use crate::model::Provider;
@@ -207,7 +207,11 @@ impl WebhookIntake {
             return Err(WebhookResponse::error(
                 404,
                 format!(
-                    "no webhook endpoint for {provider:?}: expected toast, square, quickbooks or xero"
+                    "no webhook endpoint for {provider:?}: expected {}",
+                    crate::providers::registry::webhook_providers()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         };
@@ -298,13 +302,13 @@ impl WebhookIntake {
     ) -> Result<WebhookResponse, WebhookResponse> {
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         let signature = signature_header(provider).and_then(header);
-        let url = match provider {
-            Provider::Square => self
-                .settings
+        let url = if signs_url(provider) {
+            self.settings
                 .square_notification_url
                 .clone()
-                .or_else(|| req.url.clone()),
-            _ => None,
+                .or_else(|| req.url.clone())
+        } else {
+            None
         };
         let parts = SignedParts {
             body: req.body,
@@ -325,7 +329,7 @@ impl WebhookIntake {
             VerifyError::MissingUrl => unavailable("no Square notification URL is configured"),
             e => WebhookResponse::error(401, e.to_string()),
         })?;
-        let envelope = parse_envelope(&verified, header("toast-restaurant-external-id"))
+        let envelope = parse_envelope(&verified, req.headers)
             .map_err(|e| WebhookResponse::error(400, e.to_string()))?;
         let ok_body = |v: serde_json::Value| {
             if provider == Provider::Xero {

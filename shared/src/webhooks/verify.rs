@@ -7,57 +7,37 @@
 //! | Xero | `x-xero-signature` | body |
 //! | Toast | `Toast-Signature` | body + the body's top-level `timestamp` |
 //!
-//! Every scheme is base64(HMAC-SHA256(key, signed bytes)). The comparison is
-//! constant-time (`Mac::verify_slice`). During a key rotation the current and
-//! the previous key are both accepted.
-//!
-//! Toast names no timestamp header; its doc says the body and timestamp are
-//! signed and its envelope has a top-level `timestamp`, so that is what is
-//! appended (UNVERIFIED against a live delivery; see providers.md §1.1). Only
-//! that one string is read from the unverified body; nothing else is parsed
-//! before the signature holds.
+//! Every scheme is base64(HMAC-SHA256(key, signed bytes)); what is signed
+//! besides the body is each provider's ([`crate::providers::kit::Webhooks`],
+//! in its folder). The comparison is constant-time (`Mac::verify_slice`).
+//! During a key rotation the current and the previous key are both accepted.
 
 use crate::model::Provider;
+use crate::providers::kit::Signed;
+use crate::providers::registry;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
+pub use crate::providers::kit::{SignedParts, VerifyError};
+
 type HmacSha256 = Hmac<Sha256>;
 
-/// The header carrying each provider's signature (lower case).
+/// The header carrying `provider`'s signature (lower case); `None` for a
+/// provider whose webhooks are not accepted.
 pub fn signature_header(provider: Provider) -> Option<&'static str> {
-    match provider {
-        Provider::Square => Some("x-square-hmacsha256-signature"),
-        Provider::QuickBooks => Some("intuit-signature"),
-        Provider::Xero => Some("x-xero-signature"),
-        Provider::Toast => Some("toast-signature"),
-        Provider::MarketMan | Provider::TimeTracking => None,
-    }
+    registry::kit(provider)
+        .webhooks()
+        .map(|w| w.signature_header())
 }
 
-/// Why a delivery's signature was refused. Never carries a key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    /// The signature header is absent or empty.
-    #[error("missing {0} header")]
-    MissingSignature(&'static str),
-    /// The header is not base64 of a SHA-256 HMAC.
-    #[error("{0} header is not a base64 HMAC-SHA256 signature")]
-    MalformedSignature(&'static str),
-    /// The signature does not match the body with any current key.
-    #[error("{0} signature does not match the body")]
-    Mismatch(&'static str),
-    /// Toast: the body has no top-level string `timestamp` to check against.
-    #[error("body has no top-level \"timestamp\" string, which the Toast signature covers")]
-    MissingTimestamp,
-    /// Square: no notification URL to check against.
-    #[error("no notification URL configured for Square signatures")]
-    MissingUrl,
-    /// The provider does not sign webhooks.
-    #[error("{0} webhooks are not signed")]
-    Unsupported(Provider),
+/// Whether `provider` signs the notification URL too.
+pub fn signs_url(provider: Provider) -> bool {
+    registry::kit(provider)
+        .webhooks()
+        .is_some_and(|w| w.signs_url())
 }
 
 /// The keys a delivery may be signed with: the current one and, during a
@@ -90,56 +70,11 @@ impl<'a> VerifiedBody<'a> {
     }
 }
 
-/// What the signature covers besides the body.
-#[derive(Debug, Clone, Copy)]
-pub struct SignedParts<'a> {
-    /// The raw body.
-    pub body: &'a [u8],
-    /// Square: the subscription's notification URL, byte for byte.
-    pub url: Option<&'a str>,
-}
-
-/// What is signed: `prefix + body + suffix`, without copying the body.
-struct Signed<'a> {
-    prefix: &'a [u8],
-    body: &'a [u8],
-    suffix: Vec<u8>,
-}
-
 fn message<'a>(provider: Provider, parts: SignedParts<'a>) -> Result<Signed<'a>, VerifyError> {
-    let signed = |prefix: &'a [u8], suffix: Vec<u8>| Signed {
-        prefix,
-        body: parts.body,
-        suffix,
-    };
-    match provider {
-        Provider::Square => {
-            let url = parts
-                .url
-                .filter(|u| !u.is_empty())
-                .ok_or(VerifyError::MissingUrl)?;
-            Ok(signed(url.as_bytes(), Vec::new()))
-        }
-        Provider::QuickBooks | Provider::Xero => Ok(signed(b"", Vec::new())),
-        Provider::Toast => {
-            let ts = toast_timestamp(parts.body).ok_or(VerifyError::MissingTimestamp)?;
-            Ok(signed(b"", ts.into_bytes()))
-        }
-        Provider::MarketMan | Provider::TimeTracking => Err(VerifyError::Unsupported(provider)),
-    }
-}
-
-/// The top-level `timestamp` string of a Toast body, read without touching
-/// anything else.
-fn toast_timestamp(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct OnlyTimestamp {
-        timestamp: Option<String>,
-    }
-    serde_json::from_slice::<OnlyTimestamp>(body)
-        .ok()?
-        .timestamp
-        .filter(|t| !t.is_empty())
+    registry::kit(provider)
+        .webhooks()
+        .ok_or(VerifyError::Unsupported(provider))?
+        .signed(parts)
 }
 
 fn mac(key: &SecretString, msg: &Signed<'_>) -> HmacSha256 {

@@ -4,13 +4,16 @@
 //! saying "Reached max calls" (providers.md §5). No idempotency key exists, so
 //! creates are not retried after the request may have been received.
 
-use super::auth::{MarketManLogin, TokenManager};
-use super::http::{Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope};
-use super::with_token;
 use crate::ids::{ProviderAccountId, SecretName};
 use crate::model::Provider;
 use crate::ports::Limit;
-use jiff::Timestamp;
+use crate::providers::auth::{Credentials, Renewer, StoredToken, TokenManager};
+use crate::providers::http::{
+    Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope,
+};
+use crate::providers::with_token;
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -33,7 +36,7 @@ pub fn consumer(api_key: &str) -> String {
 
 /// The budget key of the consumer whose credentials `creds` hold.
 pub fn consumer_of(
-    creds: &super::auth::Credentials,
+    creds: &crate::providers::auth::Credentials,
     name: &SecretName,
 ) -> Result<String, ProviderError> {
     Ok(consumer(creds.login("api_key", name)?.expose_secret()))
@@ -330,5 +333,66 @@ impl MarketManClient {
             Idempotence::Unsafe,
         )
         .await
+    }
+}
+
+/// MarketMan `GetToken` with an API key and password; the token lives until
+/// its `ExpireDateUTC`.
+#[derive(Debug, Clone)]
+pub struct MarketManLogin {
+    /// The MarketMan API base, e.g. `https://api.marketman.com`.
+    pub base_url: String,
+}
+
+#[async_trait]
+impl Renewer for MarketManLogin {
+    async fn renew(
+        &self,
+        http: &ProviderHttp,
+        creds: &Credentials,
+        name: &SecretName,
+    ) -> Result<StoredToken, ProviderError> {
+        let key = creds.login("api_key", name)?;
+        let password = creds.login("api_password", name)?;
+        // `GetToken` counts against the consumer's budget like any call.
+        let scope = RateScope::new(
+            Provider::MarketMan,
+            &consumer(key.expose_secret()),
+            limits(),
+            None,
+        );
+        let url = format!(
+            "{}/v3/buyers/auth/GetToken",
+            self.base_url.trim_end_matches('/')
+        );
+        let reply = http
+            .send(
+                &scope,
+                "marketman.GetToken",
+                Idempotence::Safe,
+                errors,
+                || {
+                    http.client().post(&url).json(&serde_json::json!({
+                        "APIKey": key.expose_secret(),
+                        "APIPassword": password.expose_secret(),
+                    }))
+                },
+            )
+            .await?;
+        let v: serde_json::Value = reply.json()?;
+        check_success(&v)?;
+        let token = v["Token"]
+            .as_str()
+            .ok_or_else(|| ProviderError::Permanent("GetToken answered no Token".into()))?;
+        let expires_at = v["ExpireDateUTC"]
+            .as_str()
+            .and_then(parse_utc)
+            .unwrap_or_else(|| Timestamp::now() + SignedDuration::from_hours(1));
+        Ok(StoredToken {
+            access_token: token.to_string(),
+            refresh_token: None,
+            expires_at,
+            refresh_expires_at: None,
+        })
     }
 }

@@ -4,9 +4,9 @@
 //! account; see providers.md §5): `ID`, `Name`, `OnHand` (or `OnHandQty` /
 //! `Quantity`), `UOMName` (or `Unit`), `LastCountDateUTC`.
 
-use super::{TransformError, decimal, parse_timestamp};
 use crate::ids::ExternalId;
 use crate::model::{Connection, InventoryLevel, Provider};
+use crate::transforms::{TransformError, decimal, parse_timestamp};
 use jiff::Timestamp;
 use serde_json::Value;
 

@@ -4,12 +4,14 @@
 //! chart of accounts. 500 requests a minute and 10 in flight per realm, and
 //! of those at most 40 batches a minute (providers.md §3.2).
 
-use super::auth::{OAuthApp, TokenManager};
-use super::http::{Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope};
-use super::{bearer, with_token};
 use crate::ids::{ProviderAccountId, SecretName};
 use crate::model::Provider;
 use crate::ports::Limit;
+use crate::providers::auth::{OAuthApp, TokenManager};
+use crate::providers::http::{
+    Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope,
+};
+use crate::providers::{bearer, with_token};
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -9,11 +9,13 @@
 //! some payments: their orders, the orders' other payments, their refunds and
 //! the refunds' return orders.
 
-use super::auth::{Credentials, OAuthApp, Renewer, StoredToken, TokenManager};
-use super::http::{Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope};
-use super::{bearer, with_token};
 use crate::ids::{ProviderAccountId, SecretName};
 use crate::model::Provider;
+use crate::providers::auth::{Credentials, OAuthApp, Renewer, StoredToken, TokenManager};
+use crate::providers::http::{
+    Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope,
+};
+use crate::providers::{bearer, with_token};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde_json::Value;
@@ -24,22 +26,7 @@ pub const SQUARE_VERSION: &str = "2025-10-16";
 
 /// Square's `{"errors":[{"category","code","detail","field"}]}`.
 pub fn errors(body: &[u8]) -> Vec<ProviderMessage> {
-    let v: Value = serde_json::from_slice(body).unwrap_or_default();
-    v["errors"]
-        .as_array()
-        .map(|errs| {
-            errs.iter()
-                .map(|e| ProviderMessage {
-                    code: e["code"].as_str().map(str::to_string),
-                    message: match (e["detail"].as_str(), e["field"].as_str()) {
-                        (Some(d), Some(f)) => format!("{d} (field {f})"),
-                        (Some(d), None) => d.to_string(),
-                        (None, _) => e["category"].as_str().unwrap_or("error").to_string(),
-                    },
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::providers::http::errors_array(body)
 }
 
 /// How a Square connection authenticates.

@@ -73,11 +73,11 @@
 //! # Inventory
 //! [`count_to_level`]: only `IN_STOCK` counts are on hand.
 
-use super::{TransformError, decimal, from_minor_units, parse_timestamp};
 use crate::ids::ExternalId;
 use crate::model::{
     Connection, Currency, Direction, InventoryLevel, LineItem, Part, Provider, Transaction,
 };
+use crate::transforms::{TransformError, decimal, from_minor_units, parse_timestamp};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde_json::Value;

@@ -2,9 +2,11 @@
 //! (`POST /api/timeentries`, `PUT /api/timeentries/{id}`), base URL and bearer
 //! token from the connection's configuration and secret (`login.api_token`).
 
-use super::http::{Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope};
 use crate::ids::SecretName;
 use crate::ports::SecretStore;
+use crate::providers::http::{
+    Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope,
+};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::sync::Arc;
@@ -69,7 +71,8 @@ impl TimeTrackingClient {
             self.secrets.get(&self.secret).await.map_err(|e| {
                 ProviderError::Unauthorized(format!("time-tracking credentials: {e}"))
             })?;
-        super::auth::Credentials::parse(&raw, &self.secret)?.login("api_token", &self.secret)
+        crate::providers::auth::Credentials::parse(&raw, &self.secret)?
+            .login("api_token", &self.secret)
     }
 
     /// Creates an entry; returns the system's answer (with its id). With an

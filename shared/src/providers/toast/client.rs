@@ -1,15 +1,20 @@
 //! Toast: bulk orders (page/pageSize, `Link` rel="next") and menus, with the
-//! machine-client login in `auth::ToastLogin`. Limits (providers.md §1.3–1.5):
+//! machine-client login in `login::ToastLogin`. Limits (providers.md §1.3–1.5):
 //! 20 requests/s and 10,000 per 15 minutes per restaurant, `ordersBulk` 5/s,
 //! `menus` 1/s; windows of at most a month per `ordersBulk` request.
 
-use super::auth::{ToastLogin, TokenManager};
-use super::http::{Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope};
-use super::{bearer, with_token};
 use crate::ids::{ProviderAccountId, SecretName};
 use crate::model::Provider;
 use crate::ports::Limit;
+use crate::providers::auth::{Credentials, Renewer, StoredToken, TokenManager};
+use crate::providers::http::{
+    Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope,
+};
+use crate::providers::{bearer, with_token};
+use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -114,7 +119,7 @@ impl ToastClient {
         path: &str,
         query: &[(&str, String)],
         extra: Option<Limit>,
-    ) -> Result<super::Reply, ProviderError> {
+    ) -> Result<crate::providers::Reply, ProviderError> {
         let url = format!("{}{path}", self.base_url);
         let mut scope = self.scope.clone();
         scope.limits.extend(extra);
@@ -221,5 +226,66 @@ impl ToastClient {
         self.get("toast.menus.metadata", "/menus/v2/metadata", &[], None)
             .await?
             .json()
+    }
+}
+
+/// Toast machine-client login: a token a day, reused by every invocation, and
+/// never more than two logins an hour per client (Toast cuts off clients that
+/// log in too often).
+#[derive(Debug, Clone)]
+pub struct ToastLogin {
+    /// The Toast API host, e.g. `https://ws-api.toasttab.com`.
+    pub base_url: String,
+}
+
+/// Toast's login budget per client.
+pub const TOAST_LOGINS: Limit = Limit::new("hour", 2, Duration::from_secs(3600));
+
+#[async_trait]
+impl Renewer for ToastLogin {
+    async fn renew(
+        &self,
+        http: &ProviderHttp,
+        creds: &Credentials,
+        name: &SecretName,
+    ) -> Result<StoredToken, ProviderError> {
+        let id = creds.login("client_id", name)?;
+        let secret = creds.login("client_secret", name)?;
+        let scope = RateScope::new(
+            Provider::Toast,
+            &format!("login:{}", id.expose_secret()),
+            vec![TOAST_LOGINS],
+            None,
+        );
+        let url = format!(
+            "{}/authentication/v1/authentication/login",
+            self.base_url.trim_end_matches('/')
+        );
+        let reply = http
+            .send(&scope, "toast.login", Idempotence::Safe, errors, || {
+                http.client().post(&url).json(&serde_json::json!({
+                    "clientId": id.expose_secret(),
+                    "clientSecret": secret.expose_secret(),
+                    "userAccessType": "TOAST_MACHINE_CLIENT",
+                }))
+            })
+            .await?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Token {
+            access_token: String,
+            expires_in: i64,
+        }
+        #[derive(Deserialize)]
+        struct Login {
+            token: Token,
+        }
+        let login: Login = reply.json()?;
+        Ok(StoredToken {
+            access_token: login.token.access_token,
+            refresh_token: None,
+            expires_at: Timestamp::now() + SignedDuration::from_secs(login.token.expires_in),
+            refresh_expires_at: None,
+        })
     }
 }

@@ -48,10 +48,10 @@
 //! before it reads a restaurant's first sales); an order of a restaurant
 //! whose currency is not known is an error naming the field.
 
-use super::{TransformError, decimal, parse_timestamp};
 use crate::ids::ExternalId;
 use crate::model::parts::{self, Part};
 use crate::model::{Connection, Direction, Ingredient, LineItem, MenuItem, Provider, Transaction};
+use crate::transforms::{TransformError, decimal, parse_timestamp};
 use jiff::civil::Date;
 use rust_decimal::Decimal;
 use serde::Deserialize;

@@ -4,12 +4,14 @@
 //! token may use. Every call names its tenant in `xero-tenant-id`. Limits per
 //! tenant: 60 a minute, 5,000 a day, 5 in flight (providers.md §4).
 
-use super::auth::{OAuthApp, TokenManager};
-use super::http::{Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope};
-use super::{bearer, with_token};
 use crate::ids::{ProviderAccountId, SecretName};
 use crate::model::Provider;
 use crate::ports::Limit;
+use crate::providers::auth::{OAuthApp, TokenManager};
+use crate::providers::http::{
+    Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope,
+};
+use crate::providers::{bearer, with_token};
 use serde_json::{Value, json};
 use std::time::Duration;
 

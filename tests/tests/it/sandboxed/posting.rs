@@ -16,9 +16,9 @@ use shared::model::{AccountMapping, Provider};
 use shared::pipelines::pull::{PullSettings, Puller, RunOptions};
 use shared::pipelines::push::{PushOutcome, Pusher};
 use shared::pipelines::reconcile::reconcile;
-use shared::pipelines::streams::ToastOrders;
 use shared::ports::DestinationStatus;
 use shared::providers::Endpoints;
+use shared::providers::toast::streams::ToastOrders;
 use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::time::Duration;
@@ -90,7 +90,9 @@ async fn orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent
         ..Endpoints::default()
     };
     let clients = hub.clients(endpoints);
-    let pos = clients.with_currency(&pos).await.unwrap();
+    let pos = shared::providers::registry::prepare(&clients, &pos)
+        .await
+        .unwrap();
     let puller = Puller::new(
         hub.stores.clone(),
         PullSettings {
@@ -493,7 +495,7 @@ async fn webhooks_delivered_three_times_are_booked_once_beside_the_pull(b: Backe
 async fn square_sales_and_refunds_are_booked_in_xero_once_through_faults(b: Backend) {
     use hub_sandboxes::square::{SquareConfig, SquareSandbox};
     use hub_sandboxes::xero::{XeroConfig, XeroSandbox};
-    use shared::pipelines::streams::SquarePayments;
+    use shared::providers::square::streams::SquarePayments;
     let square = SquareSandbox::start(SquareConfig {
         days: 1,
         payments_per_day: 15,

@@ -72,7 +72,9 @@ async fn setup(b: Backend, orders_per_day: u32, days: u32) -> Setup {
         ..Endpoints::default()
     });
     // Toast orders carry no currency: the restaurant's is read once and kept.
-    let connection = clients.with_currency(&connection).await.unwrap();
+    let connection = shared::providers::registry::prepare(&clients, &connection)
+        .await
+        .unwrap();
     assert_eq!(
         connection.currency.as_ref().map(|c| c.as_str()),
         Some("USD")
@@ -107,7 +109,7 @@ impl Setup {
         &self,
         options: RunOptions,
     ) -> Result<shared::pipelines::pull::PullReport, PullError> {
-        let orders = shared::pipelines::streams::ToastOrders {
+        let orders = shared::providers::toast::streams::ToastOrders {
             client: self.clients.toast(&self.connection).unwrap(),
             connection: self.connection.clone(),
         };
@@ -315,7 +317,7 @@ async fn a_schedule_fans_out_one_job_per_connection_and_each_job_pulls_every_str
         .menus()
         .await
         .unwrap();
-    let items = shared::transforms::toast::menus_to_items(&menus, &s.connection).unwrap();
+    let items = shared::providers::toast::transform::menus_to_items(&menus, &s.connection).unwrap();
     assert!(!items.is_empty());
     for item in &items {
         let names: Vec<&str> = item.ingredients.iter().map(|i| i.name.as_str()).collect();
@@ -463,7 +465,7 @@ async fn inventory_from_square_and_marketman_lands_as_the_latest_level_per_item(
 async fn square_sales_of_every_location_land_as_the_sandboxes_truth_sqlite() {
     use hub_sandboxes::square::{SquareConfig, SquareSandbox};
     use shared::model::{Record, Transaction};
-    use shared::pipelines::streams::SquarePayments;
+    use shared::providers::square::streams::SquarePayments;
     let square = SquareSandbox::start(SquareConfig {
         days: 2,
         payments_per_day: 20,
