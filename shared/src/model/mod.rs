@@ -3,6 +3,7 @@
 //! HTTP, AWS or a provider's wire format.
 
 mod connection;
+pub mod journal;
 pub mod parts;
 mod records;
 

@@ -4,8 +4,10 @@
 //!
 //! - [`client`]: the API (query, create, sparse update, batch, accounts).
 //! - [`webhook`]: `intuit-signature` and both envelopes.
+//! - [`journal`]: a day's journal entry as a `JournalEntry`.
 
 pub mod client;
+pub mod journal;
 pub mod webhook;
 
 pub use client::*;

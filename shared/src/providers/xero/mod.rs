@@ -3,8 +3,10 @@
 //!
 //! - [`client`]: the API (bank transactions, accounts, connections).
 //! - [`webhook`]: `x-xero-signature` and the envelope.
+//! - [`journal`]: a day's journal entry as a `ManualJournal`.
 
 pub mod client;
+pub mod journal;
 pub mod webhook;
 
 pub use client::*;

@@ -4,6 +4,7 @@ mod batching;
 mod cadence;
 mod clients;
 mod health;
+mod journal;
 mod ops;
 mod posting;
 mod pulls;

@@ -1,0 +1,458 @@
+//! The daily journal's pieces against the QuickBooks and Xero sandboxes: a
+//! location-day drafted from its parts with the mapping in force, posted as
+//! one balanced JournalEntry / ManualJournal that the sandbox (built to the
+//! providers' definitions) accepts; a late refund updated in place (the same
+//! entry, its SyncToken moved on); after the books close, the update refused
+//! with the closed-period error and the difference posted as an adjustment
+//! on the first open day, the books' balance per account then equal to the
+//! day's new entry. The truth is the sandbox's own account totals.
+
+use super::{Hub, token_credentials};
+use crate::backends::{Backend, conformance};
+use hub_sandboxes::quickbooks::{QuickBooksConfig, QuickBooksSandbox};
+use hub_sandboxes::xero::{TRACKING_CATEGORY, XeroConfig, XeroSandbox, role_accounts};
+use jiff::SignedDuration;
+use jiff::civil::Date;
+use rust_decimal::Decimal;
+use shared::model::journal::{
+    DayTotals, EntryLine, JournalMappings, difference, doc_number, draft,
+};
+use shared::model::{Part, Provider, parts};
+use shared::providers::Endpoints;
+use shared::providers::quickbooks::journal::{LocationRef, is_period_closed, journal_entry};
+use shared::providers::xero::journal::{Tracking, is_lock_date_refusal, manual_journal};
+use shared::providers::xero::{Collection, ItemResult};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+conformance!(
+    a_quickbooks_day_is_one_entry_updated_in_place_then_adjusted_after_close,
+    a_xero_day_is_one_manual_journal_updated_in_place_then_adjusted_after_the_lock,
+);
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn totals(parts: &[(&str, &str)]) -> DayTotals {
+    let parts: Vec<Part> = parts
+        .iter()
+        .map(|(r, a)| Part {
+            role: r.to_string(),
+            amount: d(a),
+        })
+        .collect();
+    DayTotals {
+        parts: parts::sum_parts(&parts),
+        records: parts.len(),
+        held: Vec::new(),
+    }
+}
+
+/// The books' net per account over `lines`, debit positive.
+fn net(lines: &[EntryLine]) -> BTreeMap<String, Decimal> {
+    let mut out = BTreeMap::new();
+    for l in lines {
+        *out.entry(l.account.clone()).or_default() += l.amount;
+    }
+    out.retain(|_, v: &mut Decimal| !v.is_zero());
+    out
+}
+
+/// The sandbox's own net per account over every day, debit positive.
+fn books(sandbox: &QuickBooksSandbox, realm: &str) -> BTreeMap<String, Decimal> {
+    let mut out = BTreeMap::new();
+    for ((_, account), amount) in sandbox.account_totals(realm) {
+        *out.entry(account).or_default() += amount;
+    }
+    out.retain(|_, v: &mut Decimal| !v.is_zero());
+    out
+}
+
+async fn a_quickbooks_day_is_one_entry_updated_in_place_then_adjusted_after_close(b: Backend) {
+    let sandbox = QuickBooksSandbox::start(QuickBooksConfig::seeded(7))
+        .await
+        .unwrap();
+    let realm = sandbox.realm_id();
+    let grant = sandbox.grant(&realm);
+    let hub = Hub::new(b).await;
+    hub.app(
+        Provider::QuickBooks,
+        sandbox.client_id(),
+        sandbox.client_secret(),
+    )
+    .await;
+    let c = hub
+        .connect(
+            "books",
+            Provider::QuickBooks,
+            &realm,
+            "America/New_York",
+            token_credentials(
+                &grant.access_token,
+                grant.refresh_token.as_deref(),
+                SignedDuration::from_hours(1),
+            ),
+        )
+        .await;
+    let clients = hub.clients(Endpoints {
+        quickbooks: sandbox.base_url(),
+        quickbooks_token: format!("{}/oauth2/v1/tokens/bearer", sandbox.base_url()),
+        ..Endpoints::default()
+    });
+    let client = clients.quickbooks(&c).await.unwrap();
+    let account = |name: &str, kind: &str, sub: &str| {
+        sandbox
+            .add_account(&realm, name, kind, sub)
+            .unwrap_or_else(|| panic!("add {name}"))
+    };
+    let mapping: BTreeMap<String, String> = [
+        (
+            "sales:*",
+            account("Food Sales", "Income", "SalesOfProductIncome"),
+        ),
+        (
+            "tax:*",
+            account(
+                "Sales Tax Payable",
+                "Other Current Liability",
+                "SalesTaxPayable",
+            ),
+        ),
+        (
+            "tips",
+            account(
+                "Tips Payable",
+                "Other Current Liability",
+                "OtherCurrentLiabilities",
+            ),
+        ),
+        (
+            "tender:card",
+            account("Card Clearing", "Other Current Asset", "UndepositedFunds"),
+        ),
+        ("tender:cash", account("Cash on Hand", "Bank", "CashOnHand")),
+        (
+            "refunds",
+            account("Refunds", "Income", "DiscountsRefundsGiven"),
+        ),
+        (
+            "over_short",
+            account("Over/Short", "Expense", "OtherMiscellaneousServiceCost"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut mappings = JournalMappings::default();
+    let day: Date = "2026-03-02".parse().unwrap();
+    mappings.set("2026-01-01".parse().unwrap(), mapping);
+    let location = LocationRef::None;
+    let doc = doc_number("Downtown", day);
+
+    // The day as first posted.
+    let first = draft(
+        day,
+        &totals(&[
+            ("sales:food", "120.00"),
+            ("tax:State", "9.60"),
+            ("tips", "15.00"),
+            ("tender:card", "104.60"),
+            ("tender:cash", "40.01"),
+        ]),
+        &mappings,
+    )
+    .unwrap();
+    assert_eq!(first.over_short, d("-0.01"), "a cent over, to over/short");
+    let body = journal_entry(&doc, day, &first.lines, &location, "Daily sales").unwrap();
+    let saved = client
+        .create("JournalEntry", &body, "journal-downtown-20260302-v1")
+        .await
+        .unwrap();
+    assert_eq!(sandbox.journal_entries(&realm).len(), 1);
+    assert_eq!(books(&sandbox, &realm), net(&first.lines));
+
+    // A late refund, period open: the same entry, updated in place.
+    let second = draft(
+        day,
+        &totals(&[
+            ("sales:food", "120.00"),
+            ("tax:State", "9.60"),
+            ("tips", "15.00"),
+            ("tender:card", "104.60"),
+            ("tender:cash", "40.01"),
+            ("refunds", "20.00"),
+            ("tax:State", "-1.60"),
+            ("tender:card", "-21.60"),
+        ]),
+        &mappings,
+    )
+    .unwrap();
+    let body = journal_entry(&doc, day, &second.lines, &location, "Daily sales").unwrap();
+    let updated = client
+        .sparse_update(
+            "JournalEntry",
+            &saved.id,
+            &saved.sync_token,
+            &body,
+            "journal-downtown-20260302-v2",
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.id, saved.id);
+    assert_ne!(updated.sync_token, saved.sync_token, "SyncToken moved on");
+    let entries = sandbox.journal_entries(&realm);
+    assert_eq!(entries.len(), 1, "never a second entry for the day");
+    assert_eq!(entries[0].doc_number.as_deref(), Some(doc.as_str()));
+    assert_eq!(books(&sandbox, &realm), net(&second.lines));
+
+    // The books close through the day; a second late change.
+    assert!(sandbox.set_book_close_date(&realm, day));
+    let third = draft(
+        day,
+        &totals(&[
+            ("sales:food", "120.00"),
+            ("tax:State", "9.60"),
+            ("tips", "18.00"),
+            ("tender:card", "107.60"),
+            ("tender:cash", "40.01"),
+            ("refunds", "20.00"),
+            ("tax:State", "-1.60"),
+            ("tender:card", "-21.60"),
+        ]),
+        &mappings,
+    )
+    .unwrap();
+    let body = journal_entry(&doc, day, &third.lines, &location, "Daily sales").unwrap();
+    let refused = client
+        .sparse_update(
+            "JournalEntry",
+            &updated.id,
+            &updated.sync_token,
+            &body,
+            "journal-downtown-20260302-v3",
+        )
+        .await
+        .unwrap_err();
+    assert!(is_period_closed(&refused), "{refused}");
+    assert_eq!(
+        books(&sandbox, &realm),
+        net(&second.lines),
+        "the original untouched"
+    );
+
+    // The difference alone, on the first open day, naming the original date.
+    let adjustment = difference(&second.lines, &third.lines);
+    assert_eq!(
+        net(&adjustment).len(),
+        2,
+        "tips and card clearing only: {adjustment:?}"
+    );
+    let open = day.tomorrow().unwrap();
+    let body = journal_entry(
+        &format!("{doc}-A1"),
+        open,
+        &adjustment,
+        &location,
+        &format!("Adjustment to the daily sales of {day} (books closed)"),
+    )
+    .unwrap();
+    client
+        .create("JournalEntry", &body, "journal-downtown-20260302-a1")
+        .await
+        .unwrap();
+    let entries = sandbox.journal_entries(&realm);
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1].txn_date, open);
+    assert_eq!(
+        books(&sandbox, &realm),
+        net(&third.lines),
+        "the books per account equal the day as it stands"
+    );
+    for e in &entries {
+        let (dr, cr) = e
+            .lines
+            .iter()
+            .fold((Decimal::ZERO, Decimal::ZERO), |(dr, cr), l| {
+                match l.posting {
+                    hub_sandboxes::quickbooks::PostingType::Debit => (dr + l.amount, cr),
+                    hub_sandboxes::quickbooks::PostingType::Credit => (dr, cr + l.amount),
+                }
+            });
+        assert_eq!(dr, cr, "entry {} balances", e.id);
+    }
+}
+
+/// The Xero sandbox's own net per account over every day, debit positive.
+fn xero_books(sandbox: &XeroSandbox, tenant: &str) -> BTreeMap<String, Decimal> {
+    let mut out = BTreeMap::new();
+    for ((_, account), amount) in sandbox.account_totals(tenant) {
+        *out.entry(account).or_default() += amount;
+    }
+    out.retain(|_, v: &mut Decimal| !v.is_zero());
+    out
+}
+
+async fn a_xero_day_is_one_manual_journal_updated_in_place_then_adjusted_after_the_lock(
+    b: Backend,
+) {
+    let sandbox = XeroSandbox::start(XeroConfig {
+        limits: Vec::new(),
+        ..XeroConfig::seeded(11)
+    })
+    .await
+    .unwrap();
+    let hub = Hub::new(b).await;
+    hub.app(Provider::Xero, sandbox.client_id(), sandbox.client_secret())
+        .await;
+    let tenant = sandbox.tenant_id();
+    let grant = sandbox.grant();
+    let c = hub
+        .connect(
+            "books",
+            Provider::Xero,
+            &tenant,
+            "America/Los_Angeles",
+            token_credentials(
+                &grant.access_token,
+                grant.refresh_token.as_deref(),
+                SignedDuration::from_hours(1),
+            ),
+        )
+        .await;
+    let clients = hub.clients(Endpoints {
+        xero: sandbox.base_url(),
+        xero_token: format!("{}/connect/token", sandbox.base_url()),
+        ..Endpoints::default()
+    });
+    let client = clients.xero(&c).await.unwrap();
+    let mut mappings = JournalMappings::default();
+    mappings.set("2026-01-01".parse().unwrap(), role_accounts());
+    let day: Date = "2026-03-02".parse().unwrap();
+    let tracking = Tracking {
+        name: TRACKING_CATEGORY.into(),
+        option: "Uptown".into(),
+    };
+    let narration = format!("Daily sales, Uptown, {day}");
+    let saved_id = |r: Vec<ItemResult>| match r.as_slice() {
+        [ItemResult::Saved { id, .. }] => id.clone(),
+        other => panic!("{other:?}"),
+    };
+
+    let first = draft(
+        day,
+        &totals(&[
+            ("sales:food", "80.00"),
+            ("tax:State", "6.40"),
+            ("tender:card", "86.40"),
+        ]),
+        &mappings,
+    )
+    .unwrap();
+    let body = manual_journal(&narration, day, &first.lines, Some(&tracking)).unwrap();
+    let id = saved_id(
+        client
+            .save(
+                Collection::ManualJournals,
+                &[body],
+                "journal-uptown-20260302-v1",
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(sandbox.manual_journals(&tenant).len(), 1);
+    assert_eq!(xero_books(&sandbox, &tenant), net(&first.lines));
+
+    // A late refund, period open: the same journal, by its id, with POST.
+    let second = draft(
+        day,
+        &totals(&[
+            ("sales:food", "80.00"),
+            ("tax:State", "6.40"),
+            ("tender:card", "86.40"),
+            ("refunds", "10.00"),
+            ("tax:State", "-0.80"),
+            ("tender:card", "-10.80"),
+        ]),
+        &mappings,
+    )
+    .unwrap();
+    let mut body = manual_journal(&narration, day, &second.lines, Some(&tracking)).unwrap();
+    body["ManualJournalID"] = id.clone().into();
+    let again = saved_id(
+        client
+            .save(
+                Collection::ManualJournals,
+                &[body],
+                "journal-uptown-20260302-v2",
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(again, id);
+    assert_eq!(
+        sandbox.manual_journals(&tenant).len(),
+        1,
+        "never a second journal"
+    );
+    assert_eq!(xero_books(&sandbox, &tenant), net(&second.lines));
+
+    // The period locks through the day; a tip adjustment arrives.
+    assert!(sandbox.set_period_lock_date(&tenant, Some(day)));
+    let third = draft(
+        day,
+        &totals(&[
+            ("sales:food", "80.00"),
+            ("tax:State", "6.40"),
+            ("tips", "5.00"),
+            ("tender:card", "91.40"),
+            ("refunds", "10.00"),
+            ("tax:State", "-0.80"),
+            ("tender:card", "-10.80"),
+        ]),
+        &mappings,
+    )
+    .unwrap();
+    let mut body = manual_journal(&narration, day, &third.lines, Some(&tracking)).unwrap();
+    body["ManualJournalID"] = id.clone().into();
+    let refused = client
+        .save(
+            Collection::ManualJournals,
+            &[body],
+            "journal-uptown-20260302-v3",
+        )
+        .await;
+    let refused_by_lock = match &refused {
+        Ok(r) => matches!(r.as_slice(), [ItemResult::Invalid(m)] if is_lock_date_refusal(m)),
+        Err(shared::providers::ProviderError::Validation(m)) => is_lock_date_refusal(m),
+        Err(_) => false,
+    };
+    assert!(refused_by_lock, "{refused:?}");
+    assert_eq!(
+        xero_books(&sandbox, &tenant),
+        net(&second.lines),
+        "the original untouched"
+    );
+
+    let adjustment = difference(&second.lines, &third.lines);
+    let open = day.tomorrow().unwrap();
+    let body = manual_journal(
+        &format!("Adjustment to the daily sales of {day} (period locked), Uptown"),
+        open,
+        &adjustment,
+        Some(&tracking),
+    )
+    .unwrap();
+    saved_id(
+        client
+            .save(
+                Collection::ManualJournals,
+                &[body],
+                "journal-uptown-20260302-a1",
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(sandbox.manual_journals(&tenant).len(), 2);
+    assert_eq!(xero_books(&sandbox, &tenant), net(&third.lines));
+}
