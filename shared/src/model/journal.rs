@@ -260,6 +260,15 @@ pub fn difference(posted: &[EntryLine], now: &[EntryLine]) -> Vec<EntryLine> {
         .collect()
 }
 
+/// The first day a journal may be dated when the books are locked through
+/// `lock`: `day` itself while it is open, else the day after the lock.
+pub fn first_open_day(day: Date, lock: Option<Date>) -> Date {
+    match lock {
+        Some(l) if l >= day => l.tomorrow().unwrap_or(l),
+        _ => day,
+    }
+}
+
 /// The entry's number, for a person to find it: `<location>-<yyyymmdd>`,
 /// at most 21 characters (QuickBooks' `DocNumber`), the location's letters
 /// and digits kept.
@@ -521,6 +530,18 @@ mod tests {
         assert_eq!(t.records, 1);
         assert_eq!(t.parts["sales:food"], d("10.00"));
         assert_eq!(t.held, ["b: APPROVED, not money yet"]);
+    }
+
+    #[test]
+    fn a_locked_day_moves_to_the_day_after_the_lock() {
+        let day = date("2026-03-02");
+        assert_eq!(first_open_day(day, None), day);
+        assert_eq!(first_open_day(day, Some(date("2026-03-01"))), day);
+        assert_eq!(first_open_day(day, Some(day)), date("2026-03-03"));
+        assert_eq!(
+            first_open_day(day, Some(date("2026-03-31"))),
+            date("2026-04-01")
+        );
     }
 
     #[test]

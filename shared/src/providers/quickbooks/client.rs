@@ -229,6 +229,31 @@ impl QuickBooksClient {
         self.query_all("Account", "select * from Account").await
     }
 
+    /// The company's closing date (`GET preferences`:
+    /// `AccountingInfoPrefs.BookCloseDate`): nothing dated on or before it
+    /// may be written. `None` when the books are not closed.
+    pub async fn book_close_date(&self) -> Result<Option<jiff::civil::Date>, ProviderError> {
+        let v = self
+            .call(
+                "quickbooks.preferences",
+                reqwest::Method::GET,
+                "preferences",
+                Vec::new(),
+                None,
+            )
+            .await?;
+        match v["Preferences"]["AccountingInfoPrefs"]["BookCloseDate"].as_str() {
+            None | Some("") => Ok(None),
+            Some(d) => d
+                .get(..10)
+                .and_then(|d| d.parse().ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    ProviderError::Permanent(format!("BookCloseDate {d:?} is not a date"))
+                }),
+        }
+    }
+
     /// Creates an entity (`salesreceipt`, `purchase`) with a `requestid`, so a
     /// retry of the same request creates nothing new.
     pub async fn create(

@@ -212,6 +212,33 @@ impl XeroClient {
         Ok(v["Accounts"].as_array().cloned().unwrap_or_default())
     }
 
+    /// The organisation's lock: the later of `PeriodLockDate` and
+    /// `EndOfYearLockDate` (`GET /Organisation`; each "shown if set").
+    /// Nothing dated on or before it may be written.
+    pub async fn lock_date(&self) -> Result<Option<jiff::civil::Date>, ProviderError> {
+        let v = self
+            .call(
+                "xero.organisation",
+                reqwest::Method::GET,
+                format!("{}/api.xro/2.0/Organisation", self.base_url),
+                Vec::new(),
+                None,
+                None,
+            )
+            .await?;
+        let org = &v["Organisations"][0];
+        let mut lock = None;
+        for field in ["PeriodLockDate", "EndOfYearLockDate"] {
+            if let Some(raw) = org[field].as_str().filter(|s| !s.is_empty()) {
+                let d = xero_date(raw).ok_or_else(|| {
+                    ProviderError::Permanent(format!("{field} {raw:?} is not a date"))
+                })?;
+                lock = lock.max(Some(d));
+            }
+        }
+        Ok(lock)
+    }
+
     /// Creates or updates (`POST`, Xero's update-or-create; `PUT` only ever
     /// creates) the items of `collection` (`BankTransactions`,
     /// `ManualJournals`) with `summarizeErrors=false`, so each item has its
@@ -284,5 +311,39 @@ impl XeroClient {
             )
             .await?;
         Ok(v.as_array().cloned().unwrap_or_default())
+    }
+}
+
+/// A Xero date field: `/Date(<ms since the epoch>[+0000])/` (the
+/// definition's `x-is-msdate`) or `YYYY-MM-DD[T...]`.
+pub fn xero_date(raw: &str) -> Option<jiff::civil::Date> {
+    if let Some(inner) = raw
+        .strip_prefix("/Date(")
+        .and_then(|r| r.strip_suffix(")/"))
+    {
+        let ms: String = inner
+            .chars()
+            .enumerate()
+            .take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '-'))
+            .map(|(_, c)| c)
+            .collect();
+        let ts = jiff::Timestamp::from_millisecond(ms.parse().ok()?).ok()?;
+        return Some(ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).date());
+    }
+    raw.get(..10)?.parse().ok()
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::xero_date;
+
+    #[test]
+    fn xero_dates_read_in_both_forms() {
+        let d: jiff::civil::Date = "2025-06-02".parse().unwrap();
+        assert_eq!(xero_date("/Date(1748822400000+0000)/"), Some(d));
+        assert_eq!(xero_date("/Date(1748822400000)/"), Some(d));
+        assert_eq!(xero_date("2025-06-02T00:00:00"), Some(d));
+        assert_eq!(xero_date("2025-06-02"), Some(d));
+        assert_eq!(xero_date("soon"), None);
     }
 }

@@ -15,7 +15,7 @@ use jiff::SignedDuration;
 use jiff::civil::Date;
 use rust_decimal::Decimal;
 use shared::model::journal::{
-    DayTotals, EntryLine, JournalMappings, difference, doc_number, draft,
+    DayTotals, EntryLine, JournalMappings, difference, doc_number, draft, first_open_day,
 };
 use shared::model::{Part, Provider, parts};
 use shared::providers::Endpoints;
@@ -207,6 +207,7 @@ async fn a_quickbooks_day_is_one_entry_updated_in_place_then_adjusted_after_clos
     assert_eq!(books(&sandbox, &realm), net(&second.lines));
 
     // The books close through the day; a second late change.
+    assert_eq!(client.book_close_date().await.unwrap(), None);
     assert!(sandbox.set_book_close_date(&realm, day));
     let third = draft(
         day,
@@ -248,7 +249,10 @@ async fn a_quickbooks_day_is_one_entry_updated_in_place_then_adjusted_after_clos
         2,
         "tips and card clearing only: {adjustment:?}"
     );
-    let open = day.tomorrow().unwrap();
+    let lock = client.book_close_date().await.unwrap();
+    assert_eq!(lock, Some(day), "the closing date, read from the books");
+    let open = first_open_day(day, lock);
+    assert_eq!(open, day.tomorrow().unwrap());
     let body = journal_entry(
         &format!("{doc}-A1"),
         open,
@@ -398,6 +402,7 @@ async fn a_xero_day_is_one_manual_journal_updated_in_place_then_adjusted_after_t
     assert_eq!(xero_books(&sandbox, &tenant), net(&second.lines));
 
     // The period locks through the day; a tip adjustment arrives.
+    assert_eq!(client.lock_date().await.unwrap(), None);
     assert!(sandbox.set_period_lock_date(&tenant, Some(day)));
     let third = draft(
         day,
@@ -435,7 +440,14 @@ async fn a_xero_day_is_one_manual_journal_updated_in_place_then_adjusted_after_t
     );
 
     let adjustment = difference(&second.lines, &third.lines);
-    let open = day.tomorrow().unwrap();
+    let lock = client.lock_date().await.unwrap();
+    assert_eq!(
+        lock,
+        Some(day),
+        "the period lock, read from the organisation"
+    );
+    let open = first_open_day(day, lock);
+    assert_eq!(open, day.tomorrow().unwrap());
     let body = manual_journal(
         &format!("Adjustment to the daily sales of {day} (period locked), Uptown"),
         open,
