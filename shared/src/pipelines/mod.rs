@@ -8,6 +8,7 @@
 pub mod cadence;
 pub mod events;
 pub mod health;
+pub mod journal;
 pub mod pull;
 pub mod push;
 pub mod reconcile;

@@ -28,6 +28,7 @@ use std::str::FromStr;
 conformance!(
     a_quickbooks_day_is_one_entry_updated_in_place_then_adjusted_after_close,
     a_xero_day_is_one_manual_journal_updated_in_place_then_adjusted_after_the_lock,
+    the_day_poster_posts_once_updates_in_place_adjusts_after_close_and_holds_unmapped_days,
 );
 
 fn d(s: &str) -> Decimal {
@@ -467,4 +468,321 @@ async fn a_xero_day_is_one_manual_journal_updated_in_place_then_adjusted_after_t
     );
     assert_eq!(sandbox.manual_journals(&tenant).len(), 2);
     assert_eq!(xero_books(&sandbox, &tenant), net(&third.lines));
+}
+
+/// A sale (or refund, by `direction`) of the day, its money in `parts`.
+fn sale(
+    source: &shared::model::Connection,
+    id: &str,
+    day: Date,
+    direction: &str,
+    parts: &[(&str, &str)],
+) -> shared::model::Record {
+    let t: shared::model::Transaction = serde_json::from_value(serde_json::json!({
+        "tenant": source.tenant.as_str(), "connection": source.id.as_str(), "source": "toast",
+        "external_id": id, "amount": parts[0].1, "currency": "USD",
+        "direction": direction, "description": format!("Order {id}"), "business_date": day.to_string(),
+        "occurred_at": "2026-03-02T23:00:00Z", "reference": id, "line_items": [],
+        "parts": parts.iter().map(|(r, a)| serde_json::json!({"role": r, "amount": a})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    shared::model::Record::Transaction(t)
+}
+
+async fn the_day_poster_posts_once_updates_in_place_adjusts_after_close_and_holds_unmapped_days(
+    b: Backend,
+) {
+    use shared::pipelines::journal::{DayLocation, DayOutcome, post_day};
+    use shared::pipelines::records::ingest;
+
+    let sandbox = QuickBooksSandbox::start(QuickBooksConfig::seeded(9))
+        .await
+        .unwrap();
+    let realm = sandbox.realm_id();
+    let grant = sandbox.grant(&realm);
+    let hub = Hub::new(b).await;
+    hub.app(
+        Provider::QuickBooks,
+        sandbox.client_id(),
+        sandbox.client_secret(),
+    )
+    .await;
+    let dest = hub
+        .connect(
+            "books",
+            Provider::QuickBooks,
+            &realm,
+            "America/New_York",
+            token_credentials(
+                &grant.access_token,
+                grant.refresh_token.as_deref(),
+                SignedDuration::from_hours(1),
+            ),
+        )
+        .await;
+    let pos = hub
+        .connect(
+            "downtown",
+            Provider::Toast,
+            "restaurant-downtown",
+            "America/New_York",
+            super::login(&[("client_id", "x"), ("client_secret", "y")]),
+        )
+        .await;
+    let clients = hub.clients(Endpoints {
+        quickbooks: sandbox.base_url(),
+        quickbooks_token: format!("{}/oauth2/v1/tokens/bearer", sandbox.base_url()),
+        ..Endpoints::default()
+    });
+    let account =
+        |name: &str, kind: &str, sub: &str| sandbox.add_account(&realm, name, kind, sub).unwrap();
+    let mut mapping: BTreeMap<String, String> = [
+        (
+            "sales:food",
+            account("Food Sales", "Income", "SalesOfProductIncome"),
+        ),
+        (
+            "tax:*",
+            account(
+                "Sales Tax Payable",
+                "Other Current Liability",
+                "SalesTaxPayable",
+            ),
+        ),
+        (
+            "tips",
+            account(
+                "Tips Payable",
+                "Other Current Liability",
+                "OtherCurrentLiabilities",
+            ),
+        ),
+        (
+            "tender:card",
+            account("Card Clearing", "Other Current Asset", "UndepositedFunds"),
+        ),
+        (
+            "refunds",
+            account("Refunds", "Income", "DiscountsRefundsGiven"),
+        ),
+        (
+            "over_short",
+            account("Over/Short", "Expense", "OtherMiscellaneousServiceCost"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut mappings = JournalMappings::default();
+    mappings.set("2026-01-01".parse().unwrap(), mapping.clone());
+    let day: Date = "2026-03-02".parse().unwrap();
+    let department = sandbox.add_department(&realm, "Downtown").unwrap();
+    let location = DayLocation {
+        name: "Downtown".into(),
+        quickbooks: LocationRef::Department(department.clone()),
+        xero: None,
+    };
+    let add = |records: Vec<shared::model::Record>| {
+        let stores = hub.stores.clone();
+        let tenant = hub.tenant.clone();
+        async move {
+            ingest(&stores, &tenant, Provider::Toast, &[], records)
+                .await
+                .unwrap()
+        }
+    };
+    let post = |m: &JournalMappings| {
+        let m = m.clone();
+        let (stores, clients, dest, pos, location) = (
+            hub.stores.clone(),
+            clients.clone(),
+            dest.clone(),
+            pos.clone(),
+            location.clone(),
+        );
+        async move {
+            post_day(&stores, &clients, &dest, &pos, &location, day, &m)
+                .await
+                .unwrap()
+        }
+    };
+
+    assert_eq!(post(&mappings).await, DayOutcome::NothingToPost);
+    add(vec![
+        sale(
+            &pos,
+            "o1",
+            day,
+            "credit",
+            &[
+                ("sales:food", "60.00"),
+                ("tax:State", "4.80"),
+                ("tips", "9.00"),
+                ("tender:card", "73.80"),
+            ],
+        ),
+        sale(
+            &pos,
+            "o2",
+            day,
+            "credit",
+            &[
+                ("sales:food", "40.00"),
+                ("tax:State", "3.20"),
+                ("tender:card", "43.20"),
+            ],
+        ),
+    ])
+    .await;
+    let DayOutcome::Posted { id } = post(&mappings).await else {
+        panic!("not posted")
+    };
+    assert_eq!(
+        post(&mappings).await,
+        DayOutcome::Unchanged,
+        "the same day posts nothing new"
+    );
+    let entries = sandbox.journal_entries(&realm);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].doc_number.as_deref(), Some("Downtown-20260302"));
+    assert!(
+        entries[0]
+            .lines
+            .iter()
+            .all(|l| l.department.as_deref() == Some(department.as_str()))
+    );
+    let first_token = entries[0].sync_token.clone();
+
+    // A late refund, period open: the same entry, its SyncToken moved on.
+    add(vec![sale(
+        &pos,
+        "r1",
+        day,
+        "debit",
+        &[
+            ("refunds", "10.00"),
+            ("tax:State", "-0.80"),
+            ("tender:card", "-10.80"),
+        ],
+    )])
+    .await;
+    assert_eq!(
+        post(&mappings).await,
+        DayOutcome::Updated { id: id.clone() }
+    );
+    let entries = sandbox.journal_entries(&realm);
+    assert_eq!(entries.len(), 1, "one entry in the books");
+    assert_ne!(entries[0].sync_token, first_token);
+    let updated_token = entries[0].sync_token.clone();
+    let want = |parts: &[(&str, &str)]| net(&draft(day, &totals(parts), &mappings).unwrap().lines);
+    let after_refund = [
+        ("sales:food", "100.00"),
+        ("tax:State", "8.00"),
+        ("tips", "9.00"),
+        ("tender:card", "117.00"),
+        ("refunds", "10.00"),
+        ("tax:State", "-0.80"),
+        ("tender:card", "-10.80"),
+    ];
+    assert_eq!(books(&sandbox, &realm), want(&after_refund));
+
+    // The books close; the same refund's tip comes back: one adjustment on
+    // the first open day, the original untouched.
+    assert!(sandbox.set_book_close_date(&realm, day));
+    add(vec![sale(
+        &pos,
+        "o3",
+        day,
+        "credit",
+        &[("tips", "2.00"), ("tender:card", "2.00")],
+    )])
+    .await;
+    let DayOutcome::Adjusted { id: adj, on } = post(&mappings).await else {
+        panic!("not adjusted")
+    };
+    assert_eq!(on, day.tomorrow().unwrap());
+    let entries = sandbox.journal_entries(&realm);
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        entries[0].sync_token, updated_token,
+        "the original untouched"
+    );
+    let adjustment = entries.iter().find(|e| e.id == adj).unwrap();
+    assert_eq!(adjustment.txn_date, on);
+    assert_eq!(
+        adjustment.lines.len(),
+        2,
+        "only the difference: {:?}",
+        adjustment.lines
+    );
+    let mut with_tip = after_refund.to_vec();
+    with_tip.extend([("tips", "2.00"), ("tender:card", "2.00")]);
+    assert_eq!(books(&sandbox, &realm), want(&with_tip));
+
+    // A second change adjusts again, by the new difference only.
+    add(vec![sale(
+        &pos,
+        "o4",
+        day,
+        "credit",
+        &[("sales:food", "5.00"), ("tender:card", "5.00")],
+    )])
+    .await;
+    let DayOutcome::Adjusted { .. } = post(&mappings).await else {
+        panic!("not adjusted")
+    };
+    assert_eq!(sandbox.journal_entries(&realm).len(), 3);
+    let third = sandbox.journal_entries(&realm).pop().unwrap();
+    assert_eq!(third.lines.len(), 2);
+    with_tip.extend([("sales:food", "5.00"), ("tender:card", "5.00")]);
+    assert_eq!(books(&sandbox, &realm), want(&with_tip));
+
+    // A new sales category on another day holds that day, naming the key;
+    // mapping it posts the day.
+    let next = "2026-03-05".parse::<Date>().unwrap();
+    add(vec![sale(
+        &pos,
+        "o5",
+        next,
+        "credit",
+        &[("sales:brunch", "30.00"), ("tender:card", "30.00")],
+    )])
+    .await;
+    let post_next = |m: JournalMappings| {
+        let (stores, clients, dest, pos, location) = (
+            hub.stores.clone(),
+            clients.clone(),
+            dest.clone(),
+            pos.clone(),
+            location.clone(),
+        );
+        async move {
+            post_day(&stores, &clients, &dest, &pos, &location, next, &m)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        post_next(mappings.clone()).await,
+        DayOutcome::Held(vec!["sales:brunch".into()])
+    );
+    assert_eq!(
+        sandbox.journal_entries(&realm).len(),
+        3,
+        "nothing sent for a held day"
+    );
+    mapping.insert(
+        "sales:brunch".into(),
+        account("Brunch Sales", "Income", "SalesOfProductIncome"),
+    );
+    mappings.set(next, mapping);
+    let DayOutcome::Posted { .. } = post_next(mappings.clone()).await else {
+        panic!("not posted")
+    };
+    assert_eq!(
+        post(&mappings).await,
+        DayOutcome::Unchanged,
+        "the earlier day is not re-posted"
+    );
+    assert_eq!(sandbox.journal_entries(&realm).len(), 4);
 }

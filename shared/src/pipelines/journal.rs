@@ -1,0 +1,481 @@
+//! Posting a location-day's journal ([`crate::model::journal`]) exactly once
+//! to QuickBooks (a JournalEntry) or Xero (a ManualJournal), and keeping it
+//! true when the day changes after it was posted:
+//!
+//! - first post: a create under an idempotency key derived from the day and
+//!   the version (QuickBooks `requestid`, Xero `Idempotency-Key`), so a
+//!   retry after a lost answer or a crash before the state is saved books
+//!   nothing twice;
+//! - a later change, the period open: the same entry updated in place
+//!   (QuickBooks `Id` + `SyncToken`, a stale token re-read once; Xero
+//!   `ManualJournalID` with POST). Never a second entry for the day;
+//! - a later change, the books closed for the day (read from the books
+//!   before writing, and recognized in the refusal when a lock appears
+//!   between the read and the write): an adjustment holding only the
+//!   difference, dated the first open day and naming the original date.
+//!   Nothing is ever unlocked. A further change adjusts again, by the new
+//!   difference only;
+//! - a day whose records carry a role with no account is held, every such
+//!   key named, and nothing is sent.
+//!
+//! What was posted for each day is kept in the cursor store (compare-and-set),
+//! under `journal.<destination>.<source>.<location>.<yyyymmdd>`.
+
+use crate::Stores;
+use crate::ids::StreamName;
+use crate::model::journal::{
+    DraftError, EntryLine, JournalMappings, day_totals, difference, draft, first_open_day,
+};
+use crate::model::{Connection, Provider, Record};
+use crate::ports::{CasOutcome, CursorKey, StoreError};
+use crate::providers::quickbooks::journal::{LocationRef, is_period_closed, journal_entry};
+use crate::providers::xero::journal::{Tracking, is_lock_date_refusal, manual_journal};
+use crate::providers::xero::{Collection, ItemResult};
+use crate::providers::{ProviderClients, ProviderError};
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Where a location's lines go in the books.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayLocation {
+    /// The location's name, in the entry's number and narration.
+    pub name: String,
+    /// QuickBooks: the Department or Class the lines carry.
+    pub quickbooks: LocationRef,
+    /// Xero: the tracking option the lines carry.
+    pub xero: Option<Tracking>,
+}
+
+/// What was booked for one day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayState {
+    /// The day's entry in the books.
+    pub entry_id: String,
+    /// QuickBooks: its SyncToken as last written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_token: Option<String>,
+    /// Its number.
+    pub doc_number: String,
+    /// What the entry itself holds.
+    pub entry_lines: Vec<EntryLine>,
+    /// Adjustments posted after the books closed, in order.
+    #[serde(default)]
+    pub adjustments: Vec<PostedAdjustment>,
+    /// Writes made for the day (the create is 1).
+    pub version: u32,
+}
+
+impl DayState {
+    /// What the books hold for the day: the entry and its adjustments.
+    pub fn booked(&self) -> Vec<EntryLine> {
+        let mut all = self.entry_lines.clone();
+        for a in &self.adjustments {
+            all = difference(&negated(&a.lines), &all);
+        }
+        all
+    }
+}
+
+fn negated(lines: &[EntryLine]) -> Vec<EntryLine> {
+    lines
+        .iter()
+        .map(|l| EntryLine {
+            amount: -l.amount,
+            ..l.clone()
+        })
+        .collect()
+}
+
+/// An adjustment in the books.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostedAdjustment {
+    /// Its id.
+    pub id: String,
+    /// The first open day it is dated.
+    pub date: Date,
+    /// Only the difference it books.
+    pub lines: Vec<EntryLine>,
+}
+
+/// What posting a day did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DayOutcome {
+    /// The day has no records.
+    NothingToPost,
+    /// Held: these keys have no account on the day's mapping.
+    Held(Vec<String>),
+    /// Posted for the first time.
+    Posted {
+        /// The entry's id.
+        id: String,
+    },
+    /// The books already hold the day as it is.
+    Unchanged,
+    /// The entry was updated in place.
+    Updated {
+        /// The entry's id (the same as before).
+        id: String,
+    },
+    /// The books are closed for the day: an adjustment was posted.
+    Adjusted {
+        /// The adjustment's id.
+        id: String,
+        /// The day it is dated.
+        on: Date,
+    },
+}
+
+/// Why a day could not be posted.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A store failed, or another run moved the day's state first.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The destination failed or refused.
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+    /// Not a destination the hub posts journals to, or no mapping in force.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn state_key(dest: &Connection, source: &Connection, location: &str, date: Date) -> CursorKey {
+    let stream = format!(
+        "journal.{}.{}.{}.{}",
+        dest.id,
+        source.id,
+        location,
+        date.strftime("%Y%m%d")
+    );
+    CursorKey {
+        tenant: dest.tenant.clone(),
+        provider: dest.provider,
+        stream: StreamName::new(stream)
+            .unwrap_or_else(|_| StreamName::new("journal").unwrap_or_else(|_| unreachable!())),
+    }
+}
+
+/// The idempotency key of write `version` of a day (at most 50 characters:
+/// QuickBooks' `requestid`).
+fn request_id(key: &CursorKey, version: u32) -> String {
+    let digest = hex::encode(Sha256::digest(key.storage_key().as_bytes()));
+    format!("journal-{}-v{version}", &digest[..32])
+}
+
+/// Posts (or brings up to date) `source`'s journal for `location` and
+/// `date` in `dest`, with the mapping in force on `date`.
+pub async fn post_day(
+    stores: &Stores,
+    clients: &ProviderClients,
+    dest: &Connection,
+    source: &Connection,
+    location: &DayLocation,
+    date: Date,
+    mappings: &JournalMappings,
+) -> Result<DayOutcome, JournalError> {
+    if !matches!(dest.provider, Provider::QuickBooks | Provider::Xero) {
+        return Err(JournalError::Invalid(format!(
+            "{} takes no journals",
+            dest.provider
+        )));
+    }
+    let mut records = Vec::new();
+    for e in stores
+        .ledger
+        .list_for_business_date(&source.tenant, date)
+        .await?
+    {
+        if e.key.provider != source.provider {
+            continue;
+        }
+        if let Ok(Record::Transaction(t)) = serde_json::from_value::<Record>(e.payload)
+            && t.connection == source.id
+        {
+            records.push(t);
+        }
+    }
+    let totals = day_totals(&records);
+    let key = state_key(dest, source, &location.name, date);
+    let stored = stores.cursors.get(&key).await?;
+    let state: Option<DayState> = stored
+        .as_ref()
+        .map(|c| serde_json::from_str(&c.value))
+        .transpose()
+        .map_err(|e| StoreError::corrupt("journal day state", e))?;
+    if totals.records == 0 && state.is_none() {
+        return Ok(DayOutcome::NothingToPost);
+    }
+    let entry = match draft(date, &totals, mappings) {
+        Ok(e) => e,
+        Err(DraftError::Unmapped(keys)) => return Ok(DayOutcome::Held(keys)),
+        Err(e) => return Err(JournalError::Invalid(e.to_string())),
+    };
+    let doc = crate::model::journal::doc_number(&location.name, date);
+    let narration = format!("Daily sales, {}, {date}", location.name);
+    let books = Books {
+        clients,
+        dest,
+        location,
+    };
+
+    let Some(mut state) = state else {
+        let (id, sync_token) = books
+            .create(&doc, date, &entry.lines, &narration, &request_id(&key, 1))
+            .await?;
+        let state = DayState {
+            entry_id: id.clone(),
+            sync_token,
+            doc_number: doc,
+            entry_lines: entry.lines,
+            adjustments: Vec::new(),
+            version: 1,
+        };
+        save(stores, &key, None, &state).await?;
+        return Ok(DayOutcome::Posted { id });
+    };
+    let booked = state.booked();
+    let diff = difference(&booked, &entry.lines);
+    if diff.is_empty() {
+        return Ok(DayOutcome::Unchanged);
+    }
+    let version = state.version + 1;
+    let mut lock = books.lock().await?;
+    if state.adjustments.is_empty() && first_open_day(date, lock) == date {
+        match books
+            .update(
+                &state,
+                date,
+                &entry.lines,
+                &narration,
+                &request_id(&key, version),
+            )
+            .await
+        {
+            Ok(sync_token) => {
+                state.sync_token = sync_token;
+                state.entry_lines = entry.lines;
+                state.version = version;
+                save(stores, &key, stored.map(|c| c.version), &state).await?;
+                return Ok(DayOutcome::Updated { id: state.entry_id });
+            }
+            // A lock that appeared after the read: adjust instead.
+            Err(Refusal::Closed) => lock = books.lock().await?,
+            Err(Refusal::Other(e)) => return Err(e.into()),
+        }
+    }
+    let on = first_open_day(date, lock.or(Some(date)));
+    let n = state.adjustments.len() + 1;
+    let adjustment_doc = adjustment_doc_number(&location.name, date, n);
+    let note = format!(
+        "Adjustment {n} to the daily sales of {}, {date} (books closed through {})",
+        location.name,
+        lock.map_or_else(|| date.to_string(), |l| l.to_string())
+    );
+    let (id, _) = books
+        .create(
+            &adjustment_doc,
+            on,
+            &diff,
+            &note,
+            &request_id(&key, version),
+        )
+        .await?;
+    state.adjustments.push(PostedAdjustment {
+        id: id.clone(),
+        date: on,
+        lines: diff,
+    });
+    state.version = version;
+    save(stores, &key, stored.map(|c| c.version), &state).await?;
+    Ok(DayOutcome::Adjusted { id, on })
+}
+
+/// An adjustment's number: the day's, with `-A<n>`, within 21 characters.
+fn adjustment_doc_number(location: &str, date: Date, n: usize) -> String {
+    let suffix = format!("-A{n}");
+    let room = 21 - suffix.len() - 9;
+    let short: String = location
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(room)
+        .collect();
+    format!(
+        "{}{suffix}",
+        crate::model::journal::doc_number(&short, date)
+    )
+}
+
+async fn save(
+    stores: &Stores,
+    key: &CursorKey,
+    expected: Option<u64>,
+    state: &DayState,
+) -> Result<(), JournalError> {
+    let value =
+        serde_json::to_string(state).map_err(|e| StoreError::corrupt("journal day state", e))?;
+    match stores
+        .cursors
+        .compare_and_set(key, expected, &value)
+        .await?
+    {
+        CasOutcome::Set(_) => Ok(()),
+        CasOutcome::Conflict { .. } => Err(JournalError::Store(StoreError::Conflict(format!(
+            "another run posted {} first",
+            key.storage_key()
+        )))),
+    }
+}
+
+/// Why an update in place did not happen.
+enum Refusal {
+    /// The books are closed for the entry's date.
+    Closed,
+    /// Anything else.
+    Other(ProviderError),
+}
+
+/// The destination's books, for one connection and location.
+struct Books<'a> {
+    clients: &'a ProviderClients,
+    dest: &'a Connection,
+    location: &'a DayLocation,
+}
+
+impl Books<'_> {
+    /// The date the books are closed through, if any.
+    async fn lock(&self) -> Result<Option<Date>, ProviderError> {
+        match self.dest.provider {
+            Provider::QuickBooks => {
+                self.clients
+                    .quickbooks(self.dest)
+                    .await?
+                    .book_close_date()
+                    .await
+            }
+            _ => self.clients.xero(self.dest).await?.lock_date().await,
+        }
+    }
+
+    /// Creates an entry; its id and (QuickBooks) SyncToken.
+    async fn create(
+        &self,
+        doc: &str,
+        date: Date,
+        lines: &[EntryLine],
+        note: &str,
+        request_id: &str,
+    ) -> Result<(String, Option<String>), ProviderError> {
+        match self.dest.provider {
+            Provider::QuickBooks => {
+                let body = journal_entry(doc, date, lines, &self.location.quickbooks, note)
+                    .map_err(ProviderError::Permanent)?;
+                let saved = self
+                    .clients
+                    .quickbooks(self.dest)
+                    .await?
+                    .create("JournalEntry", &body, request_id)
+                    .await?;
+                Ok((saved.id, Some(saved.sync_token)))
+            }
+            _ => {
+                let body = manual_journal(note, date, lines, self.location.xero.as_ref())
+                    .map_err(ProviderError::Permanent)?;
+                let id = xero_saved(
+                    self.clients
+                        .xero(self.dest)
+                        .await?
+                        .save(Collection::ManualJournals, &[body], request_id)
+                        .await?,
+                )
+                .map_err(ProviderError::Validation)?;
+                Ok((id, None))
+            }
+        }
+    }
+
+    /// Updates the day's entry in place; its new SyncToken (QuickBooks).
+    async fn update(
+        &self,
+        state: &DayState,
+        date: Date,
+        lines: &[EntryLine],
+        narration: &str,
+        request_id: &str,
+    ) -> Result<Option<String>, Refusal> {
+        match self.dest.provider {
+            Provider::QuickBooks => {
+                let client = self
+                    .clients
+                    .quickbooks(self.dest)
+                    .await
+                    .map_err(Refusal::Other)?;
+                let body = journal_entry(
+                    &state.doc_number,
+                    date,
+                    lines,
+                    &self.location.quickbooks,
+                    narration,
+                )
+                .map_err(|e| Refusal::Other(ProviderError::Permanent(e)))?;
+                let token = state.sync_token.clone().unwrap_or_else(|| "0".into());
+                let attempt = client
+                    .sparse_update("JournalEntry", &state.entry_id, &token, &body, request_id)
+                    .await;
+                let attempt = match attempt {
+                    // Someone edited the entry since: take its SyncToken once.
+                    Err(ProviderError::Conflict(_)) => {
+                        let current = client
+                            .read("JournalEntry", &state.entry_id)
+                            .await
+                            .map_err(Refusal::Other)?;
+                        client
+                            .sparse_update(
+                                "JournalEntry",
+                                &state.entry_id,
+                                &current.sync_token,
+                                &body,
+                                &format!("{request_id}r"),
+                            )
+                            .await
+                    }
+                    other => other,
+                };
+                match attempt {
+                    Ok(saved) => Ok(Some(saved.sync_token)),
+                    Err(e) if is_period_closed(&e) => Err(Refusal::Closed),
+                    Err(e) => Err(Refusal::Other(e)),
+                }
+            }
+            _ => {
+                let mut body = manual_journal(narration, date, lines, self.location.xero.as_ref())
+                    .map_err(|e| Refusal::Other(ProviderError::Permanent(e)))?;
+                body["ManualJournalID"] = state.entry_id.clone().into();
+                let client = self.clients.xero(self.dest).await.map_err(Refusal::Other)?;
+                match client
+                    .save(Collection::ManualJournals, &[body], request_id)
+                    .await
+                {
+                    Ok(r) => match xero_saved(r) {
+                        Ok(_) => Ok(None),
+                        Err(m) if is_lock_date_refusal(&m) => Err(Refusal::Closed),
+                        Err(m) => Err(Refusal::Other(ProviderError::Validation(m))),
+                    },
+                    Err(ProviderError::Validation(m)) if is_lock_date_refusal(&m) => {
+                        Err(Refusal::Closed)
+                    }
+                    Err(e) => Err(Refusal::Other(e)),
+                }
+            }
+        }
+    }
+}
+
+/// The one journal's id, or Xero's messages refusing it.
+fn xero_saved(results: Vec<ItemResult>) -> Result<String, Vec<crate::providers::ProviderMessage>> {
+    match results.into_iter().next() {
+        Some(ItemResult::Saved { id, .. }) => Ok(id),
+        Some(ItemResult::Invalid(m)) => Err(m),
+        None => Err(Vec::new()),
+    }
+}
