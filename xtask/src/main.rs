@@ -20,18 +20,25 @@
 //! - `package`: builds every function with cargo lambda (release, arm64) into
 //!   `target/lambda/<name>/`, where the template points.
 //! - `infra`: the template checks alone.
-//! - `bench`: the performance figures (see `bench.rs`).
+//! - `bench`: the performance figures (see `bench.rs`); `--peer-only`: the
+//!   comparison with the Python peer alone (`peer.rs`).
 //! - `moto`: starts the emulator in the foreground, for running single tests.
 //! - `smoke`: the function smoke tests alone.
 //! - `leak-scan <dir>...`: the leak scan alone, on a run's log folders.
+//!
+//! Arguments are read with clap: `cargo xtask <verb> --help` says what each
+//! takes, and an argument it does not know is an error.
 
 mod bench;
 mod e2e;
 mod infra;
 mod leaks;
 mod outcome;
+mod peer;
+mod runtime_api;
 mod smoke;
 
+use clap::{Parser, Subcommand};
 use outcome::Outcome;
 
 use std::net::{TcpListener, TcpStream};
@@ -54,33 +61,62 @@ const RUN_WITH_IGNORED: &[&str] = &["lambda_smoke", "lambda_aws"];
 /// smoke stage's `cargo lambda watch`.
 const LOG_SOURCES: &[&str] = &["it-", "cli-", "chaos-", "watch.log"];
 
+/// Project chores: `cargo xtask <verb>`.
+#[derive(Debug, Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask")]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// fmt, clippy, template checks, every test (AWS emulator), function
+    /// smoke tests, contract and SDK checks, the secret-leak scan.
+    Test {
+        /// Passed on to `cargo test --workspace` (after `--`, e.g.
+        /// `cargo xtask test -- -p shared`; a test filter may come first).
+        #[arg(trailing_var_arg = true, value_name = "CARGO TEST ARGS")]
+        args: Vec<String>,
+    },
+    /// Cold starts, intake, the Python peer, transforms, pull, posting ->
+    /// target/bench-figures/figures.json.
+    Bench(bench::BenchArgs),
+    /// Build every function (release, arm64, cargo lambda) into target/lambda/.
+    Package,
+    /// Template checks only: coverage, cfn-lint, the SAM-transformed
+    /// template, checkov.
+    Infra,
+    /// The function smoke tests alone (cargo lambda watch) -> target/smoke/<n>.
+    Smoke,
+    /// The secret-leak scan alone, on a test run's log folders
+    /// (target/test-logs/<n>, target/smoke/<n>).
+    LeakScan {
+        /// The log folders to scan.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<String>,
+    },
+    /// Run the AWS emulator in the foreground (prints its URL).
+    Moto,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("test") => test(&args[1..]),
-        Some("moto") => moto_foreground(),
-        Some("package") => infra::package(),
-        Some("bench") => bench::bench(&args[1..]),
-        Some("leak-scan") => leak_scan(&args[1..]),
-        Some("smoke") => smoke_alone(),
-        Some("infra") => infra::check_coverage()
+    // Help and unknown arguments end here: clap prints and exits (0 for
+    // `--help`, 2 for an error).
+    let cli = Cli::parse();
+    let result = match cli.verb {
+        Verb::Test { args } => test(&args),
+        Verb::Moto => moto_foreground(),
+        Verb::Package => infra::package(),
+        Verb::Bench(args) => bench::bench(&args),
+        Verb::LeakScan { dirs } => leak_scan(&dirs),
+        Verb::Smoke => smoke_alone(),
+        Verb::Infra => infra::check_coverage()
             .and_then(|()| infra::cfn_lint())
             .and_then(|()| infra::template_check())
             .and_then(|()| infra::checkov()),
-        _ => {
-            eprintln!(
-                "usage: cargo xtask <verb>\n\n\
-                 verbs:\n  \
-                 test [-- <cargo test args>]  fmt, clippy, template checks, every test (AWS emulator), function smoke tests\n  \
-                 bench [--quick]            cold starts, intake, transforms, pull, posting -> target/bench-figures/figures.json\n  \
-                 package                    build every function (release, arm64, cargo lambda) into target/lambda/\n  \
-                 infra                      template checks only: coverage, cfn-lint, the SAM-transformed template, checkov\n  \
-                 smoke                      the function smoke tests alone (cargo lambda watch) -> target/smoke/<n>\n  \
-                 leak-scan <dir>...         the secret-leak scan alone, on a test run's log folders (target/test-logs/<n>, target/smoke/<n>)\n  \
-                 moto                       run the AWS emulator in the foreground (prints its URL)"
-            );
-            Err("no verb given".into())
-        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -133,6 +169,12 @@ fn ensure_venv() -> Result<PathBuf> {
 /// Makes the venv `name` from the requirements file `requirements` (both
 /// relative to the workspace), once per change of the file.
 fn ensure_venv_named(name: &str, requirements: &str) -> Result<PathBuf> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    ensure_venv_with(name, requirements, &python)
+}
+
+/// [`ensure_venv_named`] with the interpreter `python` making the venv.
+fn ensure_venv_with(name: &str, requirements: &str, python: &str) -> Result<PathBuf> {
     let venv = root().join(name);
     let requirements = root().join(requirements);
     let wanted = std::fs::read_to_string(&requirements)
@@ -141,10 +183,9 @@ fn ensure_venv_named(name: &str, requirements: &str) -> Result<PathBuf> {
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(venv);
     }
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     run(
         &format!("create {name}"),
-        Command::new(&python).args(["-m", "venv"]).arg(&venv),
+        Command::new(python).args(["-m", "venv"]).arg(&venv),
     )
     .map_err(|e| format!("{e}: is {python} (3.9 or newer, with venv) installed?"))?;
     run(
@@ -187,16 +228,27 @@ fn free_port() -> Result<u16> {
 }
 
 fn start_moto(venv: &Path) -> Result<Moto> {
-    let port = free_port()?;
-    let log_path = root().join("target/moto.log");
-    std::fs::create_dir_all(root().join("target")).map_err(|e| e.to_string())?;
-    let log = std::fs::File::create(&log_path)
-        .map_err(|e| format!("create {}: {e}", log_path.display()))?;
-    let err_log = log.try_clone().map_err(|e| e.to_string())?;
     // moto's server with each request handled atomically, as AWS handles
     // conditional writes (xtask/moto_serialized.py says why).
+    start_moto_script(
+        venv,
+        &root().join("xtask/moto_serialized.py"),
+        &root().join("target/moto.log"),
+    )
+}
+
+/// The emulator as `script` serves it (moto_server's command line), logging
+/// to `log_path`; ready when its port answers.
+fn start_moto_script(venv: &Path, script: &Path, log_path: &Path) -> Result<Moto> {
+    let port = free_port()?;
+    if let Some(dir) = log_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    }
+    let log = std::fs::File::create(log_path)
+        .map_err(|e| format!("create {}: {e}", log_path.display()))?;
+    let err_log = log.try_clone().map_err(|e| e.to_string())?;
     let child = Command::new(venv.join("bin/python"))
-        .arg(root().join("xtask/moto_serialized.py"))
+        .arg(script)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(log)
@@ -560,6 +612,83 @@ fn moto_foreground() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(args: &[&str]) -> std::result::Result<Verb, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).map(|c| c.verb)
+    }
+
+    #[test]
+    fn bench_takes_its_flags() {
+        match parse(&["bench", "--quick"]).unwrap() {
+            Verb::Bench(b) => assert!(b.quick && !b.peer_only && !b.profile_hub),
+            v => panic!("{v:?}"),
+        }
+        match parse(&["bench", "--peer-only", "--profile-hub"]).unwrap() {
+            Verb::Bench(b) => assert!(!b.quick && b.peer_only && b.profile_hub),
+            v => panic!("{v:?}"),
+        }
+        match parse(&["bench"]).unwrap() {
+            Verb::Bench(b) => assert!(!b.quick && !b.peer_only),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_flags_and_help_stop_before_any_work() {
+        use clap::error::ErrorKind;
+        let e = parse(&["bench", "--bogus"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnknownArgument);
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            parse(&["bench", "--profile-hub"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument,
+            "--profile-hub needs --peer-only"
+        );
+        assert_eq!(
+            parse(&["test", "--bogus"]).unwrap_err().kind(),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(
+            parse(&["bogus"]).unwrap_err().kind(),
+            ErrorKind::InvalidSubcommand
+        );
+        assert!(parse(&[]).is_err(), "a verb is required");
+        assert!(parse(&["leak-scan"]).is_err(), "leak-scan needs a folder");
+        for verb in [
+            "test",
+            "bench",
+            "package",
+            "infra",
+            "smoke",
+            "leak-scan",
+            "moto",
+        ] {
+            let e = parse(&[verb, "--help"]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{verb} --help");
+            assert_eq!(e.exit_code(), 0, "{verb} --help");
+        }
+    }
+
+    #[test]
+    fn test_passes_cargo_test_arguments_on() {
+        let args = |v: Verb| match v {
+            Verb::Test { args } => args,
+            v => panic!("{v:?}"),
+        };
+        assert!(args(parse(&["test"]).unwrap()).is_empty());
+        assert_eq!(
+            args(parse(&["test", "--", "-p", "shared", "--", "--nocapture"]).unwrap()),
+            ["-p", "shared", "--", "--nocapture"]
+        );
+        assert_eq!(
+            args(parse(&["test", "webhook", "--", "--nocapture"]).unwrap()),
+            ["webhook", "--", "--nocapture"]
+        );
+        match parse(&["leak-scan", "a", "b"]).unwrap() {
+            Verb::LeakScan { dirs } => assert_eq!(dirs, ["a", "b"]),
+            v => panic!("{v:?}"),
+        }
+    }
 
     #[test]
     fn run_tests_reads_stderr_and_stdout_in_order_and_past_bad_bytes() {
