@@ -273,16 +273,23 @@ pub fn first_open_day(day: Date, lock: Option<Date>) -> Date {
 /// at most 21 characters (QuickBooks' `DocNumber`), the location's letters
 /// and digits kept.
 pub fn doc_number(location: &str, date: Date) -> String {
+    doc_number_with(location, date, "")
+}
+
+/// [`doc_number`] followed by `suffix` (`-A1`), the location shortened so
+/// the whole stays within 21 characters.
+pub fn doc_number_with(location: &str, date: Date, suffix: &str) -> String {
     let day = date.strftime("%Y%m%d").to_string();
+    let room = 21usize.saturating_sub(day.len() + 1 + suffix.len());
     let keep: String = location
         .chars()
         .filter(char::is_ascii_alphanumeric)
-        .take(21 - day.len() - 1)
+        .take(room)
         .collect();
     if keep.is_empty() {
-        day
+        format!("{day}{suffix}")
     } else {
-        format!("{keep}-{day}")
+        format!("{keep}-{day}{suffix}")
     }
 }
 

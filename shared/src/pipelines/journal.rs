@@ -69,22 +69,15 @@ pub struct DayState {
 impl DayState {
     /// What the books hold for the day: the entry and its adjustments.
     pub fn booked(&self) -> Vec<EntryLine> {
-        let mut all = self.entry_lines.clone();
-        for a in &self.adjustments {
-            all = difference(&negated(&a.lines), &all);
-        }
-        all
+        // Lines summed per account: the difference from nothing.
+        let all: Vec<EntryLine> = self
+            .adjustments
+            .iter()
+            .flat_map(|a| a.lines.iter().cloned())
+            .chain(self.entry_lines.iter().cloned())
+            .collect();
+        difference(&[], &all)
     }
-}
-
-fn negated(lines: &[EntryLine]) -> Vec<EntryLine> {
-    lines
-        .iter()
-        .map(|l| EntryLine {
-            amount: -l.amount,
-            ..l.clone()
-        })
-        .collect()
 }
 
 /// An adjustment in the books.
@@ -293,17 +286,7 @@ pub async fn post_day(
 
 /// An adjustment's number: the day's, with `-A<n>`, within 21 characters.
 fn adjustment_doc_number(location: &str, date: Date, n: usize) -> String {
-    let suffix = format!("-A{n}");
-    let room = 21 - suffix.len() - 9;
-    let short: String = location
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(room)
-        .collect();
-    format!(
-        "{}{suffix}",
-        crate::model::journal::doc_number(&short, date)
-    )
+    crate::model::journal::doc_number_with(location, date, &format!("-A{n}"))
 }
 
 async fn save(

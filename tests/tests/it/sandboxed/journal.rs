@@ -70,8 +70,20 @@ fn books(sandbox: &QuickBooksSandbox, realm: &str) -> BTreeMap<String, Decimal> 
     out
 }
 
-async fn a_quickbooks_day_is_one_entry_updated_in_place_then_adjusted_after_close(b: Backend) {
-    let sandbox = QuickBooksSandbox::start(QuickBooksConfig::seeded(7))
+/// A QuickBooks sandbox (seeded with `seed`) and a hub with one tenant
+/// whose `books` connection holds a token the sandbox issued, and clients
+/// pointed at it.
+async fn quickbooks_books(
+    b: Backend,
+    seed: u64,
+) -> (
+    QuickBooksSandbox,
+    String,
+    Hub,
+    shared::model::Connection,
+    shared::providers::ProviderClients,
+) {
+    let sandbox = QuickBooksSandbox::start(QuickBooksConfig::seeded(seed))
         .await
         .unwrap();
     let realm = sandbox.realm_id();
@@ -101,6 +113,11 @@ async fn a_quickbooks_day_is_one_entry_updated_in_place_then_adjusted_after_clos
         quickbooks_token: format!("{}/oauth2/v1/tokens/bearer", sandbox.base_url()),
         ..Endpoints::default()
     });
+    (sandbox, realm, hub, c, clients)
+}
+
+async fn a_quickbooks_day_is_one_entry_updated_in_place_then_adjusted_after_close(b: Backend) {
+    let (sandbox, realm, _hub, c, clients) = quickbooks_books(b, 7).await;
     let client = clients.quickbooks(&c).await.unwrap();
     let account = |name: &str, kind: &str, sub: &str| {
         sandbox
@@ -495,31 +512,7 @@ async fn the_day_poster_posts_once_updates_in_place_adjusts_after_close_and_hold
     use shared::pipelines::journal::{DayLocation, DayOutcome, post_day};
     use shared::pipelines::records::ingest;
 
-    let sandbox = QuickBooksSandbox::start(QuickBooksConfig::seeded(9))
-        .await
-        .unwrap();
-    let realm = sandbox.realm_id();
-    let grant = sandbox.grant(&realm);
-    let hub = Hub::new(b).await;
-    hub.app(
-        Provider::QuickBooks,
-        sandbox.client_id(),
-        sandbox.client_secret(),
-    )
-    .await;
-    let dest = hub
-        .connect(
-            "books",
-            Provider::QuickBooks,
-            &realm,
-            "America/New_York",
-            token_credentials(
-                &grant.access_token,
-                grant.refresh_token.as_deref(),
-                SignedDuration::from_hours(1),
-            ),
-        )
-        .await;
+    let (sandbox, realm, hub, dest, clients) = quickbooks_books(b, 9).await;
     let pos = hub
         .connect(
             "downtown",
@@ -529,11 +522,6 @@ async fn the_day_poster_posts_once_updates_in_place_adjusts_after_close_and_hold
             super::login(&[("client_id", "x"), ("client_secret", "y")]),
         )
         .await;
-    let clients = hub.clients(Endpoints {
-        quickbooks: sandbox.base_url(),
-        quickbooks_token: format!("{}/oauth2/v1/tokens/bearer", sandbox.base_url()),
-        ..Endpoints::default()
-    });
     let account =
         |name: &str, kind: &str, sub: &str| sandbox.add_account(&realm, name, kind, sub).unwrap();
     let mut mapping: BTreeMap<String, String> = [
