@@ -296,7 +296,7 @@ class IamTest(unittest.TestCase):
 
     def test_a_query_of_an_index_needs_the_index(self) -> None:
         state = resources()["StateTable"]["physical_id"]
-        calls = [{"caller": "push", "service": "DynamoDB", "operation": "Query", "resources": [state, f"{state}/index/gsi1"]}]
+        calls = [{"caller": "process-events", "service": "DynamoDB", "operation": "Query", "resources": [state, f"{state}/index/gsi1"]}]
         rc, text = self.iam(calls)
         self.assertEqual(rc, 1, text)
         self.assert_not_allowed(text, "dynamodb:Query", "StateTable/index/gsi1", "granted on StateTable only")

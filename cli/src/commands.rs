@@ -163,6 +163,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A books connection's daily-journal mapping by version, the keys
+    /// holding days, proposals from its chart of accounts, its posting mode.
+    #[command(subcommand)]
+    Mappings(crate::mappings::MappingsCmd),
     /// Check or make webhook signatures, and handle unrouted events.
     #[command(subcommand)]
     Webhook(WebhookCmd),
@@ -298,6 +302,10 @@ pub struct ConnectionArgs {
     /// (Toast: learned from the restaurants API when not given).
     #[arg(long)]
     pub currency: Option<String>,
+    /// For QuickBooks or Xero: how sales are booked, `daily_summary` (one
+    /// journal per location and business day, the default) or `per_order`.
+    #[arg(long, default_value = "daily_summary")]
+    pub posting: shared::model::journal::PostingMode,
 }
 
 /// `hub secret ...`
@@ -415,6 +423,7 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
     match command {
         Command::Serve { .. } => bail!("serve is run by main"),
         Command::Sandboxes(args) => crate::sandboxes::run(args).await,
+        Command::Mappings(cmd) => crate::mappings::run(cmd, config).await,
         Command::Demo(args) => {
             let json = args.json;
             let report = crate::demo::run(args).await?;
@@ -754,6 +763,7 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                 close: args.close.clone(),
                 credentials: None,
                 currency: Some(args.currency.clone()),
+                posting: shared::model::journal::PostingMode::PerOrder,
             })?;
             let records = shared::ops::books::records_from_payloads(source, &payload, &connection)
                 .map_err(|e| anyhow!("{}: {e}", file.display()))?;
@@ -1028,6 +1038,7 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
         | Command::Connect { .. }
         | Command::Pull { .. }
         | Command::Push { .. }
+        | Command::Mappings(_)
         | Command::Work
         | Command::Status { .. }
         | Command::Reconcile { .. }
@@ -1136,6 +1147,14 @@ fn connection_from(a: ConnectionArgs) -> Result<Connection> {
             .map(shared::model::Currency::new)
             .transpose()
             .map_err(|e| anyhow!("--currency: {e}"))?,
+        books: if a.provider.is_accounting() {
+            shared::model::journal::DestinationBooks {
+                mode: a.posting,
+                ..Default::default()
+            }
+        } else {
+            Default::default()
+        },
     })
 }
 

@@ -5,5 +5,6 @@
 
 pub mod commands;
 pub mod demo;
+pub mod mappings;
 pub mod sandboxes;
 pub mod serve;

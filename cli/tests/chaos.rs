@@ -124,6 +124,7 @@ async fn seed_hub(stores: &Stores, toast: &ToastSandbox, qbo: &QuickBooksSandbox
         mappings: Default::default(),
         codes: Default::default(),
         currency: None,
+        books: Default::default(),
     };
     let mut pos = connection("pos", Provider::Toast, &toast.restaurant_guids()[0]);
     pos.mappings.insert(

@@ -894,10 +894,16 @@ fn the_demo_reconciles_every_restaurant_day_and_says_so() {
             assert!(v > rust_decimal::Decimal::ZERO, "{part}: {r}");
         }
     }
+    // Daily summary, the default: one journal per restaurant-day; the day
+    // the demo's unmapped category held posted once it was mapped.
+    for r in rows {
+        assert_eq!(r["journals"], 1, "{r}");
+    }
     assert!(
-        rows.iter()
-            .any(|r| r["dead_lettered"].as_u64().unwrap() > 0),
-        "the refused cash sales were parked, then redriven: {rows:?}"
+        rows.iter().any(|r| r["held"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k.as_str().unwrap().starts_with("sales:")))),
+        "a day was held for its new sales category, then mapped: {rows:?}"
     );
     assert!(report["token_refreshes"].as_u64().unwrap() >= 2);
     assert!(report["webhooks_sent"].as_u64().unwrap() > 0);
@@ -911,6 +917,50 @@ fn the_demo_reconciles_every_restaurant_day_and_says_so() {
         assert!(stderr(&o).contains(phase), "{}", stderr(&o));
     }
     assert!(dir.join("state.db").is_file(), "the state stays for a look");
+}
+
+#[test]
+fn the_demo_per_order_posts_each_sale_and_reconciles_after_the_redrive() {
+    let dir = temp_dir();
+    let o = support::output(
+        Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args([
+                "demo",
+                "--seed",
+                "11",
+                "--posting",
+                "per_order",
+                "--json",
+                "--data-dir",
+            ])
+            .arg(&dir)
+            .env_clear(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["reconciled"], true);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let dec =
+        |v: &serde_json::Value| -> rust_decimal::Decimal { v.as_str().unwrap().parse().unwrap() };
+    for r in rows {
+        // Per order: QuickBooks takes receipts, Xero a manual journal per sale.
+        let want = if r["systems"] == "square+xero" {
+            r["records"].as_u64().unwrap()
+        } else {
+            0
+        };
+        assert_eq!(r["journals"].as_u64(), Some(want), "{r}");
+        assert_eq!(r["duplicates"], 0, "{r}");
+        for l in r["lines"].as_array().unwrap() {
+            assert_eq!(dec(&l["truth"]), dec(&l["books"]), "{l}");
+        }
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r["dead_lettered"].as_u64().unwrap() > 0),
+        "the refused cash sales were parked, then redriven: {rows:?}"
+    );
 }
 
 #[test]
@@ -1129,6 +1179,9 @@ async fn a_part_with_no_mapping_holds_its_records_and_status_and_reconcile_name_
                 account,
                 "--time-zone",
                 "America/New_York",
+                // Each sale its own receipt (the default books daily).
+                "--posting",
+                "per_order",
             ],
             None,
         )
@@ -1307,4 +1360,197 @@ async fn a_part_with_no_mapping_holds_its_records_and_status_and_reconcile_name_
     .await
     .unwrap();
     assert!(stdout(&o).contains(": reconciled"), "{}", stdout(&o));
+}
+
+/// A books connection added from the command line posts daily summaries: a
+/// day with no mapping yet is held, with its keys, in `hub status`, `hub
+/// reconcile` and `hub mappings show`; `hub mappings suggest` proposes
+/// accounts from the chart; `hub mappings set` with them posts the held day
+/// (and says so), one JournalEntry, and `hub mappings history` lists the
+/// version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_day_is_listed_proposed_for_and_posted_once_mapped() {
+    use hub_sandboxes::quickbooks::{QuickBooksConfig, QuickBooksSandbox};
+    use hub_sandboxes::toast::{ToastConfig, ToastLimits, ToastSandbox};
+    let toast = ToastSandbox::start(ToastConfig {
+        days: 1,
+        orders_per_day: 12,
+        limits: ToastLimits::unlimited(),
+        ..ToastConfig::seeded(41)
+    })
+    .await
+    .unwrap();
+    let qbo = QuickBooksSandbox::start(QuickBooksConfig {
+        limits: Vec::new(),
+        ..QuickBooksConfig::seeded(42)
+    })
+    .await
+    .unwrap();
+    let guid = toast.restaurant_guids()[0].clone();
+    let realm = qbo.realm_id();
+    let dir = temp_dir();
+    let vars = vec![
+        ("HUB_ENDPOINT_TOAST", toast.base_url()),
+        ("HUB_ENDPOINT_QUICKBOOKS", qbo.base_url()),
+        (
+            "HUB_ENDPOINT_QUICKBOOKS_TOKEN",
+            format!("{}/oauth2/v1/tokens/bearer", qbo.base_url()),
+        ),
+    ];
+    let run = |args: &[&str]| {
+        hub_with_vars(
+            &dir,
+            vars.clone(),
+            args.iter().map(|x| x.to_string()).collect(),
+            None,
+        )
+    };
+    let ok = |o: &Output| {
+        assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
+        stdout(o)
+    };
+    ok(&run(&["tenant", "add", "bistro", "--name", "Bistro"])
+        .await
+        .unwrap());
+    for (id, provider, account) in [
+        ("pos", "toast", guid.as_str()),
+        ("books", "quickbooks", realm.as_str()),
+    ] {
+        ok(&run(&[
+            "connection",
+            "add",
+            "--tenant",
+            "bistro",
+            "--id",
+            id,
+            "--provider",
+            provider,
+            "--account",
+            account,
+            "--time-zone",
+            "America/New_York",
+        ])
+        .await
+        .unwrap());
+    }
+    let login = format!(
+        r#"{{"login":{{"client_id":"{}","client_secret":"{}"}}}}"#,
+        toast.client_id(),
+        toast.client_secret()
+    );
+    let grant = qbo.grant(&realm);
+    let token = shared::providers::auth::Credentials {
+        token: Some(shared::providers::auth::StoredToken {
+            access_token: grant.access_token.clone(),
+            refresh_token: grant.refresh_token.clone(),
+            expires_at: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+            refresh_expires_at: None,
+        }),
+        login: Default::default(),
+    };
+    use secrecy::ExposeSecret;
+    let app = format!(
+        r#"{{"client_id":"{}","client_secret":"{}"}}"#,
+        qbo.client_id(),
+        qbo.client_secret()
+    );
+    for (name, value) in [
+        ("tenants/bistro/pos", login),
+        (
+            "tenants/bistro/books",
+            token.to_secret().expose_secret().to_string(),
+        ),
+        ("apps/quickbooks", app),
+    ] {
+        ok(&hub_with_vars(
+            &dir,
+            vars.clone(),
+            ["secret", "set", name].map(String::from).to_vec(),
+            Some(value),
+        )
+        .await
+        .unwrap());
+    }
+    ok(&run(&["pull", "toast", "--tenant", "bistro"]).await.unwrap());
+    ok(&run(&["push"]).await.unwrap());
+    assert!(
+        qbo.created_journal_entries(&realm).is_empty(),
+        "nothing booked to a guess"
+    );
+    let (_, date) = toast.truth().days()[0].clone();
+    let day = date.to_string();
+
+    let text = ok(&run(&["status", "--check"]).await.unwrap());
+    assert!(
+        text.contains("day(s) held for mapping") && text.contains(&day),
+        "{text}"
+    );
+    let text = stdout(
+        &run(&["reconcile", "--tenant", "bistro", "--date", &day])
+            .await
+            .unwrap(),
+    );
+    assert!(
+        text.contains("NOT reconciled") && text.contains("needs mapping"),
+        "{text}"
+    );
+    let text = ok(&run(&["mappings", "show", "--tenant", "bistro"])
+        .await
+        .unwrap());
+    assert!(
+        text.contains("NEEDS MAPPING") && text.contains("tender:card"),
+        "{text}"
+    );
+
+    // The proposals, taken as they are, plus the operator's choice for any
+    // key the chart names nothing for (over/short here: an expense).
+    let o = run(&["mappings", "suggest", "--tenant", "bistro", "--json"])
+        .await
+        .unwrap();
+    let proposals: Vec<serde_json::Value> = serde_json::from_str(&ok(&o)).unwrap();
+    assert!(
+        proposals.iter().any(|p| p["key"] == "tender:card"),
+        "{proposals:#?}"
+    );
+    let held: Vec<String> = {
+        let o = run(&["mappings", "show", "--tenant", "bistro", "--json"])
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+        v["held"].as_object().unwrap().keys().cloned().collect()
+    };
+    let fallback = hub_sandboxes::quickbooks::item_account("41").unwrap();
+    let mut pairs: Vec<String> = held
+        .iter()
+        .map(|k| {
+            let account = proposals
+                .iter()
+                .find(|p| p["key"] == k.as_str())
+                .map(|p| p["account"].as_str().unwrap().to_string())
+                .unwrap_or_else(|| fallback.clone());
+            format!("{k}={account}")
+        })
+        .collect();
+    pairs.push(format!("over_short={fallback}"));
+    let mut args = vec!["mappings", "set", "--tenant", "bistro", "--from", &day];
+    args.extend(pairs.iter().map(String::as_str));
+    let text = ok(&run(&args).await.unwrap());
+    assert!(text.contains(&day) && text.contains("posted"), "{text}");
+    let entries = qbo.created_journal_entries(&realm);
+    assert_eq!(entries.len(), 1, "one entry for the day: {entries:#?}");
+    let text = ok(&run(&["reconcile", "--tenant", "bistro", "--date", &day])
+        .await
+        .unwrap());
+    assert!(!text.contains("NOT reconciled"), "{text}");
+    let text = ok(&run(&["mappings", "history", "--tenant", "bistro"])
+        .await
+        .unwrap());
+    assert!(
+        text.contains(&day) && text.contains("first version"),
+        "{text}"
+    );
+    // The same version again changes nothing and posts nothing.
+    let text = ok(&run(&args).await.unwrap());
+    assert!(text.contains("unchanged"), "{text}");
+    assert_eq!(qbo.created_journal_entries(&realm).len(), 1);
 }

@@ -113,6 +113,7 @@ fn bench_intake_embedded(c: &mut Criterion) {
                 mappings: Default::default(),
                 codes: Default::default(),
                 currency: None,
+                books: Default::default(),
             })
             .await
             .unwrap();

@@ -2,9 +2,13 @@
 //! `hub` build this once at start-up and pass it by reference.
 
 use crate::adapters::aws::{AwsSecrets, DynamoStore, SqsQueue};
+#[cfg(feature = "embedded")]
 use crate::adapters::file_secrets::FileSecrets;
+#[cfg(feature = "embedded")]
 use crate::adapters::sqlite::{SqliteQueue, SqliteStore};
 use crate::config::{BackendConfig, Config};
+#[cfg(not(feature = "embedded"))]
+use crate::ports::StoreError;
 use crate::ports::{
     CachedSecrets, CallLog, ConnectionStore, CursorStore, IdempotencyStore, Ledger, RateLimitStore,
     SecretStore, StoreResult, WorkQueue,
@@ -23,7 +27,15 @@ pub const PULL_QUEUE: &str = "pull";
 pub const OUTBOUND_QUEUE: &str = "outbound";
 /// The unrouted queue is read by operators, not workers: its messages are
 /// never parked for being received often.
+#[cfg(feature = "embedded")]
 const UNROUTED_MAX_RECEIVES: u32 = 1_000_000;
+
+/// Why a build without the `embedded` feature (every Lambda function) refuses
+/// the embedded backend.
+#[cfg(not(feature = "embedded"))]
+pub const NO_EMBEDDED_STORE: &str = "built without the embedded store (SQLite and a secrets file \
+     are in `hub` and local runs only: the `embedded` feature); set HUB_BACKEND=aws with \
+     HUB_STATE_TABLE, HUB_IDEMPOTENCY_TABLE and the HUB_*_QUEUE_URL variables";
 
 /// Every port, on one backend.
 #[derive(Debug, Clone)]
@@ -61,6 +73,7 @@ impl Stores {
     /// (region, credentials, `AWS_ENDPOINT_URL`) come from its usual sources.
     pub async fn from_config(config: &Config) -> StoreResult<Self> {
         match &config.backend {
+            #[cfg(feature = "embedded")]
             BackendConfig::Embedded {
                 data_dir,
                 max_receives,
@@ -68,6 +81,10 @@ impl Stores {
                 let db = SqliteStore::open(&data_dir.join("state.db"))?;
                 let secrets = FileSecrets::new(data_dir.join("secrets.json"));
                 Ok(Self::embedded(db, secrets, *max_receives, config))
+            }
+            #[cfg(not(feature = "embedded"))]
+            BackendConfig::Embedded { .. } => {
+                Err(StoreError::backend("embedded", "open", NO_EMBEDDED_STORE))
             }
             BackendConfig::Aws(aws) => {
                 let sdk = crate::adapters::aws::load_sdk_config().await;
@@ -122,6 +139,7 @@ impl Stores {
     }
 
     /// The embedded stores on an open database and secrets file.
+    #[cfg(feature = "embedded")]
     pub fn embedded(
         db: SqliteStore,
         secrets: FileSecrets,

@@ -69,6 +69,7 @@ async fn seed(stores: &Stores) {
             mappings: Default::default(),
             codes: Default::default(),
             currency: None,
+            books: Default::default(),
         })
         .await
         .unwrap();

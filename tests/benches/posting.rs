@@ -141,6 +141,7 @@ async fn setup(destination: Provider, account: &str, token: &str, app: (&str, &s
         mappings: [(destination, mapping)].into_iter().collect(),
         codes: Default::default(),
         currency: None,
+        books: Default::default(),
     };
     stores.connections.register(&pos).await.unwrap();
     stores

@@ -85,6 +85,7 @@ fn main() {
             mappings: Default::default(),
             codes: Default::default(),
             currency: Some(shared::model::Currency::usd()),
+            books: Default::default(),
         };
         stores.connections.register(&connection).await.unwrap();
         stores

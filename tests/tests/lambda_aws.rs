@@ -175,6 +175,7 @@ async fn seed(stores: &Stores, sandboxes: &Value) {
             .into_iter()
             .collect(),
             currency: None,
+            books: Default::default(),
         };
         stores
             .secrets
@@ -280,7 +281,10 @@ async fn a_sale_goes_from_a_signed_webhook_through_the_functions_into_the_books(
 
     // A schedule fans out a pull job; the pull queue's mapping runs it.
     let out = e2e.invoke("pull-toast", &fixture("pull-toast.json")).await;
-    assert_eq!(out, json!({"queued": 1, "not_due": 0, "deferred": 0}));
+    assert_eq!(
+        out,
+        json!({"queued": 1, "not_due": 0, "deferred": 0, "days_queued": 0})
+    );
     let (n, out) = e2e
         .deliver_queue("pull-toast", e2e.stores.pull_queue.as_ref())
         .await;

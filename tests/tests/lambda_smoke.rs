@@ -193,6 +193,7 @@ async fn seed(stores: &Stores) {
             .collect(),
             // Known already (no Toast API to learn it from here).
             currency: Some(shared::model::Currency::usd()),
+            books: Default::default(),
         };
         stores
             .secrets

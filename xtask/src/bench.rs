@@ -10,8 +10,9 @@
 //!   to hello-world.
 //! - Webhook intake (`cargo bench -p hub-tests --bench intake`), transforms
 //!   and the 100,000-order pull (`--bench pull`), posting under the
-//!   providers' limits (`--bench posting`): each prints a `figures: {json}`
-//!   line that is collected here.
+//!   providers' limits (`--bench posting`), daily journals for 1,000
+//!   restaurants under the same limits (`--bench journal`): each prints a
+//!   `figures: {json}` line that is collected here.
 //!
 //! - The Python peer (`peer.rs`): `webhook-square` beside a Powertools
 //!   handler under awslambdaric doing the same job, fed the same signed
@@ -19,8 +20,8 @@
 //!   emulator: init, CPU per invocation, warm wall time, peak RSS and AWS
 //!   calls per webhook, side by side (`peer` in figures.json).
 //!
-//! `--quick` scales the pull and posting runs down (10,000 orders, 1,000
-//! transactions) for a fast look; the README's figures are from a full run.
+//! `--quick` scales the pull, posting and journal runs down (10,000 orders,
+//! 1,000 transactions, 100 restaurants) for a fast look; the README's figures are from a full run.
 //! `--peer-only` runs the peer comparison alone (builds only `hub` and
 //! `webhook-square`) and puts its figures into an existing figures.json.
 
@@ -317,9 +318,14 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     };
     let pull = bench_figures("pull", &[("PULL_BENCH_ORDERS", orders.to_string())])?;
     let posting = bench_figures("posting", &[("POSTING_BENCH_COUNT", posts.to_string())])?;
+    let restaurants = if quick { "100" } else { "1000" };
+    let journal = bench_figures(
+        "journal",
+        &[("JOURNAL_BENCH_RESTAURANTS", restaurants.to_string())],
+    )?;
 
     let json = format!(
-        "{{\n  \"machine\": {{\"cores\": {}}},\n  \"quick\": {quick},\n  \"cold_start\": {{\"starts\": {STARTS}, \"hello_ms\": {}, \"hello_max_ms\": {}, \"functions\": [{}]}},\n  \"intake\": {intake},\n  \"peer\": {peer_figures},\n  \"pull\": {pull},\n  \"posting\": {posting}\n}}\n",
+        "{{\n  \"machine\": {{\"cores\": {}}},\n  \"quick\": {quick},\n  \"cold_start\": {{\"starts\": {STARTS}, \"hello_ms\": {}, \"hello_max_ms\": {}, \"functions\": [{}]}},\n  \"intake\": {intake},\n  \"peer\": {peer_figures},\n  \"pull\": {pull},\n  \"posting\": {posting},\n  \"journal\": {journal}\n}}\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         ms(hello),
         ms(hello_max),
@@ -335,6 +341,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     print_peer(&peer_table);
     println!("Pull: {pull}");
     println!("Posting: {posting}");
+    println!("Daily journals: {journal}");
     println!(
         "\nFigures written to {} in {:.0?}",
         path.display(),

@@ -151,7 +151,7 @@ pub fn e2e(venv: &Path, moto: &str) -> Result<(Outcome, Vec<String>)> {
     watch_env.push(("HUB_BACKEND".into(), "aws".into()));
     let binary = test_binary("lambda_aws")?;
     let log_path = dir.join("watch.log");
-    let watch = start_watch(venv, &watch_env, &log_path)?;
+    let watch = start_watch(venv, &watch_env, &log_path, false)?;
     let mut test = Command::new(&binary);
     test.current_dir(root().join("tests"))
         .args(["--ignored", "--test-threads", "1"])

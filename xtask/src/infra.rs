@@ -22,6 +22,41 @@ pub fn function_crates() -> Result<BTreeSet<String>> {
     Ok(out)
 }
 
+/// Crates for local runs only, which no deployed function may carry.
+pub const LOCAL_ONLY: [&str; 4] = ["rusqlite", "libsqlite3-sys", "hub", "hub-sandboxes"];
+
+/// Every crate the deployed functions are built from, resolved as `package`
+/// builds them (all the functions in one build, features unified among them
+/// only): `cargo tree` over the normal and build dependencies.
+pub fn deployed_crates() -> Result<BTreeSet<String>> {
+    let mut cmd = cargo();
+    cmd.current_dir(root()).args([
+        "tree",
+        "--offline",
+        "-e",
+        "normal,build",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ]);
+    for c in function_crates()? {
+        cmd.args(["-p", &c]);
+    }
+    let out = cmd.output().map_err(|e| format!("cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect())
+}
+
 /// The functions the template deploys: every `CodeUri: ../target/lambda/<name>/`.
 pub fn template_functions(template: &str) -> BTreeSet<String> {
     template
@@ -135,6 +170,14 @@ pub fn package() -> Result<()> {
         );
     }
     let crates = function_crates()?;
+    // A deployed function carries the AWS backend only.
+    let deployed = deployed_crates()?;
+    if let Some(local) = LOCAL_ONLY.into_iter().find(|c| deployed.contains(*c)) {
+        return Err(format!(
+            "the functions would be built with {local}, which is for local runs only \
+             (is the `embedded` feature on for them?)"
+        ));
+    }
     let path = format!(
         "{}:{}",
         venv.join("bin").display(),
@@ -144,7 +187,7 @@ pub fn package() -> Result<()> {
     cmd.env("PATH", &path)
         .args(["lambda", "build", "--release", "--arm64"]);
     for c in &crates {
-        cmd.args(["--bin", c]);
+        cmd.args(["-p", c]);
     }
     run(
         "cargo lambda build --release --arm64 (every function)",
@@ -189,6 +232,19 @@ mod tests {
                 .map(String::from)
                 .collect()
         );
+    }
+
+    #[test]
+    fn the_deployed_functions_carry_no_embedded_store() {
+        let crates = deployed_crates().unwrap();
+        assert!(crates.contains("shared"), "{crates:?}");
+        assert!(crates.contains("aws-sdk-dynamodb"), "{crates:?}");
+        for local_only in LOCAL_ONLY {
+            assert!(
+                !crates.contains(local_only),
+                "a deployed function pulls in {local_only}"
+            );
+        }
     }
 
     #[test]

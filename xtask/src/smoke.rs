@@ -97,8 +97,14 @@ pub fn build_binaries() -> Result<()> {
 
 /// Starts `cargo lambda watch` on a free port with `env` (and the venv's
 /// `cargo-lambda` on the PATH), logging to `log_path`; waits until it
-/// answers.
-pub fn start_watch(venv: &Path, env: &[(String, String)], log_path: &Path) -> Result<Watch> {
+/// answers. `embedded`: build the functions with the embedded store
+/// (`-F hub-lambda/embedded`), which deployed functions do not carry.
+pub fn start_watch(
+    venv: &Path,
+    env: &[(String, String)],
+    log_path: &Path,
+    embedded: bool,
+) -> Result<Watch> {
     let port = free_port()?;
     let log = std::fs::File::create(log_path).map_err(|e| e.to_string())?;
     let err_log = log.try_clone().map_err(|e| e.to_string())?;
@@ -115,13 +121,16 @@ pub fn start_watch(venv: &Path, env: &[(String, String)], log_path: &Path) -> Re
         "127.0.0.1",
         "-P",
         &port.to_string(),
-    ])
-    .env("PATH", &path)
-    .envs(env.iter().map(|(k, v)| (k, v)))
-    .stdin(Stdio::null())
-    .stdout(log)
-    .stderr(err_log)
-    .process_group(0);
+    ]);
+    if embedded {
+        cmd.args(["-F", "hub-lambda/embedded"]);
+    }
+    cmd.env("PATH", &path)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        .process_group(0);
     let child = cmd
         .spawn()
         .map_err(|e| format!("start cargo lambda watch: {e}"))?;
@@ -214,7 +223,7 @@ pub fn smoke(venv: &Path, dir: &Path) -> Result<(Outcome, Vec<String>)> {
     ] {
         env.push((format!("HUB_ENDPOINT_{name}"), CLOSED.into()));
     }
-    let watch = start_watch(venv, &env, &log_path)?;
+    let watch = start_watch(venv, &env, &log_path, true)?;
     let mut test = Command::new(&binary);
     test.current_dir(root().join("tests"))
         .args(["--ignored", "--test-threads", "1"])

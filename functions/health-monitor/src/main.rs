@@ -1,7 +1,9 @@
 //! `health-monitor`: connection health on schedule. The work is in
 //! `shared::pipelines::health`.
 
-#[tokio::main]
+// One thread: a Lambda invocation is handled alone, and a single-threaded
+// runtime spends no CPU waking and parking idle workers.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     hub_lambda::health::run().await
 }

@@ -69,10 +69,31 @@ pub async fn handle(
                         deferred = tick.deferred.len(),
                         "pull jobs queued"
                     );
+                    // The POS's days that became final go to the books
+                    // booking daily summaries.
+                    let days = if matches!(provider, Provider::Toast | Provider::Square) {
+                        match shared::pipelines::days::close_due_days(
+                            stores,
+                            provider,
+                            jiff::Timestamp::now(),
+                        )
+                        .await
+                        {
+                            Ok(jobs) => jobs.len(),
+                            Err(e) => {
+                                tracing::error!(%provider, error = %e, "could not queue the final days");
+                                return json!({ "error": e.to_string() });
+                            }
+                        }
+                    } else {
+                        0
+                    };
+                    tracing::info!(%provider, days, "final days queued for the daily journal");
                     json!({
                         "queued": tick.queued,
                         "not_due": tick.not_due,
                         "deferred": tick.deferred.len(),
+                        "days_queued": days,
                     })
                 }
                 Err(e) => {

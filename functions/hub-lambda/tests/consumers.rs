@@ -55,6 +55,7 @@ async fn stores() -> Stores {
                 mappings: Default::default(),
                 codes: Default::default(),
                 currency: None,
+                books: Default::default(),
             })
             .await
             .unwrap();
@@ -86,7 +87,7 @@ async fn a_schedule_fans_out_and_a_bad_job_is_reported_alone() {
     .await;
     assert_eq!(
         out,
-        json!({"queued": 2, "not_due": 0, "deferred": 0}),
+        json!({"queued": 2, "not_due": 0, "deferred": 0, "days_queued": 0}),
         "one job per Toast connection: each restaurant's budget allows a pull every tick"
     );
     assert_eq!(stores.pull_queue.depth().await.unwrap().visible, 2);

@@ -63,6 +63,7 @@ async fn intake(notification_url: Option<&str>) -> WebhookIntake {
             mappings: Default::default(),
             codes: Default::default(),
             currency: None,
+            books: Default::default(),
         })
         .await
         .unwrap();

@@ -702,6 +702,7 @@ async fn the_hubs_transform_of_the_served_sales_matches_the_truth() {
             mappings: Default::default(),
             codes: Default::default(),
             currency: None,
+            books: Default::default(),
         };
         let mut payments = Vec::new();
         for loc in square.locations() {

@@ -204,6 +204,13 @@ pub struct Connection {
     /// from the restaurants API the first time the hub reads its sales).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<crate::model::Currency>,
+    /// For an accounting destination: how it books (daily summary or per
+    /// order), its journal mapping by version, its locations' tracking.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::model::journal::DestinationBooks::is_default"
+    )]
+    pub books: crate::model::journal::DestinationBooks,
 }
 
 impl Connection {

@@ -73,6 +73,135 @@ impl JournalMappings {
     }
 }
 
+/// How a destination books the sales it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostingMode {
+    /// One balanced journal entry per location and business day, posted
+    /// when the day is final (the default for a new connection).
+    DailySummary,
+    /// Each sale and refund its own document as it arrives.
+    PerOrder,
+}
+
+impl PostingMode {
+    /// As the CLI and the JSON spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostingMode::DailySummary => "daily_summary",
+            PostingMode::PerOrder => "per_order",
+        }
+    }
+}
+
+impl std::fmt::Display for PostingMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PostingMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "daily_summary" => Ok(PostingMode::DailySummary),
+            "per_order" => Ok(PostingMode::PerOrder),
+            other => Err(format!(
+                "{other:?} is not a posting mode (daily_summary or per_order)"
+            )),
+        }
+    }
+}
+
+/// Where one location's journal lines are tracked in the books.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationBooking {
+    /// The location's name in the entry's number and narration (default:
+    /// the tenant's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// QuickBooks: the Department (Location) id the lines carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// QuickBooks: the Class id, where the company tracks classes instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Xero: the tracking category's name and option.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<(String, String)>,
+}
+
+/// The minutes after a business day's close before its journal is posted,
+/// unless the destination says otherwise: late tips, voids and the last
+/// card settlements land in them.
+pub const DEFAULT_SETTLE_MINUTES: u32 = 120;
+
+/// The over/short amount on one day above which an alert is raised, unless
+/// the destination says otherwise.
+pub fn default_over_short_alert() -> Decimal {
+    Decimal::new(100, 2)
+}
+
+fn default_settle() -> u32 {
+    DEFAULT_SETTLE_MINUTES
+}
+
+fn per_order() -> PostingMode {
+    PostingMode::PerOrder
+}
+
+/// How an accounting destination books what its tenant's sources send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationBooks {
+    /// Daily summary or per order. A connection stored before the modes
+    /// existed reads as `per_order`, as it was posting; a new one is
+    /// created `daily_summary` ([`DestinationBooks::new_connection`]).
+    #[serde(default = "per_order")]
+    pub mode: PostingMode,
+    /// The journal's account mapping, by version.
+    #[serde(default)]
+    pub journal: JournalMappings,
+    /// Where each location's lines are tracked, by location key (a source
+    /// connection id, or `<connection>/<location id>` for a source with
+    /// several locations). A location not listed is booked untracked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub locations: BTreeMap<String, LocationBooking>,
+    /// Minutes after a day's close before it is final.
+    #[serde(default = "default_settle")]
+    pub settle_minutes: u32,
+    /// A day's over/short above this (either way) raises an alert.
+    #[serde(default = "default_over_short_alert")]
+    pub over_short_alert: Decimal,
+}
+
+impl Default for DestinationBooks {
+    /// As a connection stored before posting modes existed reads.
+    fn default() -> Self {
+        DestinationBooks {
+            mode: PostingMode::PerOrder,
+            journal: JournalMappings::default(),
+            locations: BTreeMap::new(),
+            settle_minutes: DEFAULT_SETTLE_MINUTES,
+            over_short_alert: default_over_short_alert(),
+        }
+    }
+}
+
+impl DestinationBooks {
+    /// A new connection's: daily summary.
+    pub fn new_connection() -> Self {
+        DestinationBooks {
+            mode: PostingMode::DailySummary,
+            ..Self::default()
+        }
+    }
+
+    /// Whether it is what [`Default`] gives (left out of the stored form).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// A location-day's money: its records' parts summed by role.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayTotals {

@@ -10,4 +10,5 @@ pub mod books;
 pub mod dlq;
 pub mod hours;
 pub mod intake;
+pub mod mappings;
 pub mod validate;

@@ -293,6 +293,40 @@ pub async fn check(
                 "{held} record(s) held: their parts do not balance (hub books preview says why)"
             ));
         }
+        if c.books.mode == crate::model::journal::PostingMode::DailySummary {
+            // The daily journal: days held for mapping, over/short beyond
+            // the threshold, per source.
+            let mut held_keys = std::collections::BTreeSet::new();
+            let mut held_days = std::collections::BTreeSet::new();
+            let mut over = Vec::new();
+            for source in stores.connections.list_for_tenant(&c.tenant).await? {
+                let book = crate::pipelines::days::book(stores, c, &source.id).await?;
+                for (day, keys) in &book.held {
+                    held_days.insert(*day);
+                    held_keys.extend(keys.iter().cloned());
+                }
+                over.extend(book.over_short.iter().map(|(d, a)| format!("{a} on {d}")));
+            }
+            if !held_days.is_empty() {
+                degraded.push(format!(
+                    "{} day(s) held for mapping ({}): no account for {} (hub mappings suggest)",
+                    held_days.len(),
+                    held_days
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    held_keys.into_iter().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            if !over.is_empty() {
+                degraded.push(format!(
+                    "over/short beyond {} in the daily journal: {}",
+                    c.books.over_short_alert,
+                    over.join(", ")
+                ));
+            }
+        }
     }
 
     // Dead letters.

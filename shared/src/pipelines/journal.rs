@@ -9,9 +9,10 @@
 //! - a later change, the period open: the same entry updated in place
 //!   (QuickBooks `Id` + `SyncToken`, a stale token re-read once; Xero
 //!   `ManualJournalID` with POST). Never a second entry for the day;
-//! - a later change, the books closed for the day (read from the books
-//!   before writing, and recognized in the refusal when a lock appears
-//!   between the read and the write): an adjustment holding only the
+//! - a later change, the books closed for the day (QuickBooks' closing
+//!   date read from the books before writing; Xero's lock dates recognized
+//!   in its refusal, then read, and in either the refusal when a lock
+//!   appears between the read and the write): an adjustment holding only the
 //!   difference, dated the first open day and naming the original date.
 //!   Nothing is ever unlocked. A further change adjusts again, by the new
 //!   difference only;
@@ -117,6 +118,26 @@ pub enum DayOutcome {
         /// The day it is dated.
         on: Date,
     },
+    /// Not posted yet: records of the day are held by the source (a Toast
+    /// check not fully paid), named here, and the caller asked to wait.
+    Waiting(Vec<String>),
+}
+
+/// How [`post_day_with`] treats a day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PostOptions {
+    /// A day with held records is not posted yet ([`DayOutcome::Waiting`]).
+    pub wait_for_held: bool,
+}
+
+/// What [`post_day_with`] did, and the day's over/short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    /// What was done.
+    pub outcome: DayOutcome,
+    /// The over/short line of the day's entry as it stands (zero when it
+    /// balances, or when nothing was drafted).
+    pub over_short: rust_decimal::Decimal,
 }
 
 /// Why a day could not be posted.
@@ -149,6 +170,103 @@ fn state_key(dest: &Connection, source: &Connection, location: &str, date: Date)
     }
 }
 
+/// `source`'s sales and refunds of business `date`, from the ledger.
+async fn day_records(
+    stores: &Stores,
+    source: &Connection,
+    date: Date,
+) -> Result<Vec<crate::model::Transaction>, StoreError> {
+    let mut records = Vec::new();
+    for e in stores
+        .ledger
+        .list_for_business_date(&source.tenant, date)
+        .await?
+    {
+        if e.key.provider != source.provider {
+            continue;
+        }
+        if let Ok(Record::Transaction(t)) = serde_json::from_value::<Record>(e.payload)
+            && t.connection == source.id
+        {
+            records.push(t);
+        }
+    }
+    Ok(records)
+}
+
+fn parse_state(stored: Option<&crate::ports::Cursor>) -> Result<Option<DayState>, StoreError> {
+    stored
+        .map(|c| serde_json::from_str(&c.value))
+        .transpose()
+        .map_err(|e| StoreError::corrupt("journal day state", e))
+}
+
+/// Where a day stands in a destination booking daily summaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DayStanding {
+    /// The day has no records and nothing was posted.
+    Empty,
+    /// The books hold the day as the ledger has it.
+    Booked {
+        /// The day's entry.
+        entry_id: String,
+        /// Adjustments posted after the books closed.
+        adjustments: usize,
+        /// Records in it.
+        records: usize,
+    },
+    /// Held: these keys have no account on the day's mapping.
+    Held(Vec<String>),
+    /// Not (or no longer) what the books hold: not posted yet, or changed
+    /// since (its job is queued or waits for the day to be final).
+    Behind {
+        /// The entry, if one was posted.
+        entry_id: Option<String>,
+        /// What the books lack, per account (the whole day when unposted).
+        missing: Vec<EntryLine>,
+    },
+    /// No mapping version is in force on the day.
+    NoMapping,
+}
+
+/// Where `source`'s `date` stands in `dest`, from the ledger and what was
+/// posted; no provider is called.
+pub async fn standing(
+    stores: &Stores,
+    dest: &Connection,
+    source: &Connection,
+    location: &DayLocation,
+    date: Date,
+) -> Result<DayStanding, StoreError> {
+    let totals = day_totals(&day_records(stores, source, date).await?);
+    let key = state_key(dest, source, &location.name, date);
+    let state = parse_state(stores.cursors.get(&key).await?.as_ref())?;
+    if totals.records == 0 && state.is_none() {
+        return Ok(DayStanding::Empty);
+    }
+    let entry = match draft(date, &totals, &dest.books.journal) {
+        Ok(e) => e,
+        Err(DraftError::Unmapped(keys)) => return Ok(DayStanding::Held(keys)),
+        Err(DraftError::NoMapping(_)) => {
+            return Ok(DayStanding::Held(totals.parts.keys().cloned().collect()));
+        }
+        Err(_) => return Ok(DayStanding::NoMapping),
+    };
+    let booked = state.as_ref().map(DayState::booked).unwrap_or_default();
+    let missing = difference(&booked, &entry.lines);
+    Ok(match state {
+        Some(s) if missing.is_empty() => DayStanding::Booked {
+            entry_id: s.entry_id,
+            adjustments: s.adjustments.len(),
+            records: totals.records,
+        },
+        s => DayStanding::Behind {
+            entry_id: s.map(|s| s.entry_id),
+            missing,
+        },
+    })
+}
+
 /// The idempotency key of write `version` of a day (at most 50 characters:
 /// QuickBooks' `requestid`).
 fn request_id(key: &CursorKey, version: u32) -> String {
@@ -167,45 +285,71 @@ pub async fn post_day(
     date: Date,
     mappings: &JournalMappings,
 ) -> Result<DayOutcome, JournalError> {
+    post_day_with(
+        stores,
+        clients,
+        dest,
+        source,
+        location,
+        date,
+        mappings,
+        PostOptions::default(),
+    )
+    .await
+    .map(|p| p.outcome)
+}
+
+/// [`post_day`] with `options`, saying the day's over/short too.
+#[allow(clippy::too_many_arguments)] // the day's whole context
+pub async fn post_day_with(
+    stores: &Stores,
+    clients: &ProviderClients,
+    dest: &Connection,
+    source: &Connection,
+    location: &DayLocation,
+    date: Date,
+    mappings: &JournalMappings,
+    options: PostOptions,
+) -> Result<Posting, JournalError> {
+    let nothing_drafted = |outcome| Posting {
+        outcome,
+        over_short: rust_decimal::Decimal::ZERO,
+    };
     if !matches!(dest.provider, Provider::QuickBooks | Provider::Xero) {
         return Err(JournalError::Invalid(format!(
             "{} takes no journals",
             dest.provider
         )));
     }
-    let mut records = Vec::new();
-    for e in stores
-        .ledger
-        .list_for_business_date(&source.tenant, date)
-        .await?
-    {
-        if e.key.provider != source.provider {
-            continue;
-        }
-        if let Ok(Record::Transaction(t)) = serde_json::from_value::<Record>(e.payload)
-            && t.connection == source.id
-        {
-            records.push(t);
-        }
-    }
-    let totals = day_totals(&records);
+    let totals = day_totals(&day_records(stores, source, date).await?);
     let key = state_key(dest, source, &location.name, date);
     let stored = stores.cursors.get(&key).await?;
-    let state: Option<DayState> = stored
-        .as_ref()
-        .map(|c| serde_json::from_str(&c.value))
-        .transpose()
-        .map_err(|e| StoreError::corrupt("journal day state", e))?;
+    let state = parse_state(stored.as_ref())?;
+    if options.wait_for_held && !totals.held.is_empty() {
+        return Ok(nothing_drafted(DayOutcome::Waiting(totals.held)));
+    }
     if totals.records == 0 && state.is_none() {
-        return Ok(DayOutcome::NothingToPost);
+        return Ok(nothing_drafted(DayOutcome::NothingToPost));
     }
     let entry = match draft(date, &totals, mappings) {
         Ok(e) => e,
-        Err(DraftError::Unmapped(keys)) => return Ok(DayOutcome::Held(keys)),
+        Err(DraftError::Unmapped(keys)) => return Ok(nothing_drafted(DayOutcome::Held(keys))),
+        // No version yet: every key of the day needs an account.
+        Err(DraftError::NoMapping(_)) => {
+            let keys = totals.parts.keys().cloned().collect();
+            return Ok(nothing_drafted(DayOutcome::Held(keys)));
+        }
         Err(e) => return Err(JournalError::Invalid(e.to_string())),
     };
+    let over_short = entry.over_short;
+    let posted = |outcome| Posting {
+        outcome,
+        over_short,
+    };
     let doc = crate::model::journal::doc_number(&location.name, date);
-    let narration = format!("Daily sales, {}, {date}", location.name);
+    // Xero's ManualJournal has no number of its own: the narration leads
+    // with it, so a person finds the day by the same `<location>-<yyyymmdd>`.
+    let narration = format!("{doc}: daily sales, {}, {date}", location.name);
     let books = Books {
         clients,
         dest,
@@ -225,15 +369,26 @@ pub async fn post_day(
             version: 1,
         };
         save(stores, &key, None, &state).await?;
-        return Ok(DayOutcome::Posted { id });
+        return Ok(posted(DayOutcome::Posted { id }));
     };
     let booked = state.booked();
     let diff = difference(&booked, &entry.lines);
     if diff.is_empty() {
-        return Ok(DayOutcome::Unchanged);
+        return Ok(posted(DayOutcome::Unchanged));
     }
     let version = state.version + 1;
-    let mut lock = books.lock().await?;
+    // The lock, read from the books before writing. QuickBooks: always (a
+    // closing date does not reliably refuse an API write, so it must be
+    // known first). Xero refuses a write dated on or before its lock dates
+    // with its documented validation error, so the update is tried and the
+    // lock read only when refused, or when the day was already adjusted (the
+    // next adjustment's date needs it): one call per late change.
+    let read_first = dest.provider == Provider::QuickBooks || !state.adjustments.is_empty();
+    let mut lock = if read_first {
+        books.lock().await?
+    } else {
+        None
+    };
     if state.adjustments.is_empty() && first_open_day(date, lock) == date {
         match books
             .update(
@@ -250,7 +405,7 @@ pub async fn post_day(
                 state.entry_lines = entry.lines;
                 state.version = version;
                 save(stores, &key, stored.map(|c| c.version), &state).await?;
-                return Ok(DayOutcome::Updated { id: state.entry_id });
+                return Ok(posted(DayOutcome::Updated { id: state.entry_id }));
             }
             // A lock that appeared after the read: adjust instead.
             Err(Refusal::Closed) => lock = books.lock().await?,
@@ -261,7 +416,7 @@ pub async fn post_day(
     let n = state.adjustments.len() + 1;
     let adjustment_doc = adjustment_doc_number(&location.name, date, n);
     let note = format!(
-        "Adjustment {n} to the daily sales of {}, {date} (books closed through {})",
+        "{adjustment_doc}: adjustment {n} to the daily sales of {}, {date} (books closed through {})",
         location.name,
         lock.map_or_else(|| date.to_string(), |l| l.to_string())
     );
@@ -281,7 +436,7 @@ pub async fn post_day(
     });
     state.version = version;
     save(stores, &key, stored.map(|c| c.version), &state).await?;
-    Ok(DayOutcome::Adjusted { id, on })
+    Ok(posted(DayOutcome::Adjusted { id, on }))
 }
 
 /// An adjustment's number: the day's, with `-A<n>`, within 21 characters.

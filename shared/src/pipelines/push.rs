@@ -717,8 +717,17 @@ impl Pusher {
     ) -> Result<Vec<PushOutcome>, StoreError> {
         let mut out: Vec<Option<PushOutcome>> = vec![None; messages.len()];
         let mut seen = std::collections::HashSet::new();
+        let mut seen_days = std::collections::BTreeSet::new();
         let mut readies = Vec::new();
         for (i, m) in messages.iter().enumerate() {
+            if let Ok(job) = serde_json::from_str::<super::days::DayJob>(&m.body) {
+                out[i] = Some(if seen_days.insert(job.clone()) {
+                    self.day(&job, m.receive_count).await?
+                } else {
+                    PushOutcome::Skipped("the same day twice in one receive".into())
+                });
+                continue;
+            }
             let item = match serde_json::from_str::<PushItem>(&m.body) {
                 Ok(item) => item,
                 Err(e) => {
@@ -744,6 +753,57 @@ impl Pusher {
                 o.unwrap_or_else(|| PushOutcome::Retry(BUSY, "no outcome for the push".into()))
             })
             .collect())
+    }
+
+    /// Posts a day of a destination booking daily summaries.
+    async fn day(
+        &self,
+        job: &super::days::DayJob,
+        receive_count: u32,
+    ) -> Result<PushOutcome, StoreError> {
+        use super::days::JobOutcome;
+        use super::journal::{DayOutcome, JournalError};
+        if self.out_of_time() {
+            return Ok(PushOutcome::Retry(
+                Duration::ZERO,
+                "left for the next invocation: too little time to post a day".into(),
+            ));
+        }
+        let what = format!("{} {} from {}", job.destination, job.day, job.source);
+        match super::days::run_day(&self.stores, &self.clients, job, jiff::Timestamp::now()).await {
+            Ok(JobOutcome::Done(
+                DayOutcome::Posted { id }
+                | DayOutcome::Updated { id }
+                | DayOutcome::Adjusted { id, .. },
+            )) => Ok(PushOutcome::Posted(id)),
+            Ok(JobOutcome::Done(d)) => Ok(PushOutcome::Skipped(format!("{what}: {d:?}"))),
+            Ok(JobOutcome::Held(keys)) => Ok(PushOutcome::Skipped(format!(
+                "{what}: held, needs mapping: {}",
+                keys.join(", ")
+            ))),
+            Ok(JobOutcome::Waiting(wait, held)) => Ok(PushOutcome::Retry(
+                wait.unsigned_abs(),
+                format!("{what}: waiting for {} open check(s)", held.len()),
+            )),
+            Ok(JobOutcome::Dropped(why)) => Ok(PushOutcome::Skipped(why)),
+            Err(JournalError::Store(StoreError::Conflict(why))) => {
+                Ok(PushOutcome::Retry(BUSY, format!("{what}: {why}")))
+            }
+            Err(JournalError::Store(e)) => Err(e),
+            Err(JournalError::Provider(ProviderError::RateLimited { retry_after })) => {
+                Ok(PushOutcome::Retry(
+                    retry_after.unwrap_or(Duration::from_secs(30)),
+                    format!("{what}: rate limited"),
+                ))
+            }
+            Err(JournalError::Provider(
+                e @ (ProviderError::Transient(_) | ProviderError::Conflict(_)),
+            )) => Ok(PushOutcome::Retry(
+                self.backoff(receive_count),
+                format!("{what}: {e}"),
+            )),
+            Err(e) => Ok(PushOutcome::Park(format!("{what}: {e}"))),
+        }
     }
 
     /// Reads the row a push names; an outcome where nothing is to be sent.
@@ -1793,6 +1853,7 @@ mod tests {
             mappings: Default::default(),
             codes: Default::default(),
             currency: None,
+            books: Default::default(),
         }
     }
 

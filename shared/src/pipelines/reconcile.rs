@@ -1,7 +1,9 @@
 //! Reconciliation: for one tenant and business date, per location (source
 //! connection), the POS total in the ledger against what is posted to each
 //! accounting destination, to the cent, with every record not posted, failed,
-//! or posted at an older version listed.
+//! or posted at an older version listed. A destination booking daily
+//! summaries is reconciled by the day: its journal as posted against the
+//! day's records now, a day held for mapping listed with its keys.
 
 use crate::Stores;
 use crate::ids::TenantId;
@@ -20,7 +22,9 @@ pub struct Issue {
     /// The destination.
     pub destination: Provider,
     /// `unposted`, `failed`, `mismatched` (posted at an older version) or
-    /// `unreadable` (a ledger row that is not a record: its amount unknown).
+    /// `unreadable` (a ledger row that is not a record: its amount unknown);
+    /// for a daily journal, `needs mapping` (the keys in `reason`), `day
+    /// unposted`, `day changed since posted`, `no mapping` or `held record`.
     pub problem: String,
     /// The signed amount at stake.
     pub amount: Decimal,
@@ -83,6 +87,9 @@ pub async fn reconcile(
     let rows = stores.ledger.list_for_business_date(tenant, date).await?;
     let mut locations: BTreeMap<String, LocationDay> = BTreeMap::new();
     let mut issues = Vec::new();
+    // Per location: the records a daily journal leaves out (held), and
+    // their net.
+    let mut held: BTreeMap<String, (Decimal, Vec<String>)> = BTreeMap::new();
     for row in rows {
         let t = match serde_json::from_value::<Record>(row.payload.clone()) {
             Ok(Record::Transaction(t)) => t,
@@ -126,6 +133,11 @@ pub async fn reconcile(
             });
         loc.pos_total += signed;
         loc.records += 1;
+        if let Some(why) = &t.hold {
+            let h = held.entry(t.connection.to_string()).or_default();
+            h.0 += signed;
+            h.1.push(format!("{}: {why}", row.key.storage_key()));
+        }
         for (dest, state) in &row.destinations {
             let totals = match loc.destinations.iter_mut().find(|d| d.destination == *dest) {
                 Some(d) => d,
@@ -163,6 +175,7 @@ pub async fn reconcile(
         }
     }
     let mut locations: Vec<LocationDay> = locations.into_values().collect();
+    daily_journals(stores, tenant, date, &mut locations, &held, &mut issues).await?;
     for l in &mut locations {
         for d in &mut l.destinations {
             d.difference = l.pos_total - d.posted_total;
@@ -179,4 +192,93 @@ pub async fn reconcile(
         issues,
         reconciled,
     })
+}
+
+/// Each daily-summary destination's side of each location's day: booked
+/// (the day's records as they are now, held ones aside), or an issue.
+async fn daily_journals(
+    stores: &Stores,
+    tenant: &TenantId,
+    date: Date,
+    locations: &mut [LocationDay],
+    held: &BTreeMap<String, (Decimal, Vec<String>)>,
+    issues: &mut Vec<Issue>,
+) -> Result<(), StoreError> {
+    use super::journal::DayStanding;
+    let conns = stores.connections.list_for_tenant(tenant).await?;
+    let daily = conns.iter().filter(|c| {
+        c.provider.is_accounting()
+            && c.books.mode == crate::model::journal::PostingMode::DailySummary
+    });
+    for dest in daily {
+        for loc in locations.iter_mut() {
+            let Some(source) = conns.iter().find(|c| c.id.as_str() == loc.location) else {
+                continue;
+            };
+            let location = super::days::day_location(dest, source);
+            let standing = super::journal::standing(stores, dest, source, &location, date).await?;
+            let (held_total, held_why) = held.get(&loc.location).cloned().unwrap_or_default();
+            let key = format!("journal:{}:{}:{}", dest.id, source.id, date);
+            let mut totals = DestinationTotals {
+                destination: dest.provider,
+                posted_total: Decimal::ZERO,
+                difference: Decimal::ZERO,
+                posted: 0,
+                issues: 0,
+            };
+            let mut issue = |problem: &str, amount: Decimal, reason: Option<String>| {
+                totals.issues += 1;
+                issues.push(Issue {
+                    key: key.clone(),
+                    destination: dest.provider,
+                    problem: problem.into(),
+                    amount,
+                    reason,
+                });
+            };
+            match standing {
+                DayStanding::Empty => continue,
+                DayStanding::Booked { records, .. } => {
+                    totals.posted_total = loc.pos_total - held_total;
+                    totals.posted = records as u64;
+                    for why in &held_why {
+                        issue("held record", Decimal::ZERO, Some(why.clone()));
+                    }
+                }
+                DayStanding::Held(keys) => issue(
+                    "needs mapping",
+                    loc.pos_total,
+                    Some(format!("no account for {}", keys.join(", "))),
+                ),
+                DayStanding::Behind { entry_id: None, .. } => {
+                    issue("day unposted", loc.pos_total, None)
+                }
+                DayStanding::Behind {
+                    entry_id: Some(id),
+                    missing,
+                } => issue(
+                    "day changed since posted",
+                    Decimal::ZERO,
+                    Some(format!(
+                        "entry {id} lacks {}",
+                        missing
+                            .iter()
+                            .map(|l| format!("{} {}", l.account, l.amount))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                ),
+                DayStanding::NoMapping => issue(
+                    "no mapping",
+                    loc.pos_total,
+                    Some(format!(
+                        "no journal mapping of {} is in force on {date}",
+                        dest.id
+                    )),
+                ),
+            }
+            loc.destinations.push(totals);
+        }
+    }
+    Ok(())
 }

@@ -105,13 +105,15 @@ pub fn source_record(tenant: &TenantId, source: Provider, record: &Record) -> So
     }
 }
 
-/// The accounting destinations a tenant posts to.
+/// The accounting destinations a tenant posts to record by record (those
+/// booking daily summaries are given days, not records: `pipelines::days`).
 pub async fn destinations(stores: &Stores, tenant: &TenantId) -> Result<Vec<Provider>, StoreError> {
     let mut d: Vec<Provider> = stores
         .connections
         .list_for_tenant(tenant)
         .await?
         .into_iter()
+        .filter(|c| c.books.mode == crate::model::journal::PostingMode::PerOrder)
         .map(|c| c.provider)
         .filter(|p| p.is_accounting())
         .collect();
@@ -168,6 +170,9 @@ pub async fn ingest_with(
     let mut tally = Tally::default();
     let mut pushes = Vec::new();
     let mut events = Vec::new();
+    // Days a new or changed sale touched: a day already final is posted
+    // again for the destinations booking daily.
+    let mut days = std::collections::BTreeSet::new();
     let now = Timestamp::now();
     for record in records {
         tally.records += 1;
@@ -180,6 +185,13 @@ pub async fn ingest_with(
         };
         let outcome = stores.ledger.upsert(&sr, dests).await?;
         let version = outcome.version();
+        if let (
+            Record::Transaction(t),
+            UpsertOutcome::Created { .. } | UpsertOutcome::Changed { .. },
+        ) = (&record, &outcome)
+        {
+            days.insert((t.connection.clone(), t.business_date));
+        }
         let push_to: Vec<Provider> = match outcome {
             UpsertOutcome::Created { .. } => {
                 tally.created += 1;
@@ -235,10 +247,19 @@ pub async fn ingest_with(
         ));
     }
     crate::chaos::point(crate::chaos::INGEST_LEDGER_WRITTEN);
+    // The tenant's connections are read only when a sale changed.
+    let conns = if days.is_empty() {
+        Vec::new()
+    } else {
+        stores.connections.list_for_tenant(tenant).await?
+    };
+    let day_jobs = super::days::late_jobs(stores, tenant, &conns, &days, now).await?;
+    pushes.extend(day_jobs.iter().map(super::days::DayJob::to_message));
     if !pushes.is_empty() {
         stores.push_queue.send_batch(&pushes).await?;
         tally.pushes = pushes.len() as u64;
     }
+    super::days::mark_queued(stores, &conns, &day_jobs, now).await?;
     if !events.is_empty() {
         stores.outbound_queue.send_batch(&events).await?;
         tally.published = events.len() as u64;

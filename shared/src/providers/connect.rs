@@ -515,6 +515,12 @@ impl ConnectService {
                 mappings: Default::default(),
                 codes: Default::default(),
                 currency: None,
+                // A new books connection posts daily summaries.
+                books: if provider.is_accounting() {
+                    crate::model::journal::DestinationBooks::new_connection()
+                } else {
+                    Default::default()
+                },
             };
             self.stores.connections.register(&connection).await?;
             tracing::info!(tenant = %connection.tenant, connection = %connection.id, %provider, account = %connection.account_id, "connected");

@@ -15,7 +15,7 @@
 use super::events::{WebhookEvent, parse_envelope};
 use super::verify::{SignedParts, SigningKeys, VerifyError, signature_header, signs_url, verify};
 use crate::Stores;
-use crate::ids::{ConnectionId, IdempotencyKey, SecretName, TenantId};
+use crate::ids::{ConnectionId, IdempotencyKey, ProviderAccountId, SecretName, TenantId};
 use crate::model::Provider;
 use crate::ports::{ClaimOutcome, ClaimToken, OutgoingMessage, StoreError};
 use jiff::{SignedDuration, Timestamp};
@@ -41,7 +41,23 @@ pub struct WebhookSettings {
     /// Least time between two re-reads of a signing key after a mismatch
     /// (a rotated key is picked up at once, a forgery does not cost a read).
     pub key_refresh_interval: Duration,
+    /// How long the tenant found for a provider account is reused without
+    /// reading the connection again (zero: read it for every event). Only
+    /// found owners are kept: an account connected a moment ago is routed at
+    /// once, and an account moved to another connection is routed to the
+    /// new one within this time.
+    pub routing_cache_ttl: Duration,
+    /// How long an event this process saw completed is answered as a
+    /// duplicate from memory, without asking the idempotency store again
+    /// (zero: ask the store every time). Never longer than the record's own
+    /// retention; at most [`COMPLETED_CACHE_ENTRIES`] events are kept. A
+    /// completed record never becomes incomplete, so the answer is the one
+    /// the store would give (Powertools' `use_local_cache`).
+    pub completed_cache_ttl: Duration,
 }
+
+/// The most completed events one process remembers.
+pub const COMPLETED_CACHE_ENTRIES: usize = 10_000;
 
 impl Default for WebhookSettings {
     fn default() -> Self {
@@ -52,6 +68,8 @@ impl Default for WebhookSettings {
             retention: Duration::from_secs(7 * 24 * 3600),
             in_progress_wait: Duration::from_secs(1),
             key_refresh_interval: Duration::from_secs(30),
+            routing_cache_ttl: Duration::from_secs(60),
+            completed_cache_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -171,6 +189,18 @@ pub struct WebhookIntake {
     stores: Stores,
     settings: WebhookSettings,
     last_key_refresh: Mutex<HashMap<Provider, Instant>>,
+    /// Owners of provider accounts, as last read, and when.
+    routes: std::sync::Mutex<HashMap<(Provider, String), Route>>,
+    /// Events seen completed, until when they may be answered from memory.
+    completed: std::sync::Mutex<HashMap<IdempotencyKey, Instant>>,
+}
+
+/// Where a provider account's events go, as read at `at`.
+#[derive(Debug, Clone)]
+struct Route {
+    tenant: TenantId,
+    connection: ConnectionId,
+    at: Instant,
 }
 
 fn to_std(d: Duration) -> SignedDuration {
@@ -184,6 +214,8 @@ impl WebhookIntake {
             stores,
             settings,
             last_key_refresh: Mutex::new(HashMap::new()),
+            routes: std::sync::Mutex::new(HashMap::new()),
+            completed: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -261,7 +293,14 @@ impl WebhookIntake {
         outcome.unwrap_or_else(|r| r)
     }
 
-    async fn keys(&self, provider: Provider) -> Result<SigningKeys, WebhookResponse> {
+    /// The signing keys; the previous version (rotation) only when
+    /// `with_previous`, so a delivery signed with the current key costs one
+    /// secret read per cache period, not two.
+    async fn keys(
+        &self,
+        provider: Provider,
+        with_previous: bool,
+    ) -> Result<SigningKeys, WebhookResponse> {
         let name = signing_key_secret(provider);
         let current = self.stores.secrets.get(&name).await.map_err(|e| {
             tracing::error!(%provider, error = %e, "webhook signing key unavailable");
@@ -273,12 +312,15 @@ impl WebhookIntake {
                 _ => unavailable("the signing key could not be read"),
             }
         })?;
-        let previous = self
-            .stores
-            .secrets
-            .get_previous(&name)
-            .await
-            .map_err(|_| unavailable("the signing key could not be read"))?;
+        let previous = if with_previous {
+            self.stores
+                .secrets
+                .get_previous(&name)
+                .await
+                .map_err(|_| unavailable("the signing key could not be read"))?
+        } else {
+            None
+        };
         Ok(SigningKeys { current, previous })
     }
 
@@ -314,15 +356,20 @@ impl WebhookIntake {
             body: req.body,
             url: url.as_deref(),
         };
-        let mut keys = self.keys(provider).await?;
+        let mut keys = self.keys(provider, false).await?;
         let mut verified = verify(provider, signature, parts, &keys);
+        if matches!(verified, Err(VerifyError::Mismatch(_))) {
+            // Signed with the previous key, during a rotation?
+            keys = self.keys(provider, true).await?;
+            verified = verify(provider, signature, parts, &keys);
+        }
         if matches!(verified, Err(VerifyError::Mismatch(_))) && self.may_refresh(provider).await {
             // The key may have been rotated since it was cached.
             self.stores
                 .secrets
                 .invalidate(&signing_key_secret(provider))
                 .await;
-            keys = self.keys(provider).await?;
+            keys = self.keys(provider, true).await?;
             verified = verify(provider, signature, parts, &keys);
         }
         let verified = verified.map_err(|e| match e {
@@ -387,9 +434,14 @@ impl WebhookIntake {
         let result: Result<(), WebhookResponse> = async {
             for event in events {
                 let key = event_key(&event);
+                if self.seen_completed(&key) {
+                    counts.duplicates += 1;
+                    continue;
+                }
                 match self.claim(&key, lease_until).await? {
                     Claim::Mine(token) => claimed.push((key, token)),
-                    Claim::Done => {
+                    Claim::Done(retained_until) => {
+                        self.remember_completed(key, retained_until);
                         counts.duplicates += 1;
                         continue;
                     }
@@ -399,18 +451,13 @@ impl WebhookIntake {
                     }
                 }
                 let owner = match &event.account {
-                    Some(acct) => self
-                        .stores
-                        .connections
-                        .find_by_account(event.provider, acct)
-                        .await
-                        .map_err(|e| store_failure("look up the account's tenant", e))?,
+                    Some(acct) => self.route(event.provider, acct).await?,
                     None => None,
                 };
                 match owner {
-                    Some(c) => routed.push(WorkItem {
-                        tenant: c.tenant,
-                        connection: c.id,
+                    Some(r) => routed.push(WorkItem {
+                        tenant: r.tenant,
+                        connection: r.connection,
                         event,
                         received_at,
                     }),
@@ -460,6 +507,8 @@ impl WebhookIntake {
                 // The event is queued; at worst a redelivery after the lease
                 // queues it again, which the ledger absorbs.
                 tracing::warn!(key = %key, error = %e, "could not complete a claim");
+            } else {
+                self.remember_completed(key.clone(), retain_until);
             }
         }
         counts.accepted = routed.len();
@@ -482,6 +531,88 @@ impl WebhookIntake {
         Ok(counts)
     }
 
+    /// The tenant and connection owning `account`: from the routing cache
+    /// while fresh, else read from the connection store (and cached when
+    /// found).
+    async fn route(
+        &self,
+        provider: Provider,
+        account: &ProviderAccountId,
+    ) -> Result<Option<Route>, WebhookResponse> {
+        let ttl = self.settings.routing_cache_ttl;
+        let key = (provider, account.as_str().to_string());
+        if let Some(r) = self.routes_lock().get(&key)
+            && r.at.elapsed() < ttl
+        {
+            return Ok(Some(r.clone()));
+        }
+        let found = self
+            .stores
+            .connections
+            .find_by_account(provider, account)
+            .await
+            .map_err(|e| store_failure("look up the account's tenant", e))?;
+        let mut routes = self.routes_lock();
+        let Some(c) = found else {
+            routes.remove(&key);
+            return Ok(None);
+        };
+        let route = Route {
+            tenant: c.tenant,
+            connection: c.id,
+            at: Instant::now(),
+        };
+        if !ttl.is_zero() {
+            routes.insert(key, route.clone());
+        }
+        Ok(Some(route))
+    }
+
+    /// Whether this process saw `key` completed within the cache's time.
+    fn seen_completed(&self, key: &IdempotencyKey) -> bool {
+        let mut done = self.completed_lock();
+        match done.get(key) {
+            Some(until) if Instant::now() < *until => true,
+            Some(_) => {
+                done.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers `key` as completed, until the cache's time ends or the
+    /// record's retention (`retained_until`), whichever is first.
+    fn remember_completed(&self, key: IdempotencyKey, retained_until: Timestamp) {
+        let ttl = self.settings.completed_cache_ttl;
+        let left = Timestamp::now()
+            .duration_until(retained_until)
+            .try_into()
+            .unwrap_or(Duration::ZERO);
+        let keep = ttl.min(left);
+        if keep.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut done = self.completed_lock();
+        if done.len() >= COMPLETED_CACHE_ENTRIES {
+            done.retain(|_, until| now < *until);
+        }
+        if done.len() >= COMPLETED_CACHE_ENTRIES {
+            // Still full of live entries: start again rather than grow.
+            done.clear();
+        }
+        done.insert(key, now + keep);
+    }
+
+    fn completed_lock(&self) -> std::sync::MutexGuard<'_, HashMap<IdempotencyKey, Instant>> {
+        self.completed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn routes_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Provider, String), Route>> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     async fn claim(
         &self,
         key: &IdempotencyKey,
@@ -491,7 +622,9 @@ impl WebhookIntake {
         loop {
             match self.stores.idempotency.claim(key, lease_until).await {
                 Ok(ClaimOutcome::Claimed(t)) => return Ok(Claim::Mine(t)),
-                Ok(ClaimOutcome::Done { .. }) => return Ok(Claim::Done),
+                Ok(ClaimOutcome::Done { retained_until, .. }) => {
+                    return Ok(Claim::Done(retained_until));
+                }
                 Ok(ClaimOutcome::InProgress { .. }) if Instant::now() >= deadline => {
                     return Ok(Claim::Busy);
                 }
@@ -506,7 +639,8 @@ impl WebhookIntake {
 
 enum Claim {
     Mine(ClaimToken),
-    Done,
+    /// Completed; its record counts until then.
+    Done(Timestamp),
     Busy,
 }
 

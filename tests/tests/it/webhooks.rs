@@ -6,10 +6,14 @@ use hub::serve::{AppState, run};
 use shared::Stores;
 use shared::ids::{ConnectionId, IdempotencyKey, ProviderAccountId, SecretName, TenantId};
 use shared::model::{Connection, Provider, Tenant, TimeZoneName};
-use shared::ports::{ClaimOutcome, QueueDepth};
+use shared::ports::{
+    ClaimOutcome, ClaimToken, ConnectionStore, IdempotencyStore, QueueDepth, StoreResult,
+};
 use shared::webhooks::{
     SignedParts, WebhookSettings, WorkItem, sign, signature_header, signing_key_secret,
 };
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 conformance!(
@@ -21,6 +25,10 @@ conformance!(
     xero_intent_to_receive_is_answered_by_signature,
     both_keys_are_accepted_while_a_key_is_rotated,
     an_event_too_large_for_a_queue_message_is_refused_413_and_nothing_is_stored,
+    a_redelivery_completed_in_this_process_is_answered_without_asking_the_store,
+    with_the_completed_cache_off_each_redelivery_asks_the_store,
+    an_accounts_owner_is_read_once_per_routing_cache_period,
+    with_the_routing_cache_off_each_event_reads_its_owner,
 );
 
 const SQUARE_URL: &str = "https://hooks.example.com/webhooks/square";
@@ -77,7 +85,18 @@ async fn start(backend: Backend, register: bool) -> Hub {
 }
 
 async fn start_with(backend: Backend, register: bool, max_body_bytes: usize) -> Hub {
-    let stores = backend.stores(5).await;
+    start_tuned(backend, register, max_body_bytes, |_, _| {}).await
+}
+
+/// A hub whose stores and settings `tune` may change first (counting
+/// wrappers, cache times).
+async fn start_tuned(
+    backend: Backend,
+    register: bool,
+    max_body_bytes: usize,
+    tune: impl FnOnce(&mut Stores, &mut WebhookSettings),
+) -> Hub {
+    let mut stores = backend.stores(5).await;
     for p in [
         Provider::Toast,
         Provider::Square,
@@ -104,12 +123,13 @@ async fn start_with(backend: Backend, register: bool, max_body_bytes: usize) -> 
             register_connection(&stores, &tenant, &format!("c{i}"), *provider, account).await;
         }
     }
-    let settings = WebhookSettings {
+    let mut settings = WebhookSettings {
         max_body_bytes,
         square_notification_url: Some(SQUARE_URL.into()),
         in_progress_wait: Duration::from_secs(10),
         ..Default::default()
     };
+    tune(&mut stores, &mut settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -149,6 +169,7 @@ async fn register_connection(
             mappings: Default::default(),
             codes: Default::default(),
             currency: None,
+            books: Default::default(),
         })
         .await
         .unwrap();
@@ -586,4 +607,165 @@ async fn an_event_too_large_for_a_queue_message_is_refused_413_and_nothing_is_st
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
+}
+
+/// The real idempotency store, counting the claims made on it.
+#[derive(Debug)]
+struct CountingClaims {
+    inner: Arc<dyn IdempotencyStore>,
+    claims: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl IdempotencyStore for CountingClaims {
+    async fn claim(
+        &self,
+        key: &IdempotencyKey,
+        lease_until: jiff::Timestamp,
+    ) -> StoreResult<ClaimOutcome> {
+        self.claims.fetch_add(1, Ordering::SeqCst);
+        self.inner.claim(key, lease_until).await
+    }
+    async fn complete(
+        &self,
+        key: &IdempotencyKey,
+        token: &ClaimToken,
+        result: Option<&str>,
+        retain_until: jiff::Timestamp,
+    ) -> StoreResult<()> {
+        self.inner.complete(key, token, result, retain_until).await
+    }
+    async fn release(&self, key: &IdempotencyKey, token: &ClaimToken) -> StoreResult<()> {
+        self.inner.release(key, token).await
+    }
+}
+
+/// The real connection store, counting the account look-ups made on it.
+#[derive(Debug)]
+struct CountingLookups {
+    inner: Arc<dyn ConnectionStore>,
+    lookups: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl ConnectionStore for CountingLookups {
+    async fn put_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        self.inner.put_tenant(tenant).await
+    }
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
+        self.inner.get_tenant(id).await
+    }
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.inner.list_tenants().await
+    }
+    async fn register(&self, connection: &Connection) -> StoreResult<()> {
+        self.inner.register(connection).await
+    }
+    async fn get(&self, tenant: &TenantId, id: &ConnectionId) -> StoreResult<Option<Connection>> {
+        self.inner.get(tenant, id).await
+    }
+    async fn list_for_tenant(&self, tenant: &TenantId) -> StoreResult<Vec<Connection>> {
+        self.inner.list_for_tenant(tenant).await
+    }
+    async fn list_all(&self) -> StoreResult<Vec<Connection>> {
+        self.inner.list_all().await
+    }
+    async fn find_by_account(
+        &self,
+        provider: Provider,
+        account: &ProviderAccountId,
+    ) -> StoreResult<Option<Connection>> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_by_account(provider, account).await
+    }
+}
+
+/// Redelivers one delivery `times` times to a hub whose completed-event
+/// cache lasts `ttl`; the claims the store saw.
+async fn claims_for_redeliveries(b: Backend, ttl: Duration, times: usize) -> usize {
+    let claims = Arc::new(AtomicUsize::new(0));
+    let counter = claims.clone();
+    let hub = start_tuned(b, true, MAX_BODY, move |stores, settings| {
+        stores.idempotency = Arc::new(CountingClaims {
+            inner: stores.idempotency.clone(),
+            claims: counter,
+        });
+        settings.completed_cache_ttl = ttl;
+    })
+    .await;
+    let body = fixture("square/webhook_test_notification.json");
+    let first = hub.deliver(Provider::Square, &body).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    for _ in 0..times {
+        let again = hub.deliver(Provider::Square, &body).await;
+        let v: serde_json::Value = serde_json::from_str(&again.body).unwrap();
+        assert_eq!(
+            (
+                again.status,
+                v["accepted"].as_u64(),
+                v["duplicates"].as_u64()
+            ),
+            (200, Some(0), Some(1)),
+            "{}",
+            again.body
+        );
+    }
+    assert_eq!(hub.work_items().await.len(), 1, "queued once");
+    claims.load(Ordering::SeqCst)
+}
+
+/// A redelivery of an event this process completed is a duplicate without a
+/// store round trip.
+async fn a_redelivery_completed_in_this_process_is_answered_without_asking_the_store(b: Backend) {
+    let claims = claims_for_redeliveries(b, Duration::from_secs(600), 3).await;
+    assert_eq!(claims, 1, "only the first delivery claims");
+}
+
+/// With the completed-event cache off, each redelivery asks the store (and
+/// is told the same).
+async fn with_the_completed_cache_off_each_redelivery_asks_the_store(b: Backend) {
+    let claims = claims_for_redeliveries(b, Duration::ZERO, 3).await;
+    assert_eq!(claims, 4);
+}
+
+/// Delivers `n` Square events of one merchant to a hub whose routing cache
+/// lasts `ttl`; the account look-ups the store saw.
+async fn lookups_for_events(b: Backend, ttl: Duration, n: usize) -> usize {
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let counter = lookups.clone();
+    let hub = start_tuned(b, true, MAX_BODY, move |stores, settings| {
+        stores.connections = Arc::new(CountingLookups {
+            inner: stores.connections.clone(),
+            lookups: counter,
+        });
+        settings.routing_cache_ttl = ttl;
+    })
+    .await;
+    let template = String::from_utf8(fixture("square/webhook_test_notification.json")).unwrap();
+    for i in 0..n {
+        let body = template.replace(
+            "ac3ac95b-f97d-458c-a6e6-18981597e05f",
+            &format!("routing-cache-{i}"),
+        );
+        let a = hub.deliver(Provider::Square, body.as_bytes()).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let items = hub.work_items().await;
+    assert_eq!(items.len(), n, "every event queued");
+    assert!(
+        items.iter().all(|i| i.connection.as_str() == "c1"),
+        "every event routed to the merchant's connection"
+    );
+    lookups.load(Ordering::SeqCst)
+}
+
+/// The owner of an account is read once and reused for the routing cache's
+/// time.
+async fn an_accounts_owner_is_read_once_per_routing_cache_period(b: Backend) {
+    assert_eq!(lookups_for_events(b, Duration::from_secs(60), 4).await, 1);
+}
+
+/// With the routing cache off, the owner is read for every event.
+async fn with_the_routing_cache_off_each_event_reads_its_owner(b: Backend) {
+    assert_eq!(lookups_for_events(b, Duration::ZERO, 4).await, 4);
 }

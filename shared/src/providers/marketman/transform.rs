@@ -83,6 +83,7 @@ mod tests {
             mappings: Default::default(),
             codes: Default::default(),
             currency: None,
+            books: Default::default(),
         };
         let now = Timestamp::now();
         let item = serde_json::json!({"ID": 42, "Name": "Flour", "OnHand": 12.75, "UOMName": "kg", "LastCountDateUTC": "2026/11/28 06:00:00"});

@@ -775,6 +775,7 @@ mod tests {
             mappings: Default::default(),
             codes: Default::default(),
             currency: None,
+            books: Default::default(),
         }
     }
 

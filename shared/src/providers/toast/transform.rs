@@ -703,6 +703,7 @@ mod tests {
             mappings: Default::default(),
             codes: Default::default(),
             currency: Some(Currency::usd()),
+            books: Default::default(),
         }
     }
 

@@ -44,6 +44,7 @@ fn connection(tenant: &TenantId, id: &str, provider: Provider, account: &str) ->
         mappings,
         codes: Default::default(),
         currency: None,
+        books: Default::default(),
     }
 }
 

@@ -29,6 +29,8 @@ conformance!(
     a_quickbooks_day_is_one_entry_updated_in_place_then_adjusted_after_close,
     a_xero_day_is_one_manual_journal_updated_in_place_then_adjusted_after_the_lock,
     the_day_poster_posts_once_updates_in_place_adjusts_after_close_and_holds_unmapped_days,
+    a_day_is_queued_when_final_and_posted_once_by_the_push_worker,
+    a_late_refund_reposts_its_final_day_in_place_and_a_new_mapping_posts_only_the_held_day,
 );
 
 fn d(s: &str) -> Decimal {
@@ -773,4 +775,317 @@ async fn the_day_poster_posts_once_updates_in_place_adjusts_after_close_and_hold
         "the earlier day is not re-posted"
     );
     assert_eq!(sandbox.journal_entries(&realm).len(), 4);
+}
+
+/// A QuickBooks destination booking daily summaries of a Toast `downtown`
+/// (New York, day closing at midnight, two hours to settle), its lines on
+/// a Department, with a mapping from 2020 of the roles the sales below use.
+async fn daily_quickbooks(
+    b: Backend,
+    seed: u64,
+) -> (
+    QuickBooksSandbox,
+    String,
+    Hub,
+    shared::model::Connection,
+    shared::model::Connection,
+    shared::providers::ProviderClients,
+) {
+    use shared::model::journal::{DestinationBooks, LocationBooking};
+    let (sandbox, realm, hub, mut dest, clients) = quickbooks_books(b, seed).await;
+    let pos = hub
+        .connect(
+            "downtown",
+            Provider::Toast,
+            "restaurant-downtown",
+            "America/New_York",
+            super::login(&[("client_id", "x"), ("client_secret", "y")]),
+        )
+        .await;
+    let account =
+        |name: &str, kind: &str, sub: &str| sandbox.add_account(&realm, name, kind, sub).unwrap();
+    let mapping: BTreeMap<String, String> = [
+        (
+            "sales:food",
+            account("Food Sales", "Income", "SalesOfProductIncome"),
+        ),
+        (
+            "tax:*",
+            account(
+                "Sales Tax Payable",
+                "Other Current Liability",
+                "SalesTaxPayable",
+            ),
+        ),
+        (
+            "tender:card",
+            account("Card Clearing", "Other Current Asset", "UndepositedFunds"),
+        ),
+        (
+            "refunds",
+            account("Refunds", "Income", "DiscountsRefundsGiven"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let department = sandbox.add_department(&realm, "Downtown").unwrap();
+    let mut books = DestinationBooks::new_connection();
+    books.journal.set("2020-01-01".parse().unwrap(), mapping);
+    books.locations.insert(
+        "downtown".into(),
+        LocationBooking {
+            name: Some("Downtown".into()),
+            department: Some(department),
+            ..Default::default()
+        },
+    );
+    dest.books = books;
+    hub.stores.connections.register(&dest).await.unwrap();
+    (sandbox, realm, hub, dest, pos, clients)
+}
+
+/// Drains the push queue with the push worker; every outcome.
+async fn push_all(
+    hub: &Hub,
+    clients: &shared::providers::ProviderClients,
+) -> Vec<shared::pipelines::push::PushOutcome> {
+    let mut pusher = shared::pipelines::push::Pusher::new(hub.stores.clone(), clients.clone());
+    pusher.retry_base = std::time::Duration::ZERO;
+    pusher.drain(&*hub.stores.push_queue, 20).await.unwrap()
+}
+
+fn at(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+/// Sales of a day still to come are not posted as they arrive; the day is
+/// queued only once its close and settling window have passed, then posted
+/// once as one entry, and the next tick queues nothing.
+async fn a_day_is_queued_when_final_and_posted_once_by_the_push_worker(b: Backend) {
+    use shared::pipelines::days::close_due_days;
+    use shared::pipelines::push::PushOutcome;
+    use shared::pipelines::records::{destinations, ingest};
+
+    let (sandbox, realm, hub, dest, pos, clients) = daily_quickbooks(b, 21).await;
+    // A day after this machine's clock: nothing arriving for it is final.
+    let day: Date = "2031-03-02".parse().unwrap();
+    let dests = destinations(&hub.stores, &hub.tenant).await.unwrap();
+    assert!(
+        dests.is_empty(),
+        "a daily destination takes no per-order pushes: {dests:?}"
+    );
+    let tally = ingest(
+        &hub.stores,
+        &hub.tenant,
+        Provider::Toast,
+        &dests,
+        vec![
+            sale(
+                &pos,
+                "o1",
+                day,
+                "credit",
+                &[
+                    ("sales:food", "60.00"),
+                    ("tax:State", "4.80"),
+                    ("tender:card", "64.80"),
+                ],
+            ),
+            sale(
+                &pos,
+                "o2",
+                day,
+                "credit",
+                &[
+                    ("sales:food", "40.00"),
+                    ("tax:State", "3.20"),
+                    ("tender:card", "43.20"),
+                ],
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (tally.created, tally.pushes),
+        (2, 0),
+        "nothing queued before the day is final"
+    );
+
+    // 01:30 in New York the next morning: closed, not settled.
+    let early = close_due_days(&hub.stores, Provider::Toast, at("2031-03-03T06:30:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(early.len(), 7, "the week before the first final day");
+    assert!(early.iter().all(|j| j.day < day), "{early:?}");
+    assert!(
+        push_all(&hub, &clients)
+            .await
+            .iter()
+            .all(|o| matches!(o, PushOutcome::Skipped(_)))
+    );
+    assert!(sandbox.journal_entries(&realm).is_empty());
+
+    // 02:30: settled. Only that day is queued, and posted once.
+    let due = close_due_days(&hub.stores, Provider::Toast, at("2031-03-03T07:30:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(due.iter().map(|j| j.day).collect::<Vec<_>>(), vec![day]);
+    let outcomes = push_all(&hub, &clients).await;
+    assert!(
+        matches!(outcomes.as_slice(), [PushOutcome::Posted(_)]),
+        "{outcomes:?}"
+    );
+    let entries = sandbox.journal_entries(&realm);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].doc_number.as_deref(), Some("Downtown-20310302"));
+    assert!(entries[0].lines.iter().all(|l| l.department.is_some()));
+    let mappings = dest.books.journal.clone();
+    let want = net(&draft(
+        day,
+        &totals(&[
+            ("sales:food", "100.00"),
+            ("tax:State", "8.00"),
+            ("tender:card", "108.00"),
+        ]),
+        &mappings,
+    )
+    .unwrap()
+    .lines);
+    assert_eq!(
+        books(&sandbox, &realm),
+        want,
+        "the books per account are the day"
+    );
+    let book = shared::pipelines::days::book(&hub.stores, &dest, &pos.id)
+        .await
+        .unwrap();
+    assert_eq!(book.closed_through, Some(day));
+    assert!(book.posted.contains(&day) && book.held.is_empty());
+
+    // The next tick, the same hour: nothing new.
+    let again = close_due_days(&hub.stores, Provider::Toast, at("2031-03-03T07:45:00Z"))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(sandbox.journal_entries(&realm).len(), 1);
+}
+
+/// A refund for a day already final queues that day again as it arrives:
+/// the same entry is updated (its SyncToken moved on). A new sales category
+/// holds its day, listed in the book with its key; a mapping version from
+/// that day posts it and leaves the earlier day alone.
+async fn a_late_refund_reposts_its_final_day_in_place_and_a_new_mapping_posts_only_the_held_day(
+    b: Backend,
+) {
+    use shared::pipelines::days::{book, remap_jobs};
+    use shared::pipelines::push::PushOutcome;
+    use shared::pipelines::records::ingest;
+
+    let (sandbox, realm, hub, dest, pos, clients) = daily_quickbooks(b, 22).await;
+    let day: Date = "2026-03-02".parse().unwrap();
+    let add = |records: Vec<shared::model::Record>| {
+        let stores = hub.stores.clone();
+        let tenant = hub.tenant.clone();
+        async move {
+            ingest(&stores, &tenant, Provider::Toast, &[], records)
+                .await
+                .unwrap()
+        }
+    };
+    let t = add(vec![sale(
+        &pos,
+        "o1",
+        day,
+        "credit",
+        &[
+            ("sales:food", "50.00"),
+            ("tax:State", "4.00"),
+            ("tender:card", "54.00"),
+        ],
+    )])
+    .await;
+    assert_eq!(t.pushes, 1, "a final day is queued as its sale arrives");
+    assert!(matches!(
+        push_all(&hub, &clients).await.as_slice(),
+        [PushOutcome::Posted(_)]
+    ));
+    let first = sandbox.journal_entries(&realm);
+    assert_eq!(first.len(), 1);
+
+    add(vec![sale(
+        &pos,
+        "r1",
+        day,
+        "debit",
+        &[
+            ("refunds", "10.00"),
+            ("tax:State", "-0.80"),
+            ("tender:card", "-10.80"),
+        ],
+    )])
+    .await;
+    let outcomes = push_all(&hub, &clients).await;
+    assert_eq!(
+        outcomes,
+        vec![PushOutcome::Posted(first[0].id.clone())],
+        "the same entry"
+    );
+    let entries = sandbox.journal_entries(&realm);
+    assert_eq!(entries.len(), 1, "one entry in the books");
+    assert_ne!(entries[0].sync_token, first[0].sync_token);
+    let updated = entries[0].sync_token.clone();
+
+    // A new sales category, three days later: held, nothing sent.
+    let next = "2026-03-05".parse::<Date>().unwrap();
+    add(vec![sale(
+        &pos,
+        "o2",
+        next,
+        "credit",
+        &[("sales:brunch", "30.00"), ("tender:card", "30.00")],
+    )])
+    .await;
+    let outcomes = push_all(&hub, &clients).await;
+    assert!(
+        matches!(outcomes.as_slice(), [PushOutcome::Skipped(why)] if why.contains("sales:brunch")),
+        "{outcomes:?}"
+    );
+    assert_eq!(sandbox.journal_entries(&realm).len(), 1);
+    let held = book(&hub.stores, &dest, &pos.id).await.unwrap().held;
+    assert_eq!(
+        held,
+        [(next, vec!["sales:brunch".to_string()])]
+            .into_iter()
+            .collect()
+    );
+
+    // Mapped from that day: only the held day is queued and posted.
+    let mut dest = dest;
+    let mut accounts = dest.books.journal.in_force(next).unwrap().accounts.clone();
+    accounts.insert(
+        "sales:brunch".into(),
+        sandbox
+            .add_account(&realm, "Brunch Sales", "Income", "SalesOfProductIncome")
+            .unwrap(),
+    );
+    dest.books.journal.set(next, accounts);
+    hub.stores.connections.register(&dest).await.unwrap();
+    let jobs = remap_jobs(&hub.stores, &dest, next).await.unwrap();
+    assert_eq!(jobs.iter().map(|j| j.day).collect::<Vec<_>>(), vec![next]);
+    let msgs: Vec<_> = jobs.iter().map(|j| j.to_message()).collect();
+    hub.stores.push_queue.send_batch(&msgs).await.unwrap();
+    assert!(matches!(
+        push_all(&hub, &clients).await.as_slice(),
+        [PushOutcome::Posted(_)]
+    ));
+    let entries = sandbox.journal_entries(&realm);
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        entries[0].sync_token, updated,
+        "the earlier day is not re-posted"
+    );
+    let b = book(&hub.stores, &dest, &pos.id).await.unwrap();
+    assert!(b.held.is_empty() && b.posted.contains(&day) && b.posted.contains(&next));
 }

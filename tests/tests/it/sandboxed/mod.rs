@@ -73,6 +73,7 @@ impl Hub {
             mappings: Default::default(),
             codes: Default::default(),
             currency: None,
+            books: Default::default(),
         };
         self.stores.connections.register(&c).await.unwrap();
         c
