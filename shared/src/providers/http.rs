@@ -21,8 +21,10 @@ use bytes::Bytes;
 use http::HeaderMap;
 use jiff::{SignedDuration, Timestamp};
 use serde::de::DeserializeOwned;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A message a provider gave with a refusal.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -225,6 +227,11 @@ pub struct ProviderHttp {
     rate_limits: Arc<dyn RateLimitStore>,
     calls: Arc<dyn CallLog>,
     policy: RetryPolicy,
+    /// Per budget key with a concurrency cap, a first-come-first-served
+    /// queue for this process's workers (shared by every clone). Only the
+    /// workers at its head ask the store for a slot, so fifty local workers
+    /// on one budget neither starve one another nor crowd the shared item.
+    gates: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
 /// The default timeouts.
@@ -246,6 +253,7 @@ impl ProviderHttp {
             rate_limits,
             calls,
             policy: RetryPolicy::default(),
+            gates: Arc::default(),
         }
     }
 
@@ -273,6 +281,7 @@ impl ProviderHttp {
         let started = Instant::now();
         let mut last = ProviderError::Transient("no attempt made".into());
         for attempt in 0..self.policy.max_attempts {
+            let turn = self.queue_turn(scope, started).await?;
             let slot = self.admit(scope, started).await?;
             let at = Timestamp::now();
             let t0 = Instant::now();
@@ -297,8 +306,9 @@ impl ProviderHttp {
                 Err(e) => Err((None, ProviderError::Transient(describe(&e)))),
             };
             if let Some(slot) = slot {
-                let _ = self.rate_limits.release_slot(&scope.key, &slot).await;
+                self.release(scope, &slot).await;
             }
+            drop(turn);
             let latency_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
             let (status, call_outcome) = match &outcome {
                 Ok(r) => (Some(r.status), CallOutcome::Ok),
@@ -403,7 +413,7 @@ impl ProviderHttp {
                 Ok(Acquire::Granted) => return Ok(slot),
                 Ok(Acquire::Wait(d)) => {
                     if let Some(slot) = &slot {
-                        let _ = self.rate_limits.release_slot(&scope.key, slot).await;
+                        self.release(scope, slot).await;
                     }
                     if started.elapsed() + d > self.policy.max_rate_wait {
                         return Err(ProviderError::RateLimited {
@@ -414,7 +424,7 @@ impl ProviderHttp {
                 }
                 Err(e) => {
                     if let Some(slot) = &slot {
-                        let _ = self.rate_limits.release_slot(&scope.key, slot).await;
+                        self.release(scope, slot).await;
                     }
                     return Err(ProviderError::Transient(format!(
                         "rate budget unavailable: {e}"
@@ -446,6 +456,47 @@ impl ProviderHttp {
                         "rate budget unavailable: {e}"
                     )));
                 }
+            }
+        }
+    }
+
+    /// This process's turn at `scope`'s concurrency cap: waits, first come
+    /// first served, for one of its `max_concurrent` places.
+    async fn queue_turn(
+        &self,
+        scope: &RateScope,
+        started: Instant,
+    ) -> Result<Option<OwnedSemaphorePermit>, ProviderError> {
+        let Some(max) = scope.max_concurrent else {
+            return Ok(None);
+        };
+        let gate = {
+            let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+            gates
+                .entry(scope.key.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(max as usize)))
+                .clone()
+        };
+        let left = self.policy.max_rate_wait.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, gate.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            // The semaphore is never closed; a timeout is the policy's wait.
+            _ => Err(ProviderError::RateLimited {
+                retry_after: Some(Duration::from_secs(1)),
+            }),
+        }
+    }
+
+    /// Gives a concurrency slot back. A slot not given back blocks a place
+    /// until its lease ends, so a lost race is retried, and a failure logged.
+    async fn release(&self, scope: &RateScope, slot: &str) {
+        for attempt in 0..3u64 {
+            match self.rate_limits.release_slot(&scope.key, slot).await {
+                Ok(()) => return,
+                Err(e) if attempt == 2 => {
+                    tracing::warn!(key = %scope.key, error = %e, "could not give a concurrency slot back; it frees when its lease ends");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await,
             }
         }
     }
