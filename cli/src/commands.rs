@@ -40,6 +40,13 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080", env = "HUB_ADDR")]
         addr: SocketAddr,
     },
+    /// The operator's web console on loopback, for the configured backend:
+    /// prints one sign-in URL (it works once) and serves until Ctrl-C.
+    Console {
+        /// Address to listen on (loopback only; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8090", env = "HUB_CONSOLE_ADDR")]
+        addr: SocketAddr,
+    },
     /// Show every setting, its value here, and its default.
     Config,
     /// Manage tenants (restaurant groups).
@@ -418,16 +425,56 @@ pub enum AwsCmd {
     },
 }
 
+/// The configured stores.
+pub async fn open_stores(config: &Config) -> Result<Stores> {
+    Stores::from_config(config)
+        .await
+        .context("open the configured stores")
+}
+
+/// The configured stores, and the provider clients spending their budgets.
+pub async fn open(config: &Config) -> Result<(Stores, shared::providers::ProviderClients)> {
+    let stores = open_stores(config).await?;
+    let clients = shared::providers::ProviderClients::new(
+        &stores,
+        config.endpoints.clone(),
+        &config.public_url,
+    );
+    Ok((stores, clients))
+}
+
 /// Runs one command (everything but `serve`).
 pub async fn execute(command: Command, config: &Config) -> Result<()> {
     match command {
         Command::Serve { .. } => bail!("serve is run by main"),
+        Command::Console { addr } => {
+            let listener = crate::console::bind(addr).await?;
+            let (stores, clients) = open(config).await?;
+            let backend = stores.backend;
+            crate::console::serve(
+                listener,
+                stores,
+                clients,
+                std::sync::Arc::new(|_: &shared::model::Connection| None),
+                |url| {
+                    eprintln!("hub console: {backend} backend; sign in (the link works once):");
+                    println!("{url}");
+                },
+                async {
+                    let _ = tokio::signal::ctrl_c().await;
+                },
+            )
+            .await
+        }
         Command::Sandboxes(args) => crate::sandboxes::run(args).await,
         Command::Mappings(cmd) => crate::mappings::run(cmd, config).await,
         Command::Demo(args) => {
-            let json = args.json;
+            let (json, console) = (args.json, args.console);
             let report = crate::demo::run(args).await?;
-            crate::demo::print(&report, json)?;
+            if !console {
+                // (With the console, the report was printed before it opened.)
+                crate::demo::print(&report, json)?;
+            }
             if !report.reconciled {
                 bail!("the demo did not reconcile: see the rows marked NO");
             }
@@ -452,9 +499,7 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             link,
             link_minutes,
         } => {
-            let stores = Stores::from_config(config)
-                .await
-                .context("open the configured stores")?;
+            let stores = open_stores(config).await?;
             let service = shared::providers::connect::ConnectService::new(
                 stores.clone(),
                 stores.provider_http(),
@@ -504,22 +549,13 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             to,
             json,
         } => {
-            let stores = Stores::from_config(config)
-                .await
-                .context("open the configured stores")?;
+            let stores = open_stores(config).await?;
             pull(&stores, config, provider, &tenant, from.zip(to), json).await
         }
         Command::Status { check, json } => {
             use shared::pipelines::health;
-            let stores = Stores::from_config(config)
-                .await
-                .context("open the configured stores")?;
+            let (stores, clients) = open(config).await?;
             let reports = if check {
-                let clients = shared::providers::ProviderClients::new(
-                    &stores,
-                    config.endpoints.clone(),
-                    &config.public_url,
-                );
                 let alerter = health::Alerter::new(config.alert_webhook_url.clone());
                 health::monitor(&stores, &clients, &alerter, &health::Thresholds::default()).await?
             } else {
@@ -561,8 +597,7 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
             } else {
-                println!(
-                    "{:<14} {:<14} {:<11} {:<10} {:<22} {:<22} {:<16} {:>4}  REASONS",
+                let mut table = crate::table::new(&[
                     "TENANT",
                     "CONNECTION",
                     "PROVIDER",
@@ -570,8 +605,9 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                     "LAST PULL",
                     "LAST POST",
                     "FRESHNESS/TARGET",
-                    "DLQ"
-                );
+                    "DLQ",
+                    "REASONS",
+                ]);
                 // Sources: the freshness their budget allows beside the target.
                 let fresh = |r: &health::ConnectionHealth| match (
                     r.planned_freshness_secs,
@@ -589,31 +625,29 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                         .unwrap_or_else(|| "-".into())
                 };
                 for r in &reports {
-                    println!(
-                        "{:<14} {:<14} {:<11} {:<10} {:<22} {:<22} {:<16} {:>4}  {}",
-                        r.tenant,
-                        r.connection,
-                        r.provider,
+                    table.add_row(vec![
+                        r.tenant.clone(),
+                        r.connection.clone(),
+                        r.provider.to_string(),
                         format!("{:?}", r.state).to_lowercase(),
                         t(r.last_pull),
                         t(r.last_post),
                         fresh(r),
-                        r.dlq_depth,
-                        r.reasons.join("; ")
-                    );
+                        r.dlq_depth.to_string(),
+                        if r.reasons.is_empty() {
+                            "-".to_string()
+                        } else {
+                            r.reasons.join("; ")
+                        },
+                    ]);
                 }
+                crate::table::numeric(&mut table, &[7]);
+                println!("{table}");
             }
             Ok(())
         }
         Command::Work => {
-            let stores = Stores::from_config(config)
-                .await
-                .context("open the configured stores")?;
-            let clients = shared::providers::ProviderClients::new(
-                &stores,
-                config.endpoints.clone(),
-                &config.public_url,
-            );
+            let (stores, clients) = open(config).await?;
             let t = shared::pipelines::events::drain(&stores, &clients, 1000).await?;
             println!(
                 "{} record(s): {} new, {} changed, {} unchanged; {} push(es) queued",
@@ -622,14 +656,7 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             Ok(())
         }
         Command::Push { visibility } => {
-            let stores = Stores::from_config(config)
-                .await
-                .context("open the configured stores")?;
-            let clients = shared::providers::ProviderClients::new(
-                &stores,
-                config.endpoints.clone(),
-                &config.public_url,
-            );
+            let (stores, clients) = open(config).await?;
             let mut pusher = shared::pipelines::push::Pusher::new(stores.clone(), clients);
             pusher.visibility = std::time::Duration::from_secs(visibility);
             let outcomes = pusher.drain(stores.push_queue.as_ref(), 1000).await?;
@@ -646,9 +673,7 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             Ok(())
         }
         Command::Reconcile { tenant, date, json } => {
-            let stores = Stores::from_config(config)
-                .await
-                .context("open the configured stores")?;
+            let stores = open_stores(config).await?;
             let r = shared::pipelines::reconcile::reconcile(&stores, &tenant, date).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -661,30 +686,30 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                         "NOT reconciled"
                     }
                 );
-                println!(
-                    "{:<16} {:<11} {:>8} {:>14} {:>14} {:>12} {:>7}",
+                let mut table = crate::table::new(&[
                     "LOCATION",
                     "DESTINATION",
                     "RECORDS",
                     "POS TOTAL",
                     "POSTED",
                     "DIFFERENCE",
-                    "ISSUES"
-                );
+                    "ISSUES",
+                ]);
                 for l in &r.locations {
                     for d in &l.destinations {
-                        println!(
-                            "{:<16} {:<11} {:>8} {:>14} {:>14} {:>12} {:>7}",
-                            l.location,
-                            d.destination,
-                            l.records,
-                            l.pos_total,
-                            d.posted_total,
-                            d.difference,
-                            d.issues
-                        );
+                        table.add_row(vec![
+                            l.location.clone(),
+                            d.destination.to_string(),
+                            l.records.to_string(),
+                            l.pos_total.to_string(),
+                            d.posted_total.to_string(),
+                            d.difference.to_string(),
+                            d.issues.to_string(),
+                        ]);
                     }
                 }
+                crate::table::numeric(&mut table, &[2, 3, 4, 5, 6]);
+                println!("{table}");
                 for i in &r.issues {
                     println!(
                         "  {} {} {} {}{}",
@@ -706,14 +731,7 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             refresh,
             json,
         } => {
-            let stores = Stores::from_config(config)
-                .await
-                .context("open the configured stores")?;
-            let clients = shared::providers::ProviderClients::new(
-                &stores,
-                config.endpoints.clone(),
-                &config.public_url,
-            );
+            let (stores, clients) = open(config).await?;
             let charts = shared::ops::accounts::charts(&stores, &clients, &tenant, refresh).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&charts)?);
@@ -728,20 +746,17 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
                     c.fetched_at,
                     if c.cached { " (cached)" } else { "" }
                 );
-                println!(
-                    "{:<38} {:<8} {:<32} {:<24} ACTIVE",
-                    "ID", "CODE", "NAME", "TYPE"
-                );
+                let mut table = crate::table::new(&["ID", "CODE", "NAME", "TYPE", "ACTIVE"]);
                 for a in &c.accounts {
-                    println!(
-                        "{:<38} {:<8} {:<32} {:<24} {}",
-                        a.id,
+                    table.add_row(vec![
+                        a.id.as_str(),
                         a.code.as_deref().unwrap_or("-"),
-                        a.name,
-                        a.kind,
-                        if a.active { "yes" } else { "no" }
-                    );
+                        a.name.as_str(),
+                        a.kind.as_str(),
+                        if a.active { "yes" } else { "no" },
+                    ]);
                 }
+                println!("{table}");
             }
             Ok(())
         }
@@ -771,15 +786,11 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             print_preview(&preview, args.json)
         }
         Command::Inventory { tenant, json } => {
-            let stores = Stores::from_config(config)
-                .await
-                .context("open the configured stores")?;
+            let stores = open_stores(config).await?;
             inventory(&stores, &tenant, json).await
         }
         other => {
-            let stores = Stores::from_config(config)
-                .await
-                .context("open the configured stores")?;
+            let stores = open_stores(config).await?;
             on_stores(other, &stores).await
         }
     }
@@ -802,10 +813,11 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&tenants)?);
             } else {
-                println!("{:<24} NAME", "ID");
+                let mut table = crate::table::new(&["ID", "NAME"]);
                 for t in tenants {
-                    println!("{:<24} {}", t.id, t.name);
+                    table.add_row(vec![t.id.to_string(), t.name]);
                 }
+                println!("{table}");
             }
         }
         Command::Connection(ConnectionCmd::Add(args)) => {
@@ -888,21 +900,31 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!(
-                    "{:<16} {:<16} {:<11} {:<38} {:<20} CLOSE",
-                    "TENANT", "ID", "PROVIDER", "ACCOUNT", "TIME ZONE"
-                );
+                let mut table = crate::table::new(&[
+                    "TENANT",
+                    "ID",
+                    "PROVIDER",
+                    "ACCOUNT",
+                    "TIME ZONE",
+                    "CLOSE",
+                    "POSTING",
+                ]);
                 for c in list {
-                    println!(
-                        "{:<16} {:<16} {:<11} {:<38} {:<20} {}",
-                        c.tenant,
-                        c.id,
-                        c.provider,
-                        c.account_id,
-                        c.time_zone.as_str(),
-                        c.business_day_close.0.strftime("%H:%M")
-                    );
+                    table.add_row(vec![
+                        c.tenant.to_string(),
+                        c.id.to_string(),
+                        c.provider.to_string(),
+                        c.account_id.to_string(),
+                        c.time_zone.as_str().to_string(),
+                        c.business_day_close.0.strftime("%H:%M").to_string(),
+                        if c.provider.is_accounting() {
+                            c.books.mode.to_string()
+                        } else {
+                            "-".into()
+                        },
+                    ]);
                 }
+                println!("{table}");
             }
         }
         Command::Secret(SecretCmd::Set { name }) => {
@@ -1034,6 +1056,7 @@ async fn on_stores(command: Command, stores: &Stores) -> Result<()> {
         Command::Serve { .. }
         | Command::Sandboxes(_)
         | Command::Demo(_)
+        | Command::Console { .. }
         | Command::Config
         | Command::Connect { .. }
         | Command::Pull { .. }
@@ -1084,15 +1107,17 @@ fn print_preview(p: &shared::ops::books::Preview, json: bool) -> Result<()> {
                 format!(", OUT OF BALANCE by {}", day.imbalance)
             }
         );
-        println!("  {:<44} {:>12} {:>12}", "ROLE", "DEBIT", "CREDIT");
+        let mut table = crate::table::new(&["ROLE", "DEBIT", "CREDIT"]);
         for l in &day.lines {
             let (dr, cr) = if l.amount.is_sign_negative() {
                 (String::new(), (-l.amount).to_string())
             } else {
                 (l.amount.to_string(), String::new())
             };
-            println!("  {:<44} {dr:>12} {cr:>12}", l.role);
+            table.add_row(vec![l.role.clone(), dr, cr]);
         }
+        crate::table::numeric(&mut table, &[1, 2]);
+        println!("{table}");
     }
     for r in &p.records {
         for posting in &r.postings {
@@ -1177,11 +1202,16 @@ fn print_config(config: &Config) -> Result<()> {
             aws.secret_prefix
         ),
     }
-    println!("\n{:<26} {:<30} DEFAULT / MEANING", "VARIABLE", "VALUE");
+    let mut table = crate::table::new(&["VARIABLE", "VALUE", "DEFAULT / MEANING"]);
     for (name, default, meaning) in VARIABLES {
         let value = std::env::var(name).unwrap_or_else(|_| "(unset)".into());
-        println!("{name:<26} {value:<30} {default}: {meaning}");
+        table.add_row(vec![
+            name.to_string(),
+            value,
+            format!("{default}: {meaning}"),
+        ]);
     }
+    println!("\n{table}");
     Ok(())
 }
 
@@ -1382,20 +1412,18 @@ async fn inventory(stores: &Stores, tenant: &TenantId, json: bool) -> Result<()>
     if json {
         println!("{}", serde_json::to_string_pretty(&levels)?);
     } else {
-        println!(
-            "{:<24} {:<28} {:>12} {:<8} COUNTED",
-            "LOCATION", "ITEM", "QUANTITY", "UNIT"
-        );
+        let mut table = crate::table::new(&["LOCATION", "ITEM", "QUANTITY", "UNIT", "COUNTED"]);
         for l in levels {
-            println!(
-                "{:<24} {:<28} {:>12} {:<8} {}",
-                l.location,
+            table.add_row(vec![
+                l.location.to_string(),
                 l.name.unwrap_or_else(|| l.item_id.to_string()),
-                l.quantity,
-                l.unit,
-                l.counted_at
-            );
+                l.quantity.to_string(),
+                l.unit.to_string(),
+                l.counted_at.to_string(),
+            ]);
         }
+        crate::table::numeric(&mut table, &[2]);
+        println!("{table}");
     }
     Ok(())
 }

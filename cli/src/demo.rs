@@ -37,8 +37,9 @@ use shared::pipelines::records::PushItem;
 use shared::providers::auth::{Credentials, StoredToken};
 use shared::providers::{Endpoints, ProviderClients};
 use shared::{Config, Stores};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `hub demo` options.
@@ -78,6 +79,15 @@ pub struct DemoArgs {
     /// Print the result as JSON on stdout (progress stays on stderr).
     #[arg(long)]
     pub json: bool,
+    /// Then keep the sandboxes up and serve the operator's console on the
+    /// demo's state until Ctrl-C (its one-time sign-in URL goes to stdout,
+    /// after the report).
+    #[arg(long)]
+    pub console: bool,
+    /// The console's address, with `--console` (loopback; port 0 picks a
+    /// free one).
+    #[arg(long, default_value = "127.0.0.1:0", requires = "console")]
+    pub console_addr: std::net::SocketAddr,
 }
 
 fn fault_rate(s: &str) -> Result<f64, String> {
@@ -1015,11 +1025,38 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
         ),
     );
 
-    let _ = stop.send(());
-    let _ = server.await;
+    // 9. A health check of every connection, as the health monitor runs
+    // it, so `hub status` shows where the run left each one.
+    let merchants: HashMap<TenantId, ProviderClients> = restaurants
+        .iter()
+        .filter(|r| r.square.is_some())
+        .map(|r| (r.tenant.clone(), pos_clients(r)))
+        .collect();
+    let own_clients: crate::console::ClientsFor = Arc::new(move |c: &Connection| {
+        (c.provider == Provider::Square)
+            .then(|| merchants.get(&c.tenant).cloned())
+            .flatten()
+    });
+    let checked = shared::pipelines::health::monitor_with(
+        &stores,
+        &clients,
+        own_clients.as_ref(),
+        &shared::pipelines::health::Alerter::new(None),
+        &shared::pipelines::health::Thresholds::default(),
+    )
+    .await?;
+    let healthy = checked
+        .iter()
+        .filter(|h| h.state == shared::pipelines::health::State::Healthy)
+        .count();
+    phases.end(
+        "health check",
+        &format!("{} connection(s), {healthy} healthy", checked.len()),
+    );
+
     let reconciled = !rows.is_empty() && rows.iter().all(|r| r.reconciled) && left == 0;
     let seconds = phases.started.elapsed().as_secs_f64();
-    Ok(DemoReport {
+    let report = DemoReport {
         seed: args.seed,
         restaurants: args.restaurants,
         days: args.days,
@@ -1033,7 +1070,30 @@ pub async fn run(args: DemoArgs) -> Result<DemoReport> {
         dead_letters_left: left,
         reconciled,
         seconds,
-    })
+    };
+    if args.console {
+        print(&report, args.json)?;
+        let listener = crate::console::bind(args.console_addr).await?;
+        crate::console::serve(
+            listener,
+            stores.clone(),
+            clients.clone(),
+            own_clients,
+            |url| {
+                eprintln!(
+                    "\nThe console, on the demo's state (the sandboxes stay up until Ctrl-C); sign in (the link works once):"
+                );
+                println!("{url}");
+            },
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+        )
+        .await?;
+    }
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(report)
 }
 
 /// Drains the push queue with four workers (as four concurrent push
@@ -1388,49 +1448,50 @@ pub fn print(report: &DemoReport, json: bool) -> Result<()> {
         return Ok(());
     }
     println!();
-    println!(
-        "{:<6} {:<17} {:<10} {:>7} {:>11} {:>9} {:>9} {:>11} {:>6} {:>8} {:>4} {:>6} {:>4} {:>4}",
-        "REST.",
-        "SYSTEMS",
-        "DAY",
-        "RECORDS",
-        "SALES",
-        "TAX",
-        "TIPS",
-        "TENDERS",
-        "LINES",
-        "DIFF",
-        "DUPS",
-        "REPEAT",
-        "DLQ",
-        "OK"
-    );
+    let mut table = crate::table::new(&[
+        "REST.", "SYSTEMS", "DAY", "RECORDS", "SALES", "TAX", "TIPS", "TENDERS", "LINES", "DIFF",
+        "JOURNALS", "DUPS", "REPEAT", "DLQ", "OK",
+    ]);
     for r in &report.rows {
-        println!(
-            "{:<6} {:<17} {:<10} {:>7} {:>11} {:>9} {:>9} {:>11} {:>6} {:>8} {:>4} {:>6} {:>4} {:>4}",
-            r.restaurant,
-            r.systems,
+        table.add_row(vec![
+            r.restaurant.clone(),
+            r.systems.clone(),
             r.business_date.to_string(),
-            r.records,
+            r.records.to_string(),
             r.sales.round_dp(2).to_string(),
             r.tax.round_dp(2).to_string(),
             r.tips.round_dp(2).to_string(),
             r.tenders.round_dp(2).to_string(),
-            r.lines.len(),
+            r.lines.len().to_string(),
             r.difference.round_dp(2).to_string(),
-            r.duplicates,
-            r.redelivered,
-            r.dead_lettered,
-            if r.reconciled { "yes" } else { "NO" }
-        );
+            r.journals.to_string(),
+            r.duplicates.to_string(),
+            r.redelivered.to_string(),
+            r.dead_lettered.to_string(),
+            if r.reconciled { "yes" } else { "NO" }.to_string(),
+        ]);
+    }
+    crate::table::numeric(&mut table, &(3..14).collect::<Vec<_>>());
+    println!("{table}");
+    for r in &report.rows {
         for l in r.lines.iter().filter(|l| !l.difference.is_zero()) {
             println!(
-                "       account {} ({}): truth {} books {} difference {}",
+                "{} {}: account {} ({}): truth {} books {} difference {}",
+                r.restaurant,
+                r.business_date,
                 l.account,
                 l.roles.join(", "),
                 l.truth,
                 l.books,
                 l.difference
+            );
+        }
+        if !r.held.is_empty() {
+            println!(
+                "{} {}: held for mapping: {}",
+                r.restaurant,
+                r.business_date,
+                r.held.join(", ")
             );
         }
     }
@@ -1451,7 +1512,7 @@ pub fn print(report: &DemoReport, json: bool) -> Result<()> {
         report.dead_letters_left
     );
     println!(
-        "{} in {:.1}s. State: {} (state.db is SQLite: `sqlite3 {}/state.db`; secrets.json holds the demo's credentials). Look around with HUB_DATA_DIR={} hub status | hub reconcile --tenant r01 --date <day>.",
+        "{} in {:.1}s. State: {} (state.db is SQLite: `sqlite3 {}/state.db`; secrets.json holds the demo's credentials). Look around with HUB_DATA_DIR={} hub status | hub reconcile --tenant r01 --date <day>, or in a browser with `hub demo --console` (the sandboxes stay up).",
         if report.reconciled {
             "Reconciled"
         } else {

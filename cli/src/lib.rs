@@ -4,7 +4,9 @@
 //! demo` runs the whole hub against the provider sandboxes.
 
 pub mod commands;
+pub mod console;
 pub mod demo;
 pub mod mappings;
 pub mod sandboxes;
 pub mod serve;
+pub mod table;

@@ -2,9 +2,8 @@
 //! (what each key books to, from which date), the keys holding days, and
 //! proposals for them from the books' chart of accounts.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use jiff::civil::Date;
 use shared::ids::{ConnectionId, TenantId};
 use shared::model::Connection;
@@ -115,31 +114,9 @@ async fn books(stores: &Stores, tenant: &TenantId, id: &ConnectionId) -> Result<
     Ok(c)
 }
 
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_header(header.to_vec());
-    t
-}
-
-fn known_key(key: &str) -> bool {
-    key == shared::model::journal::OVER_SHORT
-        || key
-            .strip_suffix(":*")
-            .map(|family| ["sales", "tax", "tender", "tender:other"].contains(&family))
-            .unwrap_or_else(|| shared::model::parts::side(key).is_some())
-}
-
 /// Runs one `hub mappings` command.
 pub async fn run(cmd: MappingsCmd, config: &Config) -> Result<()> {
-    let stores = Stores::from_config(config)
-        .await
-        .context("open the configured stores")?;
-    let clients = shared::providers::ProviderClients::new(
-        &stores,
-        config.endpoints.clone(),
-        &config.public_url,
-    );
+    let (stores, clients) = crate::commands::open(config).await?;
     match cmd {
         MappingsCmd::Show {
             tenant,
@@ -170,7 +147,7 @@ pub async fn run(cmd: MappingsCmd, config: &Config) -> Result<()> {
                 None => println!("no mapping version is in force on {on}"),
                 Some(v) => {
                     println!("in force on {on}: the version from {}", v.effective_from);
-                    let mut t = table(&["KEY", "ACCOUNT"]);
+                    let mut t = crate::table::new(&["KEY", "ACCOUNT"]);
                     for (k, a) in &v.accounts {
                         t.add_row(vec![k.as_str(), a.as_str()]);
                     }
@@ -180,7 +157,7 @@ pub async fn run(cmd: MappingsCmd, config: &Config) -> Result<()> {
             if held.is_empty() {
                 println!("no day is held for mapping");
             } else {
-                let mut t = table(&["NEEDS MAPPING", "DAYS HELD"]);
+                let mut t = crate::table::new(&["NEEDS MAPPING", "DAYS HELD"]);
                 for (k, days) in &held {
                     let list: Vec<String> = days.iter().map(Date::to_string).collect();
                     t.add_row(vec![k.clone(), list.join(", ")]);
@@ -201,7 +178,7 @@ pub async fn run(cmd: MappingsCmd, config: &Config) -> Result<()> {
             if c.books.journal.versions().is_empty() {
                 println!("{tenant}/{id} has no mapping version yet");
             }
-            let mut t = table(&["FROM", "KEYS", "CHANGED FROM THE VERSION BEFORE"]);
+            let mut t = crate::table::new(&["FROM", "KEYS", "CHANGED FROM THE VERSION BEFORE"]);
             let mut before: Option<&std::collections::BTreeMap<String, String>> = None;
             for v in c.books.journal.versions() {
                 let changed: Vec<String> = v
@@ -237,31 +214,9 @@ pub async fn run(cmd: MappingsCmd, config: &Config) -> Result<()> {
             pairs,
             json,
         } => {
-            let mut c = books(&stores, &tenant, &id).await?;
-            let mut accounts = c
-                .books
-                .journal
-                .in_force(from)
-                .map(|v| v.accounts.clone())
-                .unwrap_or_default();
-            for pair in &pairs {
-                let (key, account) = pair
-                    .split_once('=')
-                    .ok_or_else(|| anyhow!("{pair:?} is not KEY=ACCOUNT"))?;
-                if !known_key(key) {
-                    bail!(
-                        "{key:?} is not a mapping key (sales:<category>, tax:<rate>, tender:<type>, tips, gratuity, gift_cards_sold, gift_cards_redeemed, discounts, service_charges, refunds, fees, over_short, or a family such as sales:*)"
-                    );
-                }
-                if account.is_empty() {
-                    accounts.remove(key);
-                } else {
-                    accounts.insert(key.to_string(), account.to_string());
-                }
-            }
-            c.books.journal.set(from, accounts);
-            stores.connections.register(&c).await?;
-            let changes = shared::ops::mappings::repost(&stores, &clients, &c, from).await?;
+            let c = books(&stores, &tenant, &id).await?;
+            let changes =
+                shared::ops::mappings::set_version(&stores, &clients, &c, from, &pairs).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&changes)?);
                 return Ok(());
@@ -270,7 +225,7 @@ pub async fn run(cmd: MappingsCmd, config: &Config) -> Result<()> {
             if changes.is_empty() {
                 println!("no posted or held day is on it");
             } else {
-                let mut t = table(&["SOURCE", "DAY", "WHAT HAPPENED", "ENTRY"]);
+                let mut t = crate::table::new(&["SOURCE", "DAY", "WHAT HAPPENED", "ENTRY"]);
                 for ch in &changes {
                     t.add_row(vec![
                         ch.source.clone(),
@@ -308,7 +263,7 @@ pub async fn run(cmd: MappingsCmd, config: &Config) -> Result<()> {
                 println!("no key holds a day; name keys to propose for");
                 return Ok(());
             }
-            let mut t = table(&["KEY", "ACCOUNT", "NAME", "WHY"]);
+            let mut t = crate::table::new(&["KEY", "ACCOUNT", "NAME", "WHY"]);
             for p in &proposals {
                 t.add_row(vec![
                     p.key.clone(),

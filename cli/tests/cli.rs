@@ -913,10 +913,25 @@ fn the_demo_reconciles_every_restaurant_day_and_says_so() {
         "scheduled pulls",
         "pushes through faults",
         "reconcile",
+        "health check",
     ] {
         assert!(stderr(&o).contains(phase), "{}", stderr(&o));
     }
     assert!(dir.join("state.db").is_file(), "the state stays for a look");
+    // `hub status` on the demo's state, as the demo suggests: every
+    // connection checked by the run, every source with its last pull.
+    let o = hub(&dir, &["status", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reports: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(reports.len() >= 6, "{reports:?}");
+    for r in &reports {
+        let reasons = r["reasons"].to_string();
+        assert!(!reasons.contains("never checked"), "{r}");
+        assert!(!reasons.contains("unreachable"), "{r}");
+        if matches!(r["provider"].as_str(), Some("toast" | "square")) {
+            assert!(r["last_pull"].is_string(), "{r}");
+        }
+    }
 }
 
 #[test]
@@ -1269,6 +1284,12 @@ async fn a_part_with_no_mapping_holds_its_records_and_status_and_reconcile_name_
         "{text}{}",
         stderr(&o)
     );
+    // A person's table: no metric lines (they belong to the Lambda's log),
+    // and every row as wide as the header, the columns lined up.
+    assert!(!text.contains("CloudWatchMetrics"), "{text}");
+    let widths: std::collections::BTreeSet<usize> =
+        text.lines().map(|l| l.chars().count()).collect();
+    assert_eq!(widths.len(), 1, "rows of different widths:\n{text}");
     let (_, date) = toast.truth().days()[0].clone();
     let o = run(
         &[

@@ -239,6 +239,56 @@ async fn late_refunds(stores: &Stores, sources: &[Connection]) -> usize {
     n
 }
 
+/// A books sandbox as the run reads it.
+struct Books<'a> {
+    name: &'a str,
+    /// Entries (journal entries, manual journals) in all its companies.
+    entries: &'a dyn Fn() -> usize,
+    /// Calls it has answered so far, and how many it refused with 429.
+    calls: &'a dyn Fn() -> (u64, u64),
+}
+
+/// Posts every restaurant's day, then a tenth of them again after a late
+/// refund; the figures of both, counted at the sandbox.
+async fn measure(
+    books: &Books<'_>,
+    stores: &Stores,
+    clients: &ProviderClients,
+    sources: &[Connection],
+    workers: usize,
+) -> serde_json::Value {
+    let n = sources.len();
+    let name = books.name;
+    let wall = post_all(stores, clients, workers).await;
+    let (first_calls, _) = (books.calls)();
+    assert_eq!((books.entries)(), n, "{name}: one entry per restaurant-day");
+    let late = late_refunds(stores, sources).await;
+    let late_wall = post_all(stores, clients, workers).await;
+    let (all_calls, rate_limited) = (books.calls)();
+    let late_calls = all_calls - first_calls;
+    assert_eq!(
+        (books.entries)(),
+        n,
+        "{name}: a late change updates its day in place"
+    );
+    let per_day = first_calls as f64 / n as f64;
+    let per_late = late_calls as f64 / late.max(1) as f64;
+    println!(
+        "{name}: {n} days posted in {:.1}s ({:.0} days/min): {first_calls} calls = {per_day:.3} per restaurant-day; {late} late refunds in {:.1}s: {late_calls} calls = {per_late:.2} per late change; {rate_limited} x 429",
+        wall.as_secs_f64(),
+        n as f64 / wall.as_secs_f64() * 60.0,
+        late_wall.as_secs_f64(),
+    );
+    json!({
+        "restaurants": n, "sales_per_day": SALES_PER_DAY, "workers": workers,
+        "wall_seconds": wall.as_secs_f64(), "calls": first_calls,
+        "calls_per_restaurant_day": per_day,
+        "late_changes": late, "late_wall_seconds": late_wall.as_secs_f64(), "late_calls": late_calls,
+        "calls_per_late_change": per_late,
+        "rate_limited": rate_limited,
+    })
+}
+
 fn main() {
     let n: usize = std::env::var("JOURNAL_BENCH_RESTAURANTS")
         .ok()
@@ -292,34 +342,15 @@ fn main() {
             "http://127.0.0.1:9",
         );
         println!("quickbooks: {n} restaurants x 1 day ({} sales) in the ledger in {:.1}s; posting with {workers} workers", n * SALES_PER_DAY, seeded.as_secs_f64());
-        let wall = post_all(&stores_q, &clients, workers).await;
-        let c = qbo.counters();
-        let first_calls = c.total_calls();
-        let entries: usize = realms.iter().map(|r| qbo.journal_entries(r).len()).sum();
-        assert_eq!(entries, n, "one entry per restaurant-day");
-        let late = late_refunds(&stores_q, &sources).await;
-        let late_wall = post_all(&stores_q, &clients, workers).await;
-        let c2 = qbo.counters();
-        let late_calls = c2.total_calls() - first_calls;
-        let entries: usize = realms.iter().map(|r| qbo.journal_entries(r).len()).sum();
-        assert_eq!(entries, n, "a late change updates its day in place");
-        println!(
-            "quickbooks: {n} days posted in {:.1}s ({:.0} days/min): {first_calls} calls = {:.3} per restaurant-day; {late} late refunds in {:.1}s: {late_calls} calls = {:.2} per late change; {} x 429",
-            wall.as_secs_f64(),
-            n as f64 / wall.as_secs_f64() * 60.0,
-            first_calls as f64 / n as f64,
-            late_wall.as_secs_f64(),
-            late_calls as f64 / late.max(1) as f64,
-            c2.rate_limited,
-        );
-        figures.insert("quickbooks".into(), json!({
-            "restaurants": n, "sales_per_day": SALES_PER_DAY, "workers": workers,
-            "wall_seconds": wall.as_secs_f64(), "calls": first_calls,
-            "calls_per_restaurant_day": first_calls as f64 / n as f64,
-            "late_changes": late, "late_wall_seconds": late_wall.as_secs_f64(), "late_calls": late_calls,
-            "calls_per_late_change": late_calls as f64 / late.max(1) as f64,
-            "rate_limited": c2.rate_limited,
-        }));
+        let books = Books {
+            name: "quickbooks",
+            entries: &|| realms.iter().map(|r| qbo.journal_entries(r).len()).sum(),
+            calls: &|| {
+                let c = qbo.counters();
+                (c.total_calls(), c.rate_limited)
+            },
+        };
+        figures.insert("quickbooks".into(), measure(&books, &stores_q, &clients, &sources, workers).await);
 
         // Xero: an organisation per restaurant, one app.
         let xero = XeroSandbox::start(XeroConfig {
@@ -352,34 +383,15 @@ fn main() {
             "http://127.0.0.1:9",
         );
         println!("xero: {n} restaurants x 1 day; posting with {workers} workers");
-        let wall = post_all(&stores_x, &clients, workers).await;
-        let c = xero.counters();
-        let first_calls = c.total_calls();
-        let journals: usize = orgs.iter().map(|o| xero.manual_journals(o).len()).sum();
-        assert_eq!(journals, n, "one manual journal per restaurant-day");
-        let late = late_refunds(&stores_x, &sources).await;
-        let late_wall = post_all(&stores_x, &clients, workers).await;
-        let c2 = xero.counters();
-        let late_calls = c2.total_calls() - first_calls;
-        let journals: usize = orgs.iter().map(|o| xero.manual_journals(o).len()).sum();
-        assert_eq!(journals, n, "a late change updates its day in place");
-        println!(
-            "xero: {n} days posted in {:.1}s ({:.0} days/min): {first_calls} calls = {:.3} per restaurant-day; {late} late refunds in {:.1}s: {late_calls} calls = {:.2} per late change; {} x 429",
-            wall.as_secs_f64(),
-            n as f64 / wall.as_secs_f64() * 60.0,
-            first_calls as f64 / n as f64,
-            late_wall.as_secs_f64(),
-            late_calls as f64 / late.max(1) as f64,
-            c2.rate_limited,
-        );
-        figures.insert("xero".into(), json!({
-            "restaurants": n, "sales_per_day": SALES_PER_DAY, "workers": workers,
-            "wall_seconds": wall.as_secs_f64(), "calls": first_calls,
-            "calls_per_restaurant_day": first_calls as f64 / n as f64,
-            "late_changes": late, "late_wall_seconds": late_wall.as_secs_f64(), "late_calls": late_calls,
-            "calls_per_late_change": late_calls as f64 / late.max(1) as f64,
-            "rate_limited": c2.rate_limited,
-        }));
+        let books = Books {
+            name: "xero",
+            entries: &|| orgs.iter().map(|o| xero.manual_journals(o).len()).sum(),
+            calls: &|| {
+                let c = xero.counters();
+                (c.total_calls(), c.rate_limited)
+            },
+        };
+        figures.insert("xero".into(), measure(&books, &stores_x, &clients, &sources, workers).await);
         let _ = std::fs::remove_dir_all(&base);
         println!("figures: {}", serde_json::Value::Object(figures));
     });

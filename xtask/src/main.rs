@@ -378,6 +378,7 @@ fn test(extra: &[String]) -> Result<()> {
     drop(moto);
     step(&mut failed, contracts(&venv, &traffic));
     step(&mut failed, official_sdks(&venv));
+    step(&mut failed, console_suite(&venv));
     // The function binaries' logs (`watch.log`) and the smoke test's
     // secrets land here, for the leak scan too.
     let smoke_dir = root().join(format!("target/smoke/{}", stamp()));
@@ -478,6 +479,65 @@ fn official_sdks(venv: &Path) -> Result<()> {
         "official SDKs against the sandboxes (xtask/sdk_check.py: squareup, xero-python)",
         Command::new(&python)
             .arg(root().join("xtask/sdk_check.py"))
+            .arg("--hub")
+            .arg(root().join("target/debug/hub")),
+    )
+}
+
+/// Debian's Chromium and its driver, for the console's browser tests:
+/// installed with apt when missing (as root, or through `sudo -n`).
+fn ensure_chromium() -> Result<()> {
+    let wanted = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
+    if wanted.iter().all(|p| Path::new(p).exists()) {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let apt = |args: &[&str]| {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    run("apt-get update", &mut apt(&["update", "-qq"]))?;
+    run(
+        "install chromium and chromium-driver (Debian)",
+        &mut apt(&[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "chromium",
+            "chromium-driver",
+        ]),
+    )?;
+    match wanted.iter().find(|p| !Path::new(p).exists()) {
+        Some(p) => Err(format!("{p} is still missing after installing chromium")),
+        None => Ok(()),
+    }
+}
+
+/// The console in a real browser (`xtask/console_test.py`): two
+/// `hub demo --console` runs driven through Debian's Chromium; screenshots
+/// in `target/console-screens/`.
+fn console_suite(venv: &Path) -> Result<()> {
+    ensure_chromium()?;
+    run(
+        "build hub for the console's browser tests",
+        cargo().args(["build", "-p", "hub"]),
+    )?;
+    run(
+        "the console in Chromium (xtask/console_test.py)",
+        Command::new(venv.join("bin/python"))
+            .arg(root().join("xtask/console_test.py"))
             .arg("--hub")
             .arg(root().join("target/debug/hub")),
     )

@@ -3,7 +3,7 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
-use shared::pipelines::health::{Alerter, Thresholds, monitor};
+use shared::pipelines::health::{Alerter, Thresholds, emf_line, monitor};
 use shared::providers::ProviderClients;
 
 /// The main of the health-monitor function.
@@ -14,6 +14,10 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let (stores, clients, alerter) = (&stores, &clients, &alerter);
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
         let reports = monitor(stores, clients, alerter, &Thresholds::default()).await?;
+        // The metrics, one embedded-metric-format line each, into the log.
+        for r in &reports {
+            println!("{}", emf_line(r));
+        }
         let unhealthy = reports
             .iter()
             .filter(|r| r.state == shared::pipelines::health::State::Unhealthy)

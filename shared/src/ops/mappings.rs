@@ -148,6 +148,70 @@ pub struct DayChange {
     pub id: Option<String>,
 }
 
+/// Whether `key` is one a journal mapping takes: `sales:<category>`,
+/// `tax:<rate>`, `tender:<type>`, a part's role, `over_short`, or a family
+/// such as `sales:*`.
+pub fn known_key(key: &str) -> bool {
+    key == OVER_SHORT
+        || key
+            .strip_suffix(":*")
+            .map(|family| ["sales", "tax", "tender", "tender:other"].contains(&family))
+            .unwrap_or_else(|| crate::model::parts::side(key).is_some())
+}
+
+/// Why a new mapping version was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    /// A pair that is not `KEY=ACCOUNT`, or a key no mapping takes.
+    #[error("{0}")]
+    Invalid(String),
+    /// Saving it, or posting the days again, failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Adds to `dest` a mapping version taking effect `from`: the version in
+/// force then with `pairs` (`KEY=ACCOUNT`; an empty account removes the
+/// key) applied; saves it, then posts again the days it changes
+/// ([`repost`]) and says what each did.
+pub async fn set_version(
+    stores: &Stores,
+    clients: &ProviderClients,
+    dest: &Connection,
+    from: Date,
+    pairs: &[String],
+) -> Result<Vec<DayChange>, SetError> {
+    let mut dest = dest.clone();
+    let mut accounts = dest
+        .books
+        .journal
+        .in_force(from)
+        .map(|v| v.accounts.clone())
+        .unwrap_or_default();
+    for pair in pairs {
+        let (key, account) = pair
+            .split_once('=')
+            .ok_or_else(|| SetError::Invalid(format!("{pair:?} is not KEY=ACCOUNT")))?;
+        if !known_key(key) {
+            return Err(SetError::Invalid(format!(
+                "{key:?} is not a mapping key (sales:<category>, tax:<rate>, tender:<type>, tips, gratuity, gift_cards_sold, gift_cards_redeemed, discounts, service_charges, refunds, fees, over_short, or a family such as sales:*)"
+            )));
+        }
+        if account.is_empty() {
+            accounts.remove(key);
+        } else {
+            accounts.insert(key.to_string(), account.to_string());
+        }
+    }
+    dest.books.journal.set(from, accounts);
+    stores
+        .connections
+        .register(&dest)
+        .await
+        .map_err(JournalError::from)?;
+    Ok(repost(stores, clients, &dest, from).await?)
+}
+
 /// Posts again the days a mapping version from `from` may change (held or
 /// posted days of `dest`, until the next version), now, and says what each
 /// did.

@@ -119,7 +119,8 @@ pub struct ConnectionHealth {
     pub deferred_until: Option<Timestamp>,
 }
 
-fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
+/// The `p`th percentile (nearest rank) of `sorted`, none when it is empty.
+pub fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
     if sorted.is_empty() {
         return None;
     }
@@ -193,14 +194,14 @@ pub async fn check(
                 "success rate {}.{}% over the last {}",
                 rate / 10,
                 rate % 10,
-                t.window
+                crate::pipelines::cadence::human(t.window)
             ));
         } else if rate < t.success_degraded_permille {
             degraded.push(format!(
                 "success rate {}.{}% over the last {}",
                 rate / 10,
                 rate % 10,
-                t.window
+                crate::pipelines::cadence::human(t.window)
             ));
         }
     }
@@ -471,6 +472,76 @@ fn health_key(c: &Connection) -> Result<CursorKey, StoreError> {
     })
 }
 
+/// One change of a connection's state, as it was alerted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// When the check that saw it ran.
+    pub at: Timestamp,
+    /// Whose.
+    pub tenant: String,
+    /// Which connection.
+    pub connection: String,
+    /// Its provider.
+    pub provider: Provider,
+    /// The state before.
+    pub from: State,
+    /// The state after.
+    pub to: State,
+    /// The alert's text.
+    pub text: String,
+}
+
+/// Changes kept per connection, newest last.
+pub const ALERTS_KEPT: usize = 200;
+
+fn alerts_key(c: &Connection) -> Result<CursorKey, StoreError> {
+    Ok(CursorKey {
+        tenant: c.tenant.clone(),
+        provider: c.provider,
+        stream: StreamName::new(format!("{}.alerts", c.id))
+            .map_err(|e| StoreError::corrupt("stream name", e))?,
+    })
+}
+
+/// A connection's changes of state, oldest first (the last [`ALERTS_KEPT`]).
+pub async fn alert_history(stores: &Stores, c: &Connection) -> Result<Vec<Alert>, StoreError> {
+    match stores.cursors.get(&alerts_key(c)?).await? {
+        Some(cur) => {
+            serde_json::from_str(&cur.value).map_err(|e| StoreError::corrupt("alert history", e))
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+async fn record_alert(stores: &Stores, c: &Connection, alert: Alert) -> Result<(), StoreError> {
+    let key = alerts_key(c)?;
+    // Compare-and-set: a concurrent monitor run appends, never overwrites.
+    for _ in 0..5 {
+        let current = stores.cursors.get(&key).await?;
+        let mut list: Vec<Alert> = match &current {
+            Some(cur) => serde_json::from_str(&cur.value)
+                .map_err(|e| StoreError::corrupt("alert history", e))?,
+            None => Vec::new(),
+        };
+        list.push(alert.clone());
+        let excess = list.len().saturating_sub(ALERTS_KEPT);
+        list.drain(..excess);
+        let value =
+            serde_json::to_string(&list).map_err(|e| StoreError::corrupt("alert history", e))?;
+        if let CasOutcome::Set(_) = stores
+            .cursors
+            .compare_and_set(&key, current.map(|c| c.version), &value)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "alert history of {}/{} kept moving",
+        c.tenant, c.id
+    )))
+}
+
 /// The last stored report of a connection.
 pub async fn last_report(
     stores: &Stores,
@@ -483,11 +554,25 @@ pub async fn last_report(
         .and_then(|cur| serde_json::from_str(&cur.value).ok()))
 }
 
-/// Checks every connection, stores each report, logs its metrics, and alerts
-/// on every change of state (a recovery notice when one heals).
+/// Checks every connection, stores each report, and alerts on every change
+/// of state (a recovery notice when one heals), keeping the change in the
+/// connection's alert history. The caller logs the metrics ([`emf_line`]):
+/// the Lambda function into its log, never a person's terminal.
 pub async fn monitor(
     stores: &Stores,
     clients: &ProviderClients,
+    alerter: &Alerter,
+    t: &Thresholds,
+) -> Result<Vec<ConnectionHealth>, StoreError> {
+    monitor_with(stores, clients, &|_| None, alerter, t).await
+}
+
+/// [`monitor`], with `clients_for` giving a connection clients of its own
+/// where it has them (the demo's Square merchants are a sandbox each).
+pub async fn monitor_with(
+    stores: &Stores,
+    clients: &ProviderClients,
+    clients_for: &(dyn Fn(&Connection) -> Option<ProviderClients> + Send + Sync),
     alerter: &Alerter,
     t: &Thresholds,
 ) -> Result<Vec<ConnectionHealth>, StoreError> {
@@ -517,46 +602,119 @@ pub async fn monitor(
     }
     for c in stores.connections.list_all().await? {
         let plan = plans.get(&(c.tenant.clone(), c.id.clone()));
-        let report = check(stores, clients, &c, t, dlq_depth, plan).await?;
-        println!("{}", emf_line(&report));
-        let key = health_key(&c)?;
-        let previous = stores.cursors.get(&key).await?;
-        let before: Option<ConnectionHealth> = previous
-            .as_ref()
-            .and_then(|p| serde_json::from_str(&p.value).ok());
-        let value =
-            serde_json::to_string(&report).map_err(|e| StoreError::corrupt("health report", e))?;
-        // Only the run that moves the stored state sends the alert.
-        if let CasOutcome::Set(_) = stores
-            .cursors
-            .compare_and_set(&key, previous.map(|p| p.version), &value)
-            .await?
-        {
-            let was = before.map(|b| b.state).unwrap_or(State::Healthy);
-            if was != report.state {
-                let text = if report.state == State::Healthy {
-                    format!(
-                        "RECOVERED: {} {}/{} is healthy again",
-                        c.provider, c.tenant, c.id
-                    )
-                } else {
-                    let label = if report.state == State::Unhealthy {
-                        "UNHEALTHY"
-                    } else {
-                        "DEGRADED"
-                    };
-                    format!(
-                        "{label}: {} {}/{}: {}",
-                        c.provider,
-                        c.tenant,
-                        c.id,
-                        report.reasons.join("; ")
-                    )
-                };
-                alerter.send(&text).await;
-            }
-        }
+        let own = clients_for(&c);
+        let report = check(
+            stores,
+            own.as_ref().unwrap_or(clients),
+            &c,
+            t,
+            dlq_depth,
+            plan,
+        )
+        .await?;
+        store_report(stores, &c, &report, alerter).await?;
         out.push(report);
     }
     Ok(out)
+}
+
+/// Checks one connection now, as [`monitor_with`] would, and stores its
+/// report (alerting on a change of state). `None` when there is no such
+/// connection.
+pub async fn monitor_one(
+    stores: &Stores,
+    clients: &ProviderClients,
+    clients_for: &(dyn Fn(&Connection) -> Option<ProviderClients> + Send + Sync),
+    tenant: &crate::ids::TenantId,
+    id: &crate::ids::ConnectionId,
+    alerter: &Alerter,
+    t: &Thresholds,
+) -> Result<Option<ConnectionHealth>, StoreError> {
+    let Some(c) = stores.connections.get(tenant, id).await? else {
+        return Ok(None);
+    };
+    let dlq_depth = dead_letters(stores).await?;
+    let mut plan = None;
+    for (p, connections) in crate::pipelines::cadence::plans(stores, clients, c.provider).await? {
+        if connections
+            .iter()
+            .any(|x| x.tenant == c.tenant && x.id == c.id)
+        {
+            plan = Some(p);
+        }
+    }
+    let own = clients_for(&c);
+    let report = check(
+        stores,
+        own.as_ref().unwrap_or(clients),
+        &c,
+        t,
+        dlq_depth,
+        plan.as_ref(),
+    )
+    .await?;
+    store_report(stores, &c, &report, alerter).await?;
+    Ok(Some(report))
+}
+
+/// Stores `report` as `c`'s latest; the run that moves the stored state
+/// sends the alert and records it in the history.
+async fn store_report(
+    stores: &Stores,
+    c: &Connection,
+    report: &ConnectionHealth,
+    alerter: &Alerter,
+) -> Result<(), StoreError> {
+    let key = health_key(c)?;
+    let previous = stores.cursors.get(&key).await?;
+    let before: Option<ConnectionHealth> = previous
+        .as_ref()
+        .and_then(|p| serde_json::from_str(&p.value).ok());
+    let value =
+        serde_json::to_string(report).map_err(|e| StoreError::corrupt("health report", e))?;
+    // Only the run that moves the stored state sends the alert.
+    if let CasOutcome::Set(_) = stores
+        .cursors
+        .compare_and_set(&key, previous.map(|p| p.version), &value)
+        .await?
+    {
+        let was = before.map(|b| b.state).unwrap_or(State::Healthy);
+        if was != report.state {
+            let text = if report.state == State::Healthy {
+                format!(
+                    "RECOVERED: {} {}/{} is healthy again",
+                    c.provider, c.tenant, c.id
+                )
+            } else {
+                let label = if report.state == State::Unhealthy {
+                    "UNHEALTHY"
+                } else {
+                    "DEGRADED"
+                };
+                format!(
+                    "{label}: {} {}/{}: {}",
+                    c.provider,
+                    c.tenant,
+                    c.id,
+                    report.reasons.join("; ")
+                )
+            };
+            alerter.send(&text).await;
+            record_alert(
+                stores,
+                c,
+                Alert {
+                    at: report.checked_at,
+                    tenant: c.tenant.to_string(),
+                    connection: c.id.to_string(),
+                    provider: c.provider,
+                    from: was,
+                    to: report.state,
+                    text,
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }

@@ -25,7 +25,8 @@
 use crate::Stores;
 use crate::ids::StreamName;
 use crate::model::journal::{
-    DraftError, EntryLine, JournalMappings, day_totals, difference, draft, first_open_day,
+    DayTotals, DraftError, EntryLine, JournalMappings, day_totals, difference, draft,
+    first_open_day,
 };
 use crate::model::{Connection, Provider, Record};
 use crate::ports::{CasOutcome, CursorKey, StoreError};
@@ -176,22 +177,44 @@ async fn day_records(
     source: &Connection,
     date: Date,
 ) -> Result<Vec<crate::model::Transaction>, StoreError> {
-    let mut records = Vec::new();
-    for e in stores
+    let rows = stores
         .ledger
         .list_for_business_date(&source.tenant, date)
-        .await?
-    {
-        if e.key.provider != source.provider {
-            continue;
-        }
-        if let Ok(Record::Transaction(t)) = serde_json::from_value::<Record>(e.payload)
-            && t.connection == source.id
-        {
-            records.push(t);
-        }
-    }
-    Ok(records)
+        .await?;
+    Ok(source_records(
+        rows.iter().map(|e| (e.key.provider, &e.payload)),
+        source,
+    ))
+}
+
+/// Of a day's ledger rows (each row's provider and payload), `source`'s
+/// sales and refunds.
+pub fn source_records<'a>(
+    rows: impl IntoIterator<Item = (Provider, &'a serde_json::Value)>,
+    source: &Connection,
+) -> Vec<crate::model::Transaction> {
+    rows.into_iter()
+        .filter(|(provider, _)| *provider == source.provider)
+        .filter_map(|(_, payload)| match Record::deserialize(payload) {
+            Ok(Record::Transaction(t)) if t.connection == source.id => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A day's totals (of `records`, `source`'s on `date`) and the state of its
+/// journal in `dest`.
+async fn load_day(
+    stores: &Stores,
+    dest: &Connection,
+    source: &Connection,
+    location: &DayLocation,
+    date: Date,
+    records: &[crate::model::Transaction],
+) -> Result<(DayTotals, Option<DayState>), StoreError> {
+    let key = state_key(dest, source, &location.name, date);
+    let state = parse_state(stores.cursors.get(&key).await?.as_ref())?;
+    Ok((day_totals(records), state))
 }
 
 fn parse_state(stored: Option<&crate::ports::Cursor>) -> Result<Option<DayState>, StoreError> {
@@ -238,9 +261,20 @@ pub async fn standing(
     location: &DayLocation,
     date: Date,
 ) -> Result<DayStanding, StoreError> {
-    let totals = day_totals(&day_records(stores, source, date).await?);
-    let key = state_key(dest, source, &location.name, date);
-    let state = parse_state(stores.cursors.get(&key).await?.as_ref())?;
+    let records = day_records(stores, source, date).await?;
+    standing_of(stores, dest, source, location, date, &records).await
+}
+
+/// [`standing`], given the day's records of `source` ([`source_records`]).
+pub async fn standing_of(
+    stores: &Stores,
+    dest: &Connection,
+    source: &Connection,
+    location: &DayLocation,
+    date: Date,
+    records: &[crate::model::Transaction],
+) -> Result<DayStanding, StoreError> {
+    let (totals, state) = load_day(stores, dest, source, location, date, records).await?;
     if totals.records == 0 && state.is_none() {
         return Ok(DayStanding::Empty);
     }
@@ -264,6 +298,99 @@ pub async fn standing(
             entry_id: s.map(|s| s.entry_id),
             missing,
         },
+    })
+}
+
+/// One account's line of a day: what the day's records come to now against
+/// what the books hold (the entry and its adjustments).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineComparison {
+    /// The destination's account.
+    pub account: String,
+    /// The roles behind it.
+    pub roles: Vec<String>,
+    /// From the day's records, through the mapping in force (debit
+    /// positive); zero where the day no longer has the line.
+    pub expected: rust_decimal::Decimal,
+    /// What the books hold for it.
+    pub posted: rust_decimal::Decimal,
+    /// Expected minus posted.
+    pub difference: rust_decimal::Decimal,
+}
+
+/// A day's journal, line by line, for a person to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayDetail {
+    /// The entry's number.
+    pub doc_number: String,
+    /// The entry's id in the books, once posted.
+    pub entry_id: Option<String>,
+    /// Adjustments posted after the books closed.
+    pub adjustments: Vec<PostedAdjustment>,
+    /// Per account.
+    pub lines: Vec<LineComparison>,
+    /// Keys with no account in the mapping in force (the day is held).
+    pub unmapped: Vec<String>,
+    /// Records counted.
+    pub records: usize,
+    /// Records the source holds back, with why.
+    pub held_records: Vec<String>,
+}
+
+/// `source`'s `date` in `dest`, line by line; no provider is called.
+pub async fn day_detail(
+    stores: &Stores,
+    dest: &Connection,
+    source: &Connection,
+    location: &DayLocation,
+    date: Date,
+) -> Result<DayDetail, StoreError> {
+    let records = day_records(stores, source, date).await?;
+    let (totals, state) = load_day(stores, dest, source, location, date, &records).await?;
+    let (expected, unmapped) = match draft(date, &totals, &dest.books.journal) {
+        Ok(e) => (e.lines, Vec::new()),
+        Err(DraftError::Unmapped(keys)) => (Vec::new(), keys),
+        Err(_) => (Vec::new(), totals.parts.keys().cloned().collect()),
+    };
+    let booked = state.as_ref().map(DayState::booked).unwrap_or_default();
+    let zero = rust_decimal::Decimal::ZERO;
+    let mut by_account: std::collections::BTreeMap<String, LineComparison> =
+        std::collections::BTreeMap::new();
+    let sides = expected
+        .iter()
+        .map(|l| (l, true))
+        .chain(booked.iter().map(|l| (l, false)));
+    for (l, is_expected) in sides {
+        let c = by_account
+            .entry(l.account.clone())
+            .or_insert_with(|| LineComparison {
+                account: l.account.clone(),
+                roles: l.roles.clone(),
+                expected: zero,
+                posted: zero,
+                difference: zero,
+            });
+        if is_expected {
+            c.expected += l.amount;
+        } else {
+            c.posted += l.amount;
+        }
+    }
+    let mut lines: Vec<LineComparison> = by_account.into_values().collect();
+    for l in &mut lines {
+        l.difference = l.expected - l.posted;
+    }
+    Ok(DayDetail {
+        doc_number: state.as_ref().map_or_else(
+            || crate::model::journal::doc_number(&location.name, date),
+            |s| s.doc_number.clone(),
+        ),
+        entry_id: state.as_ref().map(|s| s.entry_id.clone()),
+        adjustments: state.map(|s| s.adjustments).unwrap_or_default(),
+        lines,
+        unmapped,
+        records: totals.records,
+        held_records: totals.held,
     })
 }
 

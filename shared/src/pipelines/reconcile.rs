@@ -7,7 +7,7 @@
 
 use crate::Stores;
 use crate::ids::TenantId;
-use crate::model::{Direction, Provider, Record};
+use crate::model::{Direction, Provider, Record, Transaction};
 use crate::ports::{DestinationStatus, StoreError};
 use jiff::civil::Date;
 use rust_decimal::Decimal;
@@ -21,6 +21,10 @@ pub struct Issue {
     pub key: String,
     /// The destination.
     pub destination: Provider,
+    /// The location (source connection) it belongs to; none for a ledger
+    /// row the hub cannot read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// `unposted`, `failed`, `mismatched` (posted at an older version) or
     /// `unreadable` (a ledger row that is not a record: its amount unknown);
     /// for a daily journal, `needs mapping` (the keys in `reason`), `day
@@ -46,6 +50,9 @@ pub struct DestinationTotals {
     pub posted: u64,
     /// Rows not posted, failed or stale.
     pub issues: u64,
+    /// A daily journal: adjustments posted after the books closed.
+    #[serde(default)]
+    pub adjustments: u64,
 }
 
 /// One location's day.
@@ -84,7 +91,36 @@ pub async fn reconcile(
     tenant: &TenantId,
     date: Date,
 ) -> Result<Reconciliation, StoreError> {
+    let conns = stores.connections.list_for_tenant(tenant).await?;
+    reconcile_with(stores, &conns, tenant, date).await
+}
+
+/// Reconciles each of `dates` of one tenant, its connections read once.
+pub async fn reconcile_days(
+    stores: &Stores,
+    tenant: &TenantId,
+    dates: &[Date],
+) -> Result<Vec<Reconciliation>, StoreError> {
+    let conns = stores.connections.list_for_tenant(tenant).await?;
+    let mut out = Vec::with_capacity(dates.len());
+    for date in dates {
+        out.push(reconcile_with(stores, &conns, tenant, *date).await?);
+    }
+    Ok(out)
+}
+
+/// Reconciles one business date of a tenant whose connections are `conns`:
+/// one read of the day's ledger rows, each parsed once, and one read of
+/// each daily journal's state.
+async fn reconcile_with(
+    stores: &Stores,
+    conns: &[crate::model::Connection],
+    tenant: &TenantId,
+    date: Date,
+) -> Result<Reconciliation, StoreError> {
     let rows = stores.ledger.list_for_business_date(tenant, date).await?;
+    // Per location: its transactions as a daily journal reads them.
+    let mut by_location: BTreeMap<String, Vec<(Provider, Transaction)>> = BTreeMap::new();
     let mut locations: BTreeMap<String, LocationDay> = BTreeMap::new();
     let mut issues = Vec::new();
     // Per location: the records a daily journal leaves out (held), and
@@ -101,6 +137,7 @@ pub async fn reconcile(
                     issues.push(Issue {
                         key: row.key.storage_key(),
                         destination: *dest,
+                        location: None,
                         problem: "unreadable".into(),
                         amount: Decimal::ZERO,
                         reason: Some(format!("the ledger row is not a record: {e}")),
@@ -110,6 +147,7 @@ pub async fn reconcile(
                     issues.push(Issue {
                         key: row.key.storage_key(),
                         destination: row.key.provider,
+                        location: None,
                         problem: "unreadable".into(),
                         amount: Decimal::ZERO,
                         reason: Some(format!("the ledger row is not a record: {e}")),
@@ -138,6 +176,7 @@ pub async fn reconcile(
             h.0 += signed;
             h.1.push(format!("{}: {why}", row.key.storage_key()));
         }
+        let row_provider = row.key.provider;
         for (dest, state) in &row.destinations {
             let totals = match loc.destinations.iter_mut().find(|d| d.destination == *dest) {
                 Some(d) => d,
@@ -148,6 +187,7 @@ pub async fn reconcile(
                         difference: Decimal::ZERO,
                         posted: 0,
                         issues: 0,
+                        adjustments: 0,
                     });
                     loc.destinations
                         .last_mut()
@@ -168,14 +208,25 @@ pub async fn reconcile(
             issues.push(Issue {
                 key: row.key.storage_key(),
                 destination: *dest,
+                location: Some(loc.location.clone()),
                 problem: problem.into(),
                 amount: signed,
                 reason: state.last_error.clone(),
             });
         }
+        by_location
+            .entry(t.connection.to_string())
+            .or_default()
+            .push((row_provider, t));
     }
     let mut locations: Vec<LocationDay> = locations.into_values().collect();
-    daily_journals(stores, tenant, date, &mut locations, &held, &mut issues).await?;
+    let day = Day {
+        conns,
+        date,
+        held: &held,
+        records: &by_location,
+    };
+    daily_journals(stores, &day, &mut locations, &mut issues).await?;
     for l in &mut locations {
         for d in &mut l.destinations {
             d.difference = l.pos_total - d.posted_total;
@@ -194,18 +245,31 @@ pub async fn reconcile(
     })
 }
 
+/// What a day's daily journals are reconciled from.
+struct Day<'a> {
+    conns: &'a [crate::model::Connection],
+    date: Date,
+    /// Per location: the net of its held records, and why each is held.
+    held: &'a BTreeMap<String, (Decimal, Vec<String>)>,
+    /// Per location: its transactions, with their ledger row's provider.
+    records: &'a BTreeMap<String, Vec<(Provider, Transaction)>>,
+}
+
 /// Each daily-summary destination's side of each location's day: booked
 /// (the day's records as they are now, held ones aside), or an issue.
 async fn daily_journals(
     stores: &Stores,
-    tenant: &TenantId,
-    date: Date,
+    day: &Day<'_>,
     locations: &mut [LocationDay],
-    held: &BTreeMap<String, (Decimal, Vec<String>)>,
     issues: &mut Vec<Issue>,
 ) -> Result<(), StoreError> {
     use super::journal::DayStanding;
-    let conns = stores.connections.list_for_tenant(tenant).await?;
+    let Day {
+        conns,
+        date,
+        held,
+        records,
+    } = *day;
     let daily = conns.iter().filter(|c| {
         c.provider.is_accounting()
             && c.books.mode == crate::model::journal::PostingMode::DailySummary
@@ -216,7 +280,16 @@ async fn daily_journals(
                 continue;
             };
             let location = super::days::day_location(dest, source);
-            let standing = super::journal::standing(stores, dest, source, &location, date).await?;
+            // The location's records from `source` (as the journal reads them).
+            let mine: Vec<Transaction> = records
+                .get(&loc.location)
+                .into_iter()
+                .flatten()
+                .filter(|(p, _)| *p == source.provider)
+                .map(|(_, t)| t.clone())
+                .collect();
+            let standing =
+                super::journal::standing_of(stores, dest, source, &location, date, &mine).await?;
             let (held_total, held_why) = held.get(&loc.location).cloned().unwrap_or_default();
             let key = format!("journal:{}:{}:{}", dest.id, source.id, date);
             let mut totals = DestinationTotals {
@@ -225,12 +298,14 @@ async fn daily_journals(
                 difference: Decimal::ZERO,
                 posted: 0,
                 issues: 0,
+                adjustments: 0,
             };
             let mut issue = |problem: &str, amount: Decimal, reason: Option<String>| {
                 totals.issues += 1;
                 issues.push(Issue {
                     key: key.clone(),
                     destination: dest.provider,
+                    location: Some(loc.location.clone()),
                     problem: problem.into(),
                     amount,
                     reason,
@@ -238,9 +313,14 @@ async fn daily_journals(
             };
             match standing {
                 DayStanding::Empty => continue,
-                DayStanding::Booked { records, .. } => {
+                DayStanding::Booked {
+                    records,
+                    adjustments,
+                    ..
+                } => {
                     totals.posted_total = loc.pos_total - held_total;
                     totals.posted = records as u64;
+                    totals.adjustments = adjustments as u64;
                     for why in &held_why {
                         issue("held record", Decimal::ZERO, Some(why.clone()));
                     }

@@ -11,7 +11,7 @@ fn list<T: serde::de::DeserializeOwned>(
     sql: &str,
     args: impl rusqlite::Params,
 ) -> StoreResult<Vec<T>> {
-    let mut stmt = tx.prepare(sql).map_err(q(op))?;
+    let mut stmt = tx.prepare_cached(sql).map_err(q(op))?;
     let rows = stmt
         .query_map(args, |r| r.get::<_, String>(0))
         .map_err(q(op))?;

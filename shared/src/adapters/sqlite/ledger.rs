@@ -149,7 +149,7 @@ impl Ledger for SqliteStore {
         let (tenant, kind) = (tenant.to_string(), kind.as_str());
         self.tx("ledger.list_undated", move |tx| {
             let mut stmt = tx
-                .prepare(
+                .prepare_cached(
                     "SELECT key, entry FROM ledger WHERE tenant = ?1 AND business_date IS NULL
                      AND json_extract(entry, '$.key.kind') = ?2 ORDER BY key",
                 )
@@ -177,7 +177,7 @@ impl Ledger for SqliteStore {
         let (tenant, date) = (tenant.to_string(), date.to_string());
         self.tx("ledger.list_for_business_date", move |tx| {
             let mut stmt = tx
-                .prepare(
+                .prepare_cached(
                     "SELECT key, entry FROM ledger WHERE tenant = ?1 AND business_date = ?2 ORDER BY key",
                 )
                 .map_err(q("ledger.list_for_business_date"))?;

@@ -43,7 +43,7 @@ impl SqliteQueue {
             .tx_at("queue.receive", move |tx, now| {
                 let now = millis(now);
                 let mut stmt = tx
-                    .prepare(
+                    .prepare_cached(
                         "SELECT seq, id, body, receive_count FROM queue_messages
                          WHERE queue = ?1 AND dead_at_ms IS NULL AND visible_at_ms <= ?2
                          ORDER BY seq LIMIT ?3",
@@ -232,7 +232,7 @@ impl WorkQueue for SqliteQueue {
         self.store
             .tx("queue.dead_letters", move |tx| {
                 let mut stmt = tx
-                    .prepare(
+                    .prepare_cached(
                         "SELECT id, body, receive_count, sent_at_ms FROM queue_messages
                          WHERE queue = ?1 AND dead_at_ms IS NOT NULL ORDER BY seq LIMIT ?2",
                     )

@@ -115,7 +115,7 @@ impl CallLog for SqliteStore {
         let (account, since) = (account.to_string(), millis(since));
         self.tx("calls.since", move |tx| {
             let mut stmt = tx
-                .prepare("SELECT body FROM calls WHERE account = ?1 AND at_ms >= ?2 ORDER BY at_ms, rowid")
+                .prepare_cached("SELECT body FROM calls WHERE account = ?1 AND at_ms >= ?2 ORDER BY at_ms, rowid")
                 .map_err(q("calls.since"))?;
             let rows = stmt
                 .query_map(params![account, since], |r| r.get::<_, String>(0))

@@ -314,6 +314,16 @@ async fn orders_are_booked_exactly_once_through_faults_and_reconcile_to_the_cent
         "{:?}",
         rec.issues
     );
+    // Each issue names the location (source connection) it belongs to.
+    let locations: Vec<&str> = rec.locations.iter().map(|l| l.location.as_str()).collect();
+    assert!(
+        rec.issues.iter().all(|i| i
+            .location
+            .as_deref()
+            .is_some_and(|l| locations.contains(&l))),
+        "{:?}",
+        rec.issues
+    );
 }
 
 async fn webhooks_delivered_three_times_are_booked_once_beside_the_pull(b: Backend) {
