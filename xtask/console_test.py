@@ -317,6 +317,19 @@ def wait_for(driver, css: str, timeout: float = 60):
     return WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
+def click_through(driver, element, css: str, timeout: float = 60):
+    """Clicks `element` and returns `css` from the page the click leads to:
+    the page it was on must be gone first, or an element of the old page
+    (the last flash, say) would be read as the answer."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element("tag name", "html")
+    element.click()
+    WebDriverWait(driver, timeout).until(ec.staleness_of(old))
+    return wait_for(driver, css, timeout)
+
+
 def session_cookie(driver) -> str:
     for c in driver.get_cookies():
         if c["name"] == "hub_console":
@@ -418,13 +431,13 @@ class T2Pages(unittest.TestCase):
         # One click checks one connection now, with its own clients (each
         # of the demo's Square merchants is a sandbox of its own).
         for tenant, conn in sorted(k for k in expected if k[1] == "pos"):
-            driver.find_element("css selector", f"button[data-check='{tenant}/{conn}']").click()
-            flash = wait_for(driver, ".flash").text
+            button = driver.find_element("css selector", f"button[data-check='{tenant}/{conn}']")
+            flash = click_through(driver, button, ".flash").text
             self.assertTrue(flash.startswith(f"Checked {tenant}/{conn}: "), flash)
             self.assertNotIn("unreachable", flash)
         # And one checks every connection.
-        driver.find_element("css selector", "form[action='/check'] button:not([data-check])").click()
-        self.assertIn(f"Checked {len(expected)} connection(s)", wait_for(driver, ".flash").text)
+        button = driver.find_element("css selector", "form[action='/check'] button:not([data-check])")
+        self.assertIn(f"Checked {len(expected)} connection(s)", click_through(driver, button, ".flash").text)
 
     def test_b_every_restaurant_day_is_on_the_calendar(self):
         demo, driver = STATE["daily"], STATE["driver"]
@@ -445,8 +458,8 @@ class T2Pages(unittest.TestCase):
         demo, driver = STATE["daily"], STATE["driver"]
         tenant, date = sorted(k for k in demo.days() if k[0] == "r02")[0]
         driver.get(f"http://127.0.0.1:{demo.port}/books")
-        driver.find_element("css selector", f"td[data-tenant='{tenant}'][data-date='{date}'] a").click()
-        wait_for(driver, "#summary")
+        link = driver.find_element("css selector", f"td[data-tenant='{tenant}'][data-date='{date}'] a")
+        click_through(driver, link, "#summary")
         self.assertIn(f"{tenant} · {date}", driver.title)
         page = driver.page_source
         out = run_hub(["reconcile", "--tenant", tenant, "--date", date, "--json"], demo.data_dir)
@@ -481,8 +494,7 @@ class T2Pages(unittest.TestCase):
         self.assertTrue(income, [o.text for o in select.options])
         select.select_by_value(income[0].get_attribute("value"))
         self.assertEqual(row.find_element("css selector", "input[name='from']").get_attribute("value"), held_days[0])
-        row.find_element("css selector", "button").click()
-        wait_for(driver, "#changes")
+        click_through(driver, row.find_element("css selector", "button"), "#changes")
         page = driver.page_source
         for day in held_days:
             check_posted(page, day)
@@ -523,9 +535,10 @@ class T3Redrive(unittest.TestCase):
             demo.data_dir,
         )
         self.assertEqual(out.returncode, 0, out.stderr)
-        driver.find_element("css selector", "a[href='/dlq/confirm?queue=push&all=true']").click()
-        wait_for(driver, "#confirm").click()
-        flash = wait_for(driver, ".flash").text
+        confirm = click_through(
+            driver, driver.find_element("css selector", "a[href='/dlq/confirm?queue=push&all=true']"), "#confirm"
+        )
+        flash = click_through(driver, confirm, ".flash").text
         self.assertIn(f"{left} message(s) sent back to the push queue", flash)
         self.assertIn(f"{left} posted", flash)
         self.assertIn("0 parked again", flash)
