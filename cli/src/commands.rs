@@ -556,7 +556,10 @@ pub async fn execute(command: Command, config: &Config) -> Result<()> {
             use shared::pipelines::health;
             let (stores, clients) = open(config).await?;
             let reports = if check {
-                let alerter = health::Alerter::new(config.alert_webhook_url.clone());
+                let alerter = health::Alerter::with_client(
+                    config.alert_webhook_url.clone(),
+                    clients.http().lazy_client(),
+                );
                 health::monitor(&stores, &clients, &alerter, &health::Thresholds::default()).await?
             } else {
                 let mut out = Vec::new();

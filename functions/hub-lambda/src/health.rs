@@ -10,7 +10,10 @@ use shared::providers::ProviderClients;
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let (config, stores) = crate::cold_start().await?;
     let clients = ProviderClients::new(&stores, config.endpoints.clone(), &config.public_url);
-    let alerter = Alerter::new(config.alert_webhook_url.clone());
+    let alerter = Alerter::with_client(
+        config.alert_webhook_url.clone(),
+        clients.http().lazy_client(),
+    );
     let (stores, clients, alerter) = (&stores, &clients, &alerter);
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
         let reports = monitor(stores, clients, alerter, &Thresholds::default()).await?;

@@ -11,6 +11,7 @@ use crate::Stores;
 use crate::ids::StreamName;
 use crate::model::{Connection, Provider};
 use crate::ports::{CallOutcome, CasOutcome, CursorKey, DestinationStatus, StoreError};
+use crate::providers::http::LazyClient;
 use crate::providers::{ProviderClients, ProviderError};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -429,15 +430,23 @@ pub fn emf_line(h: &ConnectionHealth) -> String {
 /// Where alerts go: a Slack-compatible incoming webhook.
 #[derive(Debug, Clone)]
 pub struct Alerter {
-    client: reqwest::Client,
+    client: LazyClient,
     webhook_url: Option<String>,
 }
 
 impl Alerter {
-    /// Alerts to `webhook_url` (none: alerts are only logged).
+    /// Alerts to `webhook_url` (none: alerts are only logged), over a client
+    /// of its own, built when the first alert is sent.
     pub fn new(webhook_url: Option<String>) -> Self {
+        Alerter::with_client(webhook_url, LazyClient::default())
+    }
+
+    /// Alerts to `webhook_url` over `client`: the provider clients' one
+    /// (`ProviderHttp::lazy_client`), so a process has one TLS configuration
+    /// and builds it only when something is sent.
+    pub fn with_client(webhook_url: Option<String>, client: LazyClient) -> Self {
         Alerter {
-            client: reqwest::Client::new(),
+            client,
             webhook_url,
         }
     }
@@ -447,6 +456,7 @@ impl Alerter {
         if let Some(url) = &self.webhook_url {
             match self
                 .client
+                .get()
                 .post(url)
                 .json(&serde_json::json!({ "text": text }))
                 .send()

@@ -22,7 +22,7 @@ use http::HeaderMap;
 use jiff::{SignedDuration, Timestamp};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -220,10 +220,41 @@ pub fn retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
     None
 }
 
+/// A reqwest client built on first use and shared by every clone.
+///
+/// Building one loads the TLS roots and configuration, the largest part of a
+/// function's start-up after the AWS SDK: a function that never calls out on
+/// a path (a webhook redelivery, a health check with no alert to send) does
+/// not pay for it, and the provider clients and the alerter of one process
+/// share one client, one TLS configuration and one connection pool. It is not
+/// a process-wide static on purpose: a reqwest pool belongs to the tokio
+/// runtime it was first used on, and tests run many runtimes in one process.
+#[derive(Debug, Clone, Default)]
+pub struct LazyClient(Arc<OnceLock<reqwest::Client>>);
+
+impl LazyClient {
+    /// The client, built now if this is its first use.
+    pub fn get(&self) -> &reqwest::Client {
+        self.0.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(REQUEST_TIMEOUT)
+                .user_agent(concat!("integration-hub/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default()
+        })
+    }
+
+    /// Whether the client has been built yet.
+    pub fn is_built(&self) -> bool {
+        self.0.get().is_some()
+    }
+}
+
 /// The HTTP client of every provider client.
 #[derive(Debug, Clone)]
 pub struct ProviderHttp {
-    client: reqwest::Client,
+    client: LazyClient,
     rate_limits: Arc<dyn RateLimitStore>,
     calls: Arc<dyn CallLog>,
     policy: RetryPolicy,
@@ -241,15 +272,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ProviderHttp {
     /// A client with the default timeouts and retry policy.
+    /// The reqwest client is built at the first call, not here.
     pub fn new(rate_limits: Arc<dyn RateLimitStore>, calls: Arc<dyn CallLog>) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("integration-hub/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
         ProviderHttp {
-            client,
+            client: LazyClient::default(),
             rate_limits,
             calls,
             policy: RetryPolicy::default(),
@@ -265,7 +291,13 @@ impl ProviderHttp {
 
     /// The underlying reqwest client, to build requests with.
     pub fn client(&self) -> &reqwest::Client {
-        &self.client
+        self.client.get()
+    }
+
+    /// The shared lazy client, for another part of the process that calls
+    /// out (the alerter) to use the same client and connection pool.
+    pub fn lazy_client(&self) -> LazyClient {
+        self.client.clone()
     }
 
     /// Sends the request `build` makes (called again for each attempt),
@@ -637,5 +669,25 @@ mod tests {
             ]
         );
         assert_eq!(arrival_safe(&limits, None), limits);
+    }
+
+    #[test]
+    fn the_client_is_built_at_first_use_and_shared_by_every_clone() {
+        let lazy = LazyClient::default();
+        let clone = lazy.clone();
+        assert!(!lazy.is_built(), "nothing is built before a first use");
+        let first: *const reqwest::Client = lazy.get();
+        assert!(
+            clone.is_built(),
+            "a clone sees the client its original built"
+        );
+        assert!(
+            std::ptr::eq(first, clone.get()),
+            "every clone uses the one client (one TLS configuration, one pool)"
+        );
+        assert!(
+            !LazyClient::default().is_built(),
+            "a new lazy client is a client of its own"
+        );
     }
 }

@@ -22,7 +22,8 @@ pub mod toast;
 pub mod xero;
 
 pub use http::{
-    Idempotence, ProviderError, ProviderHttp, ProviderMessage, RateScope, Reply, RetryPolicy,
+    Idempotence, LazyClient, ProviderError, ProviderHttp, ProviderMessage, RateScope, Reply,
+    RetryPolicy,
 };
 
 use crate::ids::SecretName;
