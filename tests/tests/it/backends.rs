@@ -129,9 +129,17 @@ impl Backend {
     /// It starts at the present, so stored times look like real ones, on a
     /// whole millisecond, as the stores keep them, so a time read back equals
     /// the one written. The embedded queues read it too; SQS keeps its own time.
-    pub fn with_manual_clock(mut self) -> (Backend, ManualClock) {
+    pub fn with_manual_clock(self) -> (Backend, ManualClock) {
         let start = Timestamp::from_millisecond(Timestamp::now().as_millisecond())
             .expect("the present is a timestamp");
+        self.with_manual_clock_at(start)
+    }
+
+    /// As [`with_manual_clock`](Backend::with_manual_clock), starting at
+    /// `start`: for a case whose records carry fixed dates, so what the
+    /// stores stamp and what a sweep reads as "today" agree with them on
+    /// every day the suite runs.
+    pub fn with_manual_clock_at(mut self, start: Timestamp) -> (Backend, ManualClock) {
         let manual = ManualClock::new(start);
         let clock: Arc<dyn Clock> = Arc::new(manual.clone());
         match &mut self.kind {

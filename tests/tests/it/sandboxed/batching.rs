@@ -787,6 +787,11 @@ async fn a_request_that_could_outlast_the_invocation_is_not_begun(b: Backend) {
 
 async fn a_push_a_crash_left_unqueued_is_queued_once_by_the_sweep(b: Backend) {
     use shared::pipelines::records::{requeue_stranded, source_record};
+    // The stores' clock on the evening of the sales' business date: the
+    // sweep reads the days around "now", so a wall clock would leave the
+    // fixed-date sales outside its window a week after they were written.
+    let start: jiff::Timestamp = "2026-11-27T22:00:00Z".parse().unwrap();
+    let (b, _clock) = b.with_manual_clock_at(start);
     let hub = Hub::new(b).await;
     let pos = pos(&hub, Provider::QuickBooks, AccountMapping::default()).await;
     hub.connect(
@@ -810,7 +815,7 @@ async fn a_push_a_crash_left_unqueued_is_queued_once_by_the_sweep(b: Backend) {
     }
     assert_eq!(hub.stores.push_queue.depth().await.unwrap().visible, 0);
     let after = SignedDuration::from_mins(10);
-    let now = jiff::Timestamp::now();
+    let now = start;
     let sweep = |at: jiff::Timestamp| requeue_stranded(&hub.stores, at, after, 7);
     // Pending for less than ten minutes: its push may yet be on its way.
     assert_eq!(
