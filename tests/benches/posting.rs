@@ -256,9 +256,12 @@ fn main() {
             println!("xero: posting {count} transactions with {workers} workers (60 calls/min, 5 in flight per tenant)");
             let wall = post_all(&run, &clients, workers).await;
             let c = xero.counters();
-            let puts = c.calls_to("PUT", "/api.xro/2.0/BankTransactions");
+            // The hub saves with POST (update-or-create); PUT (create only)
+            // is counted too, so a change of verb cannot read as no calls.
+            let puts = c.calls_to("POST", "/api.xro/2.0/BankTransactions") + c.calls_to("PUT", "/api.xro/2.0/BankTransactions");
             let booked = xero.bank_transactions(&tenant).len();
             assert_eq!(booked, count, "each sale booked once");
+            assert!(puts > 0, "the sandbox counted no BankTransactions calls for {count} bookings");
             let secs = wall.as_secs_f64();
             println!(
                 "xero: {count} posted in {:.1} min ({:.0}/min): {puts} calls = {:.3} calls per transaction; {} x 429",
