@@ -308,44 +308,45 @@ def screenshot(driver, name: str) -> None:
     driver.set_window_size(1440, 1000)
 
 
-def wait_for(driver, css: str, timeout: float = 60):
-    """The element `css` once the page the last click led to has it. While
-    Chromium swaps one document for the next, a query can fail with an
-    error other than "not found" (no execution context yet, say): that
-    means "not yet", and the wait asks again until its timeout."""
+def patient_wait(driver, timeout: float):
+    """A wait that takes any WebDriver error as "not yet". While Chromium
+    swaps one document for the next, a query can fail with an error other
+    than the one asked about (no execution context, say); selenium's own
+    conditions let such an error out, which fails a test on the timing of
+    the swap. The wait asks again until its timeout instead, so a page that
+    never comes still fails."""
     from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(
-        ec.presence_of_element_located((By.CSS_SELECTOR, css))
-    )
+    return WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,))
+
+
+def wait_for(driver, css: str, timeout: float = 60):
+    """The element `css` once the page the last click led to has it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    return patient_wait(driver, timeout).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
 def click_through(driver, element, css: str, timeout: float = 60):
     """Clicks `element` and returns `css` from the page the click leads to:
     the page it was on must be gone first, or an element of the old page
     (the last flash, say) would be read as the answer."""
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.common.exceptions import StaleElementReferenceException
 
     old = driver.find_element("tag name", "html")
     element.click()
 
     def gone(_) -> bool:
-        # Only "stale" says the old page is gone. Selenium's staleness_of
-        # lets any other error out, and mid-navigation Chromium can answer
-        # a query on the old document with another one (its execution
-        # context is being torn down): that is "not yet", so it is asked
-        # again rather than failing the test on the timing of the swap.
+        # Only "stale" says the old page is gone.
         try:
             old.is_enabled()
             return False
         except StaleElementReferenceException:
             return True
 
-    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(gone)
+    patient_wait(driver, timeout).until(gone)
     return wait_for(driver, css, timeout)
 
 

@@ -258,22 +258,22 @@ fn main() {
             let c = xero.counters();
             // The hub saves with POST (update-or-create); PUT (create only)
             // is counted too, so a change of verb cannot read as no calls.
-            let puts = c.calls_to("POST", "/api.xro/2.0/BankTransactions") + c.calls_to("PUT", "/api.xro/2.0/BankTransactions");
+            let calls = c.calls_to("POST", "/api.xro/2.0/BankTransactions") + c.calls_to("PUT", "/api.xro/2.0/BankTransactions");
             let booked = xero.bank_transactions(&tenant).len();
             assert_eq!(booked, count, "each sale booked once");
-            assert!(puts > 0, "the sandbox counted no BankTransactions calls for {count} bookings");
+            assert!(calls > 0, "the sandbox counted no BankTransactions calls for {count} bookings");
             let secs = wall.as_secs_f64();
             println!(
-                "xero: {count} posted in {:.1} min ({:.0}/min): {puts} calls = {:.3} calls per transaction; {} x 429",
+                "xero: {count} posted in {:.1} min ({:.0}/min): {calls} calls = {:.3} calls per transaction; {} x 429",
                 secs / 60.0,
                 count as f64 / secs * 60.0,
-                puts as f64 / count as f64,
+                calls as f64 / count as f64,
                 c.rate_limited,
             );
             figures.insert("xero".into(), json!({
                 "transactions": count, "workers": workers, "wall_seconds": secs,
-                "per_minute": count as f64 / secs * 60.0, "calls": puts,
-                "calls_per_transaction": puts as f64 / count as f64, "rate_limited": c.rate_limited,
+                "per_minute": count as f64 / secs * 60.0, "calls": calls,
+                "calls_per_transaction": calls as f64 / count as f64, "rate_limited": c.rate_limited,
             }));
             let _ = std::fs::remove_dir_all(&run.dir);
         }
